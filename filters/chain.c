@@ -1,0 +1,285 @@
+/*
+ * The chain for one line. The order of work is chosen so that the common
+ * cases cost least:
+ *   1. the pre-scan decides whether the line can need redaction at all;
+ *   2. a line that cannot is parsed only to validate it and pick out its
+ *      fields (EXTRACT), then copied through verbatim; a line that can is
+ *      parsed once and written out redacted (REDACT);
+ *   3. as soon as the level and the sampling key are known, the sampling
+ *      decision is made and a sampled-out record stops being parsed.
+ * The always_keep rules are exact string matches, so when none of their
+ * values occurs in the raw line (and the line has no escapes) a record
+ * cannot be kept by them, and the early decision is safe.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "enrich.h"
+#include "json_write.h"
+#include "logveil/chain.h"
+#include "logveil/log.h"
+#include "logveil/metrics.h"
+#include "parse_json.h"
+#include "redact.h"
+#include "sample.h"
+
+struct lv_chain {
+    struct lv_redactor *redactor;
+    struct lv_json *json;
+    struct lv_sampler *sampler;
+    struct lv_enricher *enricher;
+    const struct lv_keep_rule *keep;
+    size_t nkeep;
+    bool count_field;
+    int max_depth;
+    size_t record_cap;
+    /* per line */
+    const struct lv_line *line;
+    bool keep_possible;
+    bool decided;
+    bool kept;
+    double rate;
+    enum lv_drop_reason why;
+};
+
+struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errlen)
+{
+    struct lv_chain *c = lv_xcalloc(1, sizeof *c);
+    c->redactor = lv_redact_new(&conf->redact, err, errlen);
+    if (!c->redactor) {
+        lv_chain_free(c);
+        return NULL;
+    }
+    c->json = lv_json_new(conf, c->redactor);
+    c->sampler = lv_sample_new(&conf->sample, lv_conf_profile(conf));
+    c->enricher = lv_enrich_new(conf);
+    c->keep = conf->sample.keep;
+    c->nkeep = conf->sample.nkeep;
+    c->count_field = conf->redact.count_field;
+    c->max_depth = conf->limits.max_depth;
+    c->record_cap = 6 * (conf->limits.max_line ? conf->limits.max_line : 1 << 20) + 65536;
+    return c;
+}
+
+void lv_chain_free(struct lv_chain *c)
+{
+    if (!c)
+        return;
+    lv_json_free(c->json);
+    lv_redact_free(c->redactor);
+    lv_sample_free(c->sampler);
+    lv_enrich_free(c->enricher);
+    free(c);
+}
+
+size_t lv_chain_record_cap(const struct lv_chain *c)
+{
+    return c->record_cap;
+}
+
+/* ---- sampling ------------------------------------------------------------------ */
+
+static void decide(struct lv_chain *c, enum lv_level level, bool has_key, uint64_t hash, bool keep)
+{
+    struct lv_sample_input in = {level, c->line->stream, has_key, hash, keep, lv_mono_ns()};
+    c->kept = lv_sample_decide(c->sampler, &in, &c->rate, &c->why);
+    c->decided = true;
+}
+
+static bool early_decision(void *arg, const struct lv_json_result *r)
+{
+    struct lv_chain *c = arg;
+    if (c->decided || c->keep_possible || !r->has_level)
+        return false;
+    if (!r->has_key && !lv_sample_always_kept(c->sampler, r->level))
+        return false;
+    decide(c, r->level, r->has_key, r->key_hash, false);
+    return !c->kept;
+}
+
+static bool keep_possible(const struct lv_chain *c, const char *s, size_t len)
+{
+    for (size_t i = 0; i < c->nkeep; i++)
+        if (memmem(s, len, c->keep[i].equals, strlen(c->keep[i].equals)))
+            return true;
+    return false;
+}
+
+/* ---- records --------------------------------------------------------------------- */
+
+/* The verbatim object without its closing brace (and trailing blanks). */
+static int copy_verbatim(const char *s, size_t len, struct lv_buf *out)
+{
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
+                   s[len - 1] == '\n'))
+        len--;
+    if (!len || s[len - 1] != '}')
+        return -EINVAL;
+    return lv_buf_append(out, s, len - 1);
+}
+
+/* A text line: {"message": <the line with value rules applied>. */
+static int text_record(struct lv_chain *c, const struct lv_scan *scan, struct lv_buf *out,
+                       struct lv_json_result *res)
+{
+    const struct lv_line *l = c->line;
+    memset(res, 0, sizeof *res);
+    lv_metrics.lines_not_json++;
+    if (lv_buf_puts(out, "{\"message\":") < 0)
+        return -ENOBUFS;
+    int n = lv_redact_string(c->redactor, scan, l->data, l->len, out);
+    if (n < 0)
+        return n;
+    res->redactions = n;
+    /* Plain-text loggers start with the level: "INFO  starting worker". */
+    size_t w = 0;
+    while (w < l->len && w < 12 && l->data[w] != ' ' && l->data[w] != '\t')
+        w++;
+    const char *word = l->data;
+    if (w > 2 && word[0] == '[' && word[w - 1] == ']') {
+        word++;
+        w -= 2;
+    }
+    res->level = lv_level_parse(word, w);
+    res->has_level = res->level != LV_LEVEL_UNKNOWN;
+    res->keep = keep_possible(c, l->data, l->len);
+    return 0;
+}
+
+/* Replaces whatever was written with a record that says why. */
+static void failure_record(struct lv_chain *c, const char *why, struct lv_buf *out,
+                           struct lv_json_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->keep = true; /* the failure itself must reach the store */
+    lv_buf_puts(out, "{\"message\":\"logveil: record withheld: ");
+    lv_buf_append(out, why, strlen(why));
+    lv_buf_puts(out, "\",\"logveil_error\":true");
+    (void)c;
+}
+
+static enum lv_json_status parse(struct lv_chain *c, const struct lv_scan *scan, bool candidate,
+                                 size_t start, struct lv_buf *out, struct lv_json_result *res)
+{
+    const struct lv_line *l = c->line;
+    enum lv_json_mode mode = candidate ? LV_JSON_REDACT : LV_JSON_EXTRACT;
+    enum lv_json_status st =
+        lv_json_run(c->json, mode, l->data, l->len, scan, out, res, early_decision, c);
+    if (mode == LV_JSON_EXTRACT && (st == LV_JSON_NEEDS_REDACT || st == LV_JSON_INVALID)) {
+        /* Invalid UTF-8 or a timestamp to rewrite: only REDACT can. */
+        out->len = start;
+        st = lv_json_run(c->json, LV_JSON_REDACT, l->data, l->len, scan, out, res,
+                         early_decision, c);
+    } else if (st == LV_JSON_OK && mode == LV_JSON_EXTRACT) {
+        lv_metrics.records_fast_path++;
+        if (copy_verbatim(l->data, l->len, out) < 0)
+            return LV_JSON_FAILED;
+    }
+    if (res->repaired_utf8)
+        lv_metrics.lines_invalid_utf8++;
+    return st;
+}
+
+/* Builds the record body (everything but the enrich fields and the closing
+ * brace). Returns false when the record was dropped. */
+static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv_json_result *res)
+{
+    const struct lv_line *l = c->line;
+    struct lv_scan scan;
+    bool candidate = lv_redact_scan(c->redactor, l->data, l->len, &scan);
+    c->keep_possible = scan.escapes || keep_possible(c, l->data, l->len);
+    enum lv_json_status st = l->truncated ? LV_JSON_INVALID : parse(c, &scan, candidate, start, out, res);
+    if (st == LV_JSON_CANCELLED) {
+        out->len = start;
+        return false;
+    }
+    if (st == LV_JSON_INVALID) {
+        out->len = start;
+        c->decided = false; /* a partial parse may have decided on a non-record */
+        if (text_record(c, &scan, out, res) < 0)
+            st = LV_JSON_FAILED;
+    }
+    if (st == LV_JSON_OK || st == LV_JSON_INVALID)
+        return true;
+    out->len = start;
+    c->decided = false;
+    enum lv_drop_reason why = st == LV_JSON_DEPTH ? LV_DROP_DEPTH : LV_DROP_REDACT_FAILED;
+    lv_metrics_drop(why, res->level);
+    char msg[96];
+    if (st == LV_JSON_DEPTH)
+        snprintf(msg, sizeof msg, "JSON nested deeper than %d levels", c->max_depth);
+    else
+        snprintf(msg, sizeof msg, "redaction could not complete");
+    failure_record(c, msg, out, res);
+    return true;
+}
+
+static int finish(struct lv_chain *c, size_t start, struct lv_buf *out,
+                  const struct lv_json_result *res, struct lv_record *rec)
+{
+    const struct lv_line *l = c->line;
+    int64_t t = res->has_time ? res->time_ns : l->time_ns ? l->time_ns : lv_now_ns();
+    struct lv_enrich_in in = {
+        .time_ns = t,
+        .stream = l->stream,
+        .has = res->has,
+        .level = res->level,
+        .trace_id = res->trace_id,
+        .trace_len = res->trace_len,
+        .sample_rate = c->rate,
+        .redactions = c->count_field ? res->redactions : 0,
+        .truncated = l->truncated != 0,
+    };
+    bool first = res->empty || out->len - start == 1;
+    if (lv_enrich_append(c->enricher, &in, first, out) < 0 || lv_buf_puts(out, "}\n") < 0)
+        return -ENOBUFS;
+    *rec = (struct lv_record){
+        .off = start,
+        .len = (uint32_t)(out->len - start - 1),
+        .level = (uint8_t)res->level,
+        .stream = (uint8_t)l->stream,
+        .keep = res->keep,
+        .time_ns = t,
+        .key_hash = res->key_hash,
+        .pos = l->pos,
+    };
+    return 0;
+}
+
+int lv_chain_process(struct lv_chain *c, const struct lv_line *line, struct lv_buf *out,
+                     struct lv_record *rec)
+{
+    size_t start = out->len;
+    struct lv_json_result res;
+    c->line = line;
+    c->decided = false;
+    c->rate = 1.0;
+    lv_metrics.input_records++;
+    lv_metrics.input_bytes += line->len;
+    if (line->truncated)
+        lv_metrics.lines_truncated++;
+    if (!body(c, start, out, &res)) {
+        lv_metrics_drop(c->why, res.level);
+        return 0;
+    }
+    if (!c->decided)
+        decide(c, res.level, res.has_key, res.key_hash, res.keep);
+    if (!c->kept) {
+        out->len = start;
+        lv_metrics_drop(c->why, res.level);
+        return 0;
+    }
+    if (out->len - start > c->record_cap || finish(c, start, out, &res, rec) < 0) {
+        out->len = start;
+        lv_metrics_drop(LV_DROP_REDACT_FAILED, res.level);
+        failure_record(c, "record larger than the output cap", out, &res);
+        if (finish(c, start, out, &res, rec) < 0) {
+            out->len = start;
+            return 0;
+        }
+    }
+    if (res.redactions > 0)
+        lv_metrics.records_redacted++;
+    lv_metrics.records_kept[res.level]++;
+    return 1;
+}

@@ -1,0 +1,380 @@
+/*
+ * Enrichment. The Kubernetes fields come from the downward API: environment
+ * variables POD_NAME, POD_NAMESPACE, POD_UID, POD_IP, NODE_NAME and
+ * CONTAINER_NAME, and optionally a labels file in the downward API's
+ * `key="value"` format. They never change while the process runs, so they
+ * are rendered to JSON once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "enrich.h"
+#include "json_write.h"
+#include "logveil/log.h"
+
+struct lv_enricher {
+    struct lv_buf env_frag;  /* ,"environment":"production" */
+    struct lv_buf k8s_frag;  /* ,"kubernetes":{...} */
+    char *ts_field;          /* "@timestamp" as a JSON key with colon */
+    char *stream_key;
+    bool ecs;
+    int64_t cached_sec;      /* the second whose text is in cached_text */
+    char cached_text[32];
+};
+
+/* ---- time ------------------------------------------------------------------ */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Parses ".123456789" at s; returns characters used, fraction in ns. */
+static size_t parse_fraction(const char *s, size_t len, int64_t *frac)
+{
+    size_t i = 1;
+    int64_t scale = 100000000;
+    *frac = 0;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        *frac += (s[i] - '0') * scale;
+        scale /= 10;
+    }
+    return i;
+}
+
+static int parse_offset(const char *s, size_t len, int64_t *secs, bool *utc)
+{
+    int hh, mm;
+    *utc = false;
+    if (len == 1 && (s[0] == 'Z' || s[0] == 'z')) {
+        *secs = 0;
+        *utc = s[0] == 'Z';
+        return 0;
+    }
+    if (len != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':' || !digits(s + 1, 2, &hh) ||
+        !digits(s + 4, 2, &mm) || hh > 23 || mm > 59)
+        return -EINVAL;
+    *secs = (hh * 3600 + mm * 60) * (s[0] == '-' ? -1 : 1);
+    return 0;
+}
+
+int lv_time_parse(const char *s, size_t len, int64_t *ns, bool *utc)
+{
+    int y, mo, d, h, mi, se;
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':' || !digits(s, 4, &y) || !digits(s + 5, 2, &mo) ||
+        !digits(s + 8, 2, &d) || !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
+        !digits(s + 17, 2, &se))
+        return -EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -EINVAL;
+    size_t i = 19;
+    int64_t frac = 0, off;
+    if (s[i] == '.' || s[i] == ',')
+        i += parse_fraction(s + i, len - i, &frac);
+    bool z;
+    if (parse_offset(s + i, len - i, &off, &z) < 0)
+        return -EINVAL;
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - off;
+    *ns = secs * 1000000000 + frac;
+    if (utc)
+        *utc = z && s[10] == 'T';
+    return 0;
+}
+
+int lv_time_parse_epoch(const char *s, size_t len, int64_t *ns)
+{
+    char buf[40];
+    if (len == 0 || len >= sizeof buf)
+        return -EINVAL;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    double v = strtod(buf, &end);
+    if (*end || v <= 0)
+        return -EINVAL;
+    if (v < 1e11)
+        v *= 1e9; /* seconds */
+    else if (v < 1e14)
+        v *= 1e6; /* milliseconds */
+    else if (v < 1e17)
+        v *= 1e3; /* microseconds */
+    if (v > 9.2e18)
+        return -EINVAL;
+    *ns = (int64_t)v;
+    return 0;
+}
+
+size_t lv_time_format(int64_t ns, char *buf)
+{
+    int64_t sec = ns / 1000000000, frac = ns % 1000000000;
+    if (frac < 0) {
+        frac += 1000000000;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(buf + n, 32 - n, ".%09dZ", (int)frac);
+    return n;
+}
+
+/* ---- constant fragments ---------------------------------------------------- */
+
+static void put_field(struct lv_buf *b, const char *key, const char *value, bool *first)
+{
+    if (!*first)
+        lv_buf_putc(b, ',');
+    *first = false;
+    lv_json_string(b, key, strlen(key), NULL);
+    lv_buf_putc(b, ':');
+    lv_json_string(b, value, strlen(value), NULL);
+}
+
+/* {"name":"$VAR"} for the variables that are set; nothing when none is. */
+static void put_object(struct lv_buf *b, const char *key, const char *const *names,
+                       const char *const *vars, size_t n, bool *first)
+{
+    bool inner_first = true;
+    size_t mark = b->len;
+    if (!*first)
+        lv_buf_putc(b, ',');
+    lv_json_string(b, key, strlen(key), NULL);
+    lv_buf_puts(b, ":{");
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            put_field(b, names[i], v, &inner_first);
+    }
+    if (inner_first) {
+        b->len = mark; /* nothing was set */
+        return;
+    }
+    lv_buf_putc(b, '}');
+    *first = false;
+}
+
+/* Downward API labels file: one `key="value"` a line, value Go-quoted. */
+static void put_labels(struct lv_buf *b, const char *path, bool *first)
+{
+    char *text;
+    size_t len;
+    int rc = lv_read_file(path, 1 << 20, &text, &len);
+    if (rc < 0) {
+        lv_warn("enrich: cannot read labels file %s: %s", path, strerror(-rc));
+        return;
+    }
+    bool inner_first = true;
+    if (!*first)
+        lv_buf_putc(b, ',');
+    lv_buf_puts(b, "\"labels\":{");
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        char *v = eq + 1;
+        size_t vl = strlen(v);
+        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+            v[vl - 1] = '\0';
+            v++;
+        }
+        put_field(b, line, v, &inner_first);
+    }
+    lv_buf_putc(b, '}');
+    *first = false;
+    free(text);
+}
+
+static void render_kubernetes(struct lv_enricher *e, const struct lv_enrich_conf *c)
+{
+    static const char *const pod_names[] = {"name", "uid", "ip"};
+    static const char *const pod_vars[] = {"POD_NAME", "POD_UID", "POD_IP"};
+    static const char *const node_names[] = {"name"};
+    static const char *const node_vars[] = {"NODE_NAME"};
+    static const char *const cont_vars[] = {"CONTAINER_NAME"};
+    struct lv_buf *b = &e->k8s_frag;
+    bool first = true;
+    lv_buf_puts(b, ",\"kubernetes\":{");
+    const char *ns = getenv("POD_NAMESPACE");
+    if (ns && *ns)
+        put_field(b, "namespace", ns, &first);
+    put_object(b, "pod", pod_names, pod_vars, 3, &first);
+    put_object(b, "node", node_names, node_vars, 1, &first);
+    put_object(b, "container", node_names, cont_vars, 1, &first);
+    if (c->labels_file && *c->labels_file)
+        put_labels(b, c->labels_file, &first);
+    if (first)
+        b->len = 0; /* not in Kubernetes: add nothing */
+    else
+        lv_buf_putc(b, '}');
+}
+
+static char *json_key(const char *name)
+{
+    struct lv_buf b;
+    lv_buf_init(&b, 32, 0);
+    lv_json_string(&b, name, strlen(name), NULL);
+    lv_buf_putc(&b, ':');
+    lv_buf_putc(&b, '\0');
+    return b.data;
+}
+
+struct lv_enricher *lv_enrich_new(const struct lv_conf *conf)
+{
+    const struct lv_enrich_conf *c = &conf->enrich;
+    struct lv_enricher *e = lv_xcalloc(1, sizeof *e);
+    lv_buf_init(&e->env_frag, 64, 0);
+    lv_buf_init(&e->k8s_frag, 256, 0);
+    if (c->environment_field && *c->environment_field && conf->environment) {
+        lv_buf_putc(&e->env_frag, ',');
+        lv_json_string(&e->env_frag, c->environment_field, strlen(c->environment_field), NULL);
+        lv_buf_putc(&e->env_frag, ':');
+        lv_json_string(&e->env_frag, conf->environment, strlen(conf->environment), NULL);
+    }
+    if (c->kubernetes)
+        render_kubernetes(e, c);
+    e->ts_field = json_key(c->timestamp_field ? c->timestamp_field : "@timestamp");
+    e->stream_key = c->stream_field && *c->stream_field ? json_key(c->stream_field) : NULL;
+    e->ecs = c->ecs;
+    e->cached_sec = INT64_MIN;
+    return e;
+}
+
+void lv_enrich_free(struct lv_enricher *e)
+{
+    if (!e)
+        return;
+    lv_buf_free(&e->env_frag);
+    lv_buf_free(&e->k8s_frag);
+    free(e->ts_field);
+    free(e->stream_key);
+    free(e);
+}
+
+const char *lv_enrich_timestamp_field(const struct lv_enricher *e)
+{
+    return e->ts_field;
+}
+
+/* ---- per record -------------------------------------------------------------- */
+
+/* The date-time text of a second changes once a second: format it once. */
+static int put_time(struct lv_enricher *e, int64_t ns, struct lv_buf *out)
+{
+    int64_t sec = ns / 1000000000, frac = ns % 1000000000;
+    if (frac < 0) {
+        frac += 1000000000;
+        sec--;
+    }
+    if (sec != e->cached_sec) {
+        lv_time_format(sec * 1000000000, e->cached_text);
+        e->cached_sec = sec;
+    }
+    char tail[16];
+    int n = snprintf(tail, sizeof tail, ".%09dZ\"", (int)frac);
+    if (lv_buf_putc(out, '"') < 0 || lv_buf_append(out, e->cached_text, 19) < 0)
+        return -ENOBUFS;
+    return lv_buf_append(out, tail, (size_t)n);
+}
+
+static int sep(struct lv_buf *out, bool *first)
+{
+    if (*first) {
+        *first = false;
+        return 0;
+    }
+    return lv_buf_putc(out, ',');
+}
+
+static int put_frag(struct lv_buf *out, const struct lv_buf *frag, bool *first)
+{
+    if (!frag->len)
+        return 0;
+    /* Fragments start with ','; drop it when they come first. */
+    size_t skip = *first ? 1 : 0;
+    *first = false;
+    return lv_buf_append(out, frag->data + skip, frag->len - skip);
+}
+
+static int put_ecs(struct lv_enricher *e, const struct lv_enrich_in *in, bool *first,
+                   struct lv_buf *out)
+{
+    static const char *const lower[LV_LEVEL_COUNT] = {"unknown", "trace", "debug", "info",
+                                                      "warn",    "error", "fatal"};
+    int rc = 0;
+    if (!(in->has & LV_HAS_LOG) && in->level != LV_LEVEL_UNKNOWN) {
+        rc |= sep(out, first);
+        rc |= lv_buf_puts(out, "\"log\":{\"level\":\"");
+        rc |= lv_buf_append(out, lower[in->level], strlen(lower[in->level]));
+        rc |= lv_buf_puts(out, "\"}");
+    }
+    if (!(in->has & LV_HAS_TRACE) && in->trace_id && in->trace_len) {
+        rc |= sep(out, first);
+        rc |= lv_buf_puts(out, "\"trace\":{\"id\":");
+        rc |= lv_json_string(out, in->trace_id, in->trace_len, NULL);
+        rc |= lv_buf_putc(out, '}');
+    }
+    return rc ? -ENOBUFS : 0;
+}
+
+int lv_enrich_append(struct lv_enricher *e, const struct lv_enrich_in *in, bool first,
+                     struct lv_buf *out)
+{
+    int rc = 0;
+    if (!(in->has & LV_HAS_TIMESTAMP)) {
+        rc |= sep(out, &first);
+        rc |= lv_buf_append(out, e->ts_field, strlen(e->ts_field));
+        rc |= put_time(e, in->time_ns, out);
+    }
+    if (e->stream_key && !(in->has & LV_HAS_STREAM)) {
+        rc |= sep(out, &first);
+        rc |= lv_buf_append(out, e->stream_key, strlen(e->stream_key));
+        rc |= in->stream == LV_STREAM_STDERR ? lv_buf_puts(out, "\"stderr\"")
+                                             : lv_buf_puts(out, "\"stdout\"");
+    }
+    if (!(in->has & LV_HAS_ENVIRONMENT))
+        rc |= put_frag(out, &e->env_frag, &first);
+    if (!(in->has & LV_HAS_KUBERNETES))
+        rc |= put_frag(out, &e->k8s_frag, &first);
+    if (e->ecs)
+        rc |= put_ecs(e, in, &first, out);
+    if (!(in->has & LV_HAS_SAMPLE_RATE)) {
+        char num[32];
+        int n = snprintf(num, sizeof num, "\"sample_rate\":%.6g", in->sample_rate);
+        rc |= sep(out, &first);
+        rc |= lv_buf_append(out, num, (size_t)n);
+    }
+    if (in->redactions > 0 && !(in->has & LV_HAS_REDACTED)) {
+        char num[32];
+        int n = snprintf(num, sizeof num, "\"redacted\":%d", in->redactions);
+        rc |= sep(out, &first);
+        rc |= lv_buf_append(out, num, (size_t)n);
+    }
+    if (in->truncated) {
+        rc |= sep(out, &first);
+        rc |= lv_buf_puts(out, "\"truncated\":true");
+    }
+    return rc ? -ENOBUFS : 0;
+}

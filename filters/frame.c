@@ -1,0 +1,339 @@
+/*
+ * Framing. A chunk's complete lines are handed on where they lie; only the
+ * incomplete tail of a chunk is copied (into `carry`), and only P/partial
+ * fragments are copied into the per-stream join buffers.
+ */
+#include <stdlib.h>
+#include <yajl/yajl_parse.h>
+
+#include "arena.h"
+#include "enrich.h"
+#include "frame.h"
+
+struct join {
+    struct lv_buf buf;
+    int64_t time_ns;
+    int truncated;
+    int active;
+};
+
+struct lv_frame {
+    enum lv_format format;
+    size_t max_line;
+    uint32_t source;
+    uint64_t offset;      /* bytes fed */
+    struct lv_buf carry;  /* the incomplete raw line */
+    int discarding;       /* past the cap: skip to the next '\n' */
+    int carry_truncated;
+    struct join join[2];  /* per stream */
+    struct lv_arena arena; /* docker decoding */
+    /* docker decoding state */
+    int dk_field;         /* 1 log, 2 stream, 3 time */
+    int dk_depth;
+    const char *dk_log;
+    size_t dk_log_len;
+    enum lv_stream dk_stream;
+    int64_t dk_time;
+};
+
+/* Raw lines may be longer than the application's: CRI adds a prefix, Docker
+ * escapes. */
+static size_t raw_cap(const struct lv_frame *f)
+{
+    return f->format == LV_FORMAT_DOCKER ? f->max_line * 2 + 4096 : f->max_line + 4096;
+}
+
+struct lv_frame *lv_frame_new(enum lv_format format, size_t max_line, uint32_t source)
+{
+    struct lv_frame *f = lv_xcalloc(1, sizeof *f);
+    f->format = format;
+    f->max_line = max_line ? max_line : 1 << 20;
+    f->source = source;
+    lv_buf_init(&f->carry, 0, raw_cap(f));
+    for (int i = 0; i < 2; i++)
+        lv_buf_init(&f->join[i].buf, 0, f->max_line);
+    if (format == LV_FORMAT_DOCKER)
+        lv_arena_init(&f->arena, 32 * 1024);
+    return f;
+}
+
+void lv_frame_free(struct lv_frame *f)
+{
+    if (!f)
+        return;
+    lv_buf_free(&f->carry);
+    lv_buf_free(&f->join[0].buf);
+    lv_buf_free(&f->join[1].buf);
+    lv_arena_free(&f->arena);
+    free(f);
+}
+
+uint64_t lv_frame_offset(const struct lv_frame *f)
+{
+    return f->offset;
+}
+
+/* ---- joining fragments ---------------------------------------------------------- */
+
+/* Adds a fragment to the stream's join buffer, truncating at max_line. */
+static void join_add(struct lv_frame *f, struct join *j, const char *s, size_t len, int64_t t,
+                     int truncated)
+{
+    if (!j->active) {
+        j->active = 1;
+        j->time_ns = t;
+        j->truncated = 0;
+        j->buf.len = 0;
+    }
+    size_t room = f->max_line - j->buf.len;
+    if (len > room) {
+        len = room;
+        j->truncated = 1;
+    }
+    j->truncated |= truncated;
+    lv_buf_append(&j->buf, s, len);
+}
+
+static int emit_line(struct lv_frame *f, const char *s, size_t len, int64_t t, enum lv_stream st,
+                     int truncated, lv_frame_emit_fn *emit, void *arg)
+{
+    if (len > f->max_line) {
+        len = f->max_line;
+        truncated = 1;
+    }
+    struct lv_line line = {s, len, t, st, truncated, {f->source, f->offset}};
+    return emit(arg, &line);
+}
+
+/* A fragment arrives; `last` ends the line. */
+static int fragment(struct lv_frame *f, const char *s, size_t len, int64_t t, enum lv_stream st,
+                    int last, int truncated, lv_frame_emit_fn *emit, void *arg)
+{
+    struct join *j = &f->join[st];
+    if (!j->active && last)
+        return emit_line(f, s, len, t, st, truncated, emit, arg);
+    join_add(f, j, s, len, t, truncated);
+    if (!last)
+        return 0;
+    j->active = 0;
+    return emit_line(f, j->buf.data, j->buf.len, j->time_ns, st, j->truncated, emit, arg);
+}
+
+/* ---- CRI ------------------------------------------------------------------------- */
+
+static const char *field_end(const char *p, const char *end)
+{
+    const char *sp = memchr(p, ' ', (size_t)(end - p));
+    return sp ? sp : end;
+}
+
+static int cri_line(struct lv_frame *f, const char *s, size_t len, int truncated,
+                    lv_frame_emit_fn *emit, void *arg)
+{
+    const char *end = s + len, *t_end = field_end(s, end);
+    int64_t t;
+    if (t_end == end || lv_time_parse(s, (size_t)(t_end - s), &t, NULL) < 0)
+        goto not_cri;
+    const char *st = t_end + 1, *st_end = field_end(st, end);
+    enum lv_stream stream;
+    if (st_end - st == 6 && memcmp(st, "stdout", 6) == 0)
+        stream = LV_STREAM_STDOUT;
+    else if (st_end - st == 6 && memcmp(st, "stderr", 6) == 0)
+        stream = LV_STREAM_STDERR;
+    else
+        goto not_cri;
+    if (st_end == end || st_end + 2 > end || (st_end[1] != 'P' && st_end[1] != 'F'))
+        goto not_cri;
+    int last = st_end[1] == 'F';
+    const char *tag_end = field_end(st_end + 1, end);
+    const char *content = tag_end < end ? tag_end + 1 : end;
+    return fragment(f, content, (size_t)(end - content), t, stream, last, truncated, emit, arg);
+not_cri:
+    /* Not CRI framing: pass the line on as it is rather than lose it. */
+    return emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
+}
+
+/* ---- Docker json-file ---------------------------------------------------------- */
+
+static int dk_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct lv_frame *f = ctx;
+    f->dk_field = 0;
+    if (f->dk_depth != 1)
+        return 1;
+    if (len == 3 && memcmp(k, "log", 3) == 0)
+        f->dk_field = 1;
+    else if (len == 6 && memcmp(k, "stream", 6) == 0)
+        f->dk_field = 2;
+    else if (len == 4 && memcmp(k, "time", 4) == 0)
+        f->dk_field = 3;
+    return 1;
+}
+
+static int dk_string(void *ctx, const unsigned char *s, size_t len)
+{
+    struct lv_frame *f = ctx;
+    if (f->dk_field == 1) {
+        f->dk_log = (const char *)s; /* valid until the arena is reset */
+        f->dk_log_len = len;
+    } else if (f->dk_field == 2) {
+        f->dk_stream = len == 6 && memcmp(s, "stderr", 6) == 0 ? LV_STREAM_STDERR : LV_STREAM_STDOUT;
+    } else if (f->dk_field == 3) {
+        lv_time_parse((const char *)s, len, &f->dk_time, NULL);
+    }
+    f->dk_field = 0;
+    return 1;
+}
+
+static int dk_other(void *ctx)
+{
+    ((struct lv_frame *)ctx)->dk_field = 0;
+    return 1;
+}
+
+static int dk_bool(void *ctx, int b)
+{
+    (void)b;
+    return dk_other(ctx);
+}
+
+static int dk_number(void *ctx, const char *s, size_t len)
+{
+    (void)s;
+    (void)len;
+    return dk_other(ctx);
+}
+
+static int dk_open(void *ctx)
+{
+    struct lv_frame *f = ctx;
+    f->dk_field = 0;
+    f->dk_depth++;
+    return 1;
+}
+
+static int dk_close(void *ctx)
+{
+    ((struct lv_frame *)ctx)->dk_depth--;
+    return 1;
+}
+
+static const yajl_callbacks dk_callbacks = {
+    .yajl_null = dk_other,
+    .yajl_boolean = dk_bool,
+    .yajl_number = dk_number,
+    .yajl_string = dk_string,
+    .yajl_start_map = dk_open,
+    .yajl_map_key = dk_key,
+    .yajl_end_map = dk_close,
+    .yajl_start_array = dk_open,
+    .yajl_end_array = dk_close,
+};
+
+static int docker_line(struct lv_frame *f, const char *s, size_t len, int truncated,
+                       lv_frame_emit_fn *emit, void *arg)
+{
+    yajl_alloc_funcs funcs;
+    lv_arena_reset(&f->arena);
+    lv_arena_yajl_funcs(&f->arena, &funcs);
+    f->dk_log = NULL;
+    f->dk_depth = 0;
+    f->dk_stream = LV_STREAM_STDOUT;
+    f->dk_time = 0;
+    yajl_handle h = yajl_alloc(&dk_callbacks, &funcs, f);
+    yajl_config(h, yajl_dont_validate_strings, 1);
+    yajl_status st = yajl_parse(h, (const unsigned char *)s, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    yajl_free(h);
+    if (st != yajl_status_ok || !f->dk_log)
+        return emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
+    size_t n = f->dk_log_len;
+    int last = n > 0 && f->dk_log[n - 1] == '\n';
+    if (last)
+        n--;
+    if (last && n > 0 && f->dk_log[n - 1] == '\r')
+        n--;
+    return fragment(f, f->dk_log, n, f->dk_time, f->dk_stream, last, truncated, emit, arg);
+}
+
+/* ---- splitting ---------------------------------------------------------------------- */
+
+static int raw_line(struct lv_frame *f, const char *s, size_t len, int truncated,
+                    lv_frame_emit_fn *emit, void *arg)
+{
+    switch (f->format) {
+    case LV_FORMAT_CRI:
+        return cri_line(f, s, len, truncated, emit, arg);
+    case LV_FORMAT_DOCKER:
+        return docker_line(f, s, len, truncated, emit, arg);
+    default:
+        if (len && s[len - 1] == '\r')
+            len--;
+        return emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
+    }
+}
+
+/* Adds bytes of a line that has not ended yet to `carry`, up to the cap. */
+static void carry_add(struct lv_frame *f, const char *s, size_t len)
+{
+    if (f->discarding)
+        return;
+    size_t room = raw_cap(f) - f->carry.len;
+    if (len > room) {
+        len = room;
+        f->carry_truncated = 1;
+    }
+    lv_buf_append(&f->carry, s, len);
+    if (f->carry.len == raw_cap(f))
+        f->discarding = 1;
+}
+
+/* A line ends: the carried part plus `s`. */
+static int end_line(struct lv_frame *f, const char *s, size_t len, lv_frame_emit_fn *emit, void *arg)
+{
+    if (!f->carry.len && !f->discarding)
+        return raw_line(f, s, len, 0, emit, arg);
+    carry_add(f, s, len);
+    int truncated = f->carry_truncated || f->discarding;
+    int rc = raw_line(f, f->carry.data, f->carry.len, truncated, emit, arg);
+    f->carry.len = 0;
+    f->discarding = 0;
+    f->carry_truncated = 0;
+    return rc;
+}
+
+int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emit_fn *emit, void *arg)
+{
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            carry_add(f, p, (size_t)(end - p));
+            f->offset += (uint64_t)(end - p);
+            return 0;
+        }
+        f->offset += (uint64_t)(nl + 1 - p);
+        int rc = end_line(f, p, (size_t)(nl - p), emit, arg);
+        if (rc < 0)
+            return rc;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+int lv_frame_finish(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg)
+{
+    int rc = 0;
+    if (f->carry.len || f->discarding)
+        rc = end_line(f, "", 0, emit, arg);
+    for (int st = 0; st < 2 && rc >= 0; st++) {
+        struct join *j = &f->join[st];
+        if (!j->active)
+            continue;
+        j->active = 0; /* a P with no F: the stream ended mid-line */
+        rc = emit_line(f, j->buf.data, j->buf.len, j->time_ns, (enum lv_stream)st, j->truncated,
+                       emit, arg);
+    }
+    return rc;
+}

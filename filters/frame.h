@@ -1,0 +1,40 @@
+/*
+ * Framing: from the bytes of an input to application lines. Splits on '\n'
+ * (an incomplete last line waits for more bytes), then decodes the format:
+ *   json    each line is the application's line;
+ *   cri     "<RFC 3339 time> <stream> <P|F>[:tags] <content>", P fragments of
+ *           the same stream joined until their F;
+ *   docker  {"log":"...\n","stream":"...","time":"..."}, entries without the
+ *           trailing newline joined with the next ones.
+ * Lines are capped at max_line bytes: the rest of a longer line is dropped and
+ * the line is flagged truncated. Every buffer here has that cap.
+ *
+ * Ownership: lines passed to the callback point into the frame's buffers or
+ * the caller's chunk and are valid only during the call.
+ */
+#ifndef LOGVEIL_FILTERS_FRAME_H
+#define LOGVEIL_FILTERS_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logveil/conf.h"
+#include "logveil/stage.h"
+
+struct lv_frame;
+
+typedef int lv_frame_emit_fn(void *arg, const struct lv_line *line);
+
+struct lv_frame *lv_frame_new(enum lv_format format, size_t max_line, uint32_t source);
+void lv_frame_free(struct lv_frame *f);
+
+/* Feeds a chunk; calls emit for each complete line. Stops at the first
+ * negative return of emit and returns it; 0 otherwise. */
+int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emit_fn *emit,
+                  void *arg);
+/* End of input: a last line without '\n' and pending partials are emitted. */
+int lv_frame_finish(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg);
+/* Bytes fed so far. */
+uint64_t lv_frame_offset(const struct lv_frame *f);
+
+#endif

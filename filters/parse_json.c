@@ -1,0 +1,534 @@
+/*
+ * The JSON pass. yajl calls back for every token; a small stack (bounded by
+ * the depth limit) records, for each open container, whether it is a map
+ * and how many members were written, so commas go in the right places when
+ * members are dropped. A redacted container is skipped as a whole: its
+ * tokens are still parsed (the line must be valid) but nothing is written.
+ *
+ * Fields are found by their dotted path from the root ("log.level" matches
+ * both {"log":{"level":..}} and {"log.level":..}); the path is kept in a
+ * fixed buffer, and paths longer than it are simply not matched.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <yajl/yajl_parse.h>
+
+#include "arena.h"
+#include "enrich.h"
+#include "json_write.h"
+#include "parse_json.h"
+#include "sample.h"
+
+enum want_kind { W_LEVEL, W_KEY, W_KEEP, W_TIME, W_TSFIELD };
+
+struct want {
+    char *path;
+    size_t len;
+    enum want_kind kind;
+    size_t idx;
+};
+
+struct frame {
+    bool is_map;
+    size_t count;    /* members written so far */
+    size_t path_len; /* path length at this container's start */
+};
+
+#define PATH_MAX_LEN 256
+#define MAX_WANTS 32
+
+struct lv_json {
+    struct lv_redactor *redactor;
+    struct lv_arena arena;
+    yajl_alloc_funcs funcs;
+    int max_depth;
+    struct frame *stack; /* max_depth + 1 frames */
+    struct want wants[MAX_WANTS];
+    size_t nwants;
+    const struct lv_keep_rule *keep;
+    struct { const char *name; unsigned flag; } tops[8];
+    size_t ntops;
+    /* per run */
+    enum lv_json_mode mode;
+    const struct lv_scan *scan;
+    struct lv_buf *out;
+    struct lv_json_result *res;
+    lv_json_early_fn *early;
+    void *early_arg;
+    enum lv_json_status status;
+    int depth;
+    int skip;          /* > 0: inside a redacted container */
+    int pending_rule;  /* key rule for the next value, or -1 */
+    bool root_seen;
+    bool took_key; /* the current scalar is the sampling key */
+    bool path_ok;
+    size_t path_len;
+    char path[PATH_MAX_LEN];
+};
+
+static void add_want(struct lv_json *j, const char *path, enum want_kind kind, size_t idx)
+{
+    if (!path || !*path || j->nwants == MAX_WANTS)
+        return;
+    j->wants[j->nwants++] = (struct want){lv_xstrdup(path), strlen(path), kind, idx};
+}
+
+static void add_top(struct lv_json *j, const char *name, unsigned flag)
+{
+    if (name && *name && j->ntops < LV_ARRAY_LEN(j->tops)) {
+        j->tops[j->ntops].name = name;
+        j->tops[j->ntops++].flag = flag;
+    }
+}
+
+struct lv_json *lv_json_new(const struct lv_conf *conf, struct lv_redactor *redactor)
+{
+    struct lv_json *j = lv_xcalloc(1, sizeof *j);
+    j->redactor = redactor;
+    j->max_depth = conf->limits.max_depth > 0 ? conf->limits.max_depth : 64;
+    j->stack = lv_xcalloc((size_t)j->max_depth + 2, sizeof *j->stack);
+    lv_arena_init(&j->arena, 64 * 1024);
+    lv_arena_yajl_funcs(&j->arena, &j->funcs);
+    const struct lv_sample_conf *s = &conf->sample;
+    for (size_t i = 0; i < s->nlevel_fields; i++)
+        add_want(j, s->level_fields[i], W_LEVEL, i);
+    add_want(j, s->key, W_KEY, 0);
+    j->keep = s->keep;
+    for (size_t i = 0; i < s->nkeep; i++)
+        add_want(j, s->keep[i].field, W_KEEP, i);
+    const struct lv_enrich_conf *e = &conf->enrich;
+    for (size_t i = 0; i < e->ntime_fields; i++)
+        add_want(j, e->time_fields[i], W_TIME, i);
+    add_want(j, e->timestamp_field, W_TSFIELD, 0);
+    add_top(j, e->stream_field, LV_HAS_STREAM);
+    add_top(j, e->environment_field, LV_HAS_ENVIRONMENT);
+    add_top(j, "kubernetes", LV_HAS_KUBERNETES);
+    add_top(j, "log", LV_HAS_LOG);
+    add_top(j, "trace", LV_HAS_TRACE);
+    add_top(j, "sample_rate", LV_HAS_SAMPLE_RATE);
+    add_top(j, "redacted", LV_HAS_REDACTED);
+    return j;
+}
+
+void lv_json_free(struct lv_json *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->nwants; i++)
+        free(j->wants[i].path);
+    lv_arena_free(&j->arena);
+    free(j->stack);
+    free(j);
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+static int cancel(struct lv_json *j, enum lv_json_status why)
+{
+    if (j->status == LV_JSON_OK)
+        j->status = why;
+    return 0;
+}
+
+static bool writing(const struct lv_json *j)
+{
+    return j->mode == LV_JSON_REDACT && j->skip == 0;
+}
+
+/* The comma before a member of the current container. */
+static int put_sep(struct lv_json *j)
+{
+    struct frame *f = &j->stack[j->depth];
+    if (f->count++ == 0)
+        return 0;
+    return lv_buf_putc(j->out, ',');
+}
+
+/* Before a value inside an array: its comma. (In a map the key wrote it.) */
+static int value_sep(struct lv_json *j)
+{
+    if (j->depth > 0 && !j->stack[j->depth].is_map)
+        return put_sep(j);
+    return 0;
+}
+
+/* ---- extraction ---------------------------------------------------------------- */
+
+static void take_level(struct lv_json *j, const char *s, size_t len)
+{
+    if (j->res->has_level)
+        return;
+    j->res->level = lv_level_parse(s, len);
+    j->res->has_level = true;
+}
+
+static void take_key(struct lv_json *j, const char *s, size_t len)
+{
+    struct lv_json_result *r = j->res;
+    if (r->has_key)
+        return;
+    r->has_key = true;
+    j->took_key = true;
+    r->key_hash = lv_sample_hash(s, len);
+    r->trace_len = len < sizeof r->trace_id ? len : 0;
+    memcpy(r->trace_id, s, r->trace_len);
+}
+
+static void take_time(struct lv_json *j, const char *s, size_t len, bool is_string)
+{
+    if (j->res->has_time)
+        return;
+    int64_t ns;
+    int rc = is_string ? lv_time_parse(s, len, &ns, NULL) : lv_time_parse_epoch(s, len, &ns);
+    if (rc == 0) {
+        j->res->time_ns = ns;
+        j->res->has_time = true;
+    }
+}
+
+/* The record's own timestamp field: kept when already normalised, else
+ * rewritten (REDACT) or handed over to REDACT mode (EXTRACT). Returns true
+ * when the value was written here. */
+static bool take_tsfield(struct lv_json *j, const char *s, size_t len, bool is_string)
+{
+    int64_t ns;
+    bool utc = false;
+    int rc = is_string ? lv_time_parse(s, len, &ns, &utc) : lv_time_parse_epoch(s, len, &ns);
+    if (rc < 0)
+        return false; /* not a time: left as it is, and a second key is avoided */
+    if (utc && j->depth == 1) {
+        j->res->has |= LV_HAS_TIMESTAMP;
+        return false;
+    }
+    if (j->depth != 1)
+        return false;
+    if (j->mode == LV_JSON_EXTRACT) {
+        cancel(j, LV_JSON_NEEDS_REDACT);
+        return false;
+    }
+    j->res->has |= LV_HAS_TIMESTAMP;
+    if (!writing(j))
+        return false;
+    char buf[40];
+    buf[0] = '"';
+    size_t n = lv_time_format(ns, buf + 1);
+    buf[n + 1] = '"';
+    lv_buf_append(j->out, buf, n + 2);
+    return true;
+}
+
+static bool notify(struct lv_json *j)
+{
+    return j->early && j->early(j->early_arg, j->res);
+}
+
+/* Matches the current path against the wanted fields. Returns true when the
+ * value has been written already (a normalised timestamp). */
+static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string)
+{
+    if (!j->path_ok || j->skip)
+        return false;
+    bool written = false, news = false;
+    for (size_t i = 0; i < j->nwants; i++) {
+        const struct want *w = &j->wants[i];
+        if (w->len != j->path_len || memcmp(w->path, j->path, w->len) != 0)
+            continue;
+        switch (w->kind) {
+        case W_LEVEL:
+            news |= !j->res->has_level;
+            take_level(j, s, len);
+            break;
+        case W_KEY:
+            news |= !j->res->has_key;
+            take_key(j, s, len);
+            break;
+        case W_KEEP:
+            if (is_string && strlen(j->keep[w->idx].equals) == len &&
+                memcmp(j->keep[w->idx].equals, s, len) == 0)
+                j->res->keep = true;
+            break;
+        case W_TIME:
+            take_time(j, s, len, is_string);
+            break;
+        case W_TSFIELD:
+            written |= take_tsfield(j, s, len, is_string);
+            break;
+        }
+    }
+    if (news && notify(j))
+        cancel(j, LV_JSON_CANCELLED);
+    return written;
+}
+
+/* ---- callbacks ------------------------------------------------------------------- */
+
+static int scalar(struct lv_json *j, const char *s, size_t len, bool is_string)
+{
+    if (j->depth == 0)
+        return cancel(j, LV_JSON_INVALID); /* the root must be an object */
+    if (extract(j, s, len, is_string) || !writing(j))
+        goto done;
+    if (value_sep(j) < 0)
+        return cancel(j, LV_JSON_FAILED);
+    int rc;
+    if (j->pending_rule >= 0) {
+        rc = lv_redact_key_value(j->redactor, j->pending_rule, s, len, j->out);
+        j->res->redactions++;
+    } else if (is_string) {
+        rc = lv_redact_string(j->redactor, j->scan, s, len, j->out);
+        if (rc > 0)
+            j->res->redactions += rc;
+    } else {
+        rc = lv_buf_append(j->out, s, len);
+    }
+    if (rc < 0)
+        return cancel(j, LV_JSON_FAILED);
+    /* The ECS trace.id copy is written unredacted: never from a value that
+     * a rule touched. */
+    if (j->took_key && (j->pending_rule >= 0 || (is_string && rc > 0)))
+        j->res->trace_len = 0;
+done:
+    j->took_key = false;
+    j->pending_rule = -1;
+    return j->status == LV_JSON_OK;
+}
+
+static int on_null(void *ctx)
+{
+    return scalar(ctx, "null", 4, false);
+}
+
+static int on_boolean(void *ctx, int b)
+{
+    return scalar(ctx, b ? "true" : "false", b ? 4 : 5, false);
+}
+
+static int on_number(void *ctx, const char *s, size_t len)
+{
+    return scalar(ctx, s, len, false);
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return scalar(ctx, (const char *)s, len, true);
+}
+
+static void path_push_key(struct lv_json *j, const char *key, size_t len)
+{
+    size_t base = j->stack[j->depth].path_len;
+    j->path_len = base;
+    if (base == SIZE_MAX || base + len + 1 > PATH_MAX_LEN) {
+        j->path_ok = false;
+        return;
+    }
+    j->path_ok = true;
+    if (j->depth > 1)
+        j->path[j->path_len++] = '.';
+    memcpy(j->path + j->path_len, key, len);
+    j->path_len += len;
+}
+
+static void note_top_key(struct lv_json *j, const char *key, size_t len)
+{
+    for (size_t i = 0; i < j->ntops; i++)
+        if (strlen(j->tops[i].name) == len && memcmp(j->tops[i].name, key, len) == 0)
+            j->res->has |= j->tops[i].flag;
+}
+
+static int on_map_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct lv_json *j = ctx;
+    const char *key = (const char *)k;
+    if (j->skip)
+        return 1;
+    path_push_key(j, key, len);
+    if (j->depth == 1)
+        note_top_key(j, key, len);
+    if (j->mode != LV_JSON_REDACT) {
+        j->stack[j->depth].count++;
+        return 1;
+    }
+    j->pending_rule = j->scan->keys ? lv_redact_key(j->redactor, key, len) : -1;
+    if (j->pending_rule >= 0 && lv_redact_key_action(j->redactor, j->pending_rule) == LV_ACTION_DROP) {
+        lv_redact_key_value(j->redactor, j->pending_rule, NULL, 0, j->out); /* counts it */
+        j->res->redactions++;
+        j->skip = -1; /* the next value is skipped; see skip_value() */
+        return 1;
+    }
+    bool bad = false;
+    if (put_sep(j) < 0 || lv_json_string(j->out, key, len, &bad) < 0 || lv_buf_putc(j->out, ':') < 0)
+        return cancel(j, LV_JSON_FAILED);
+    j->res->repaired_utf8 |= bad;
+    return 1;
+}
+
+/* skip == -1 marks "drop the next value": a scalar is swallowed whole, a
+ * container turns it into a depth count. */
+static bool skip_value(struct lv_json *j, bool container)
+{
+    if (j->skip != -1)
+        return false;
+    j->skip = container ? 1 : 0;
+    j->pending_rule = -1;
+    return true;
+}
+
+static int open_container(void *ctx, bool is_map)
+{
+    struct lv_json *j = ctx;
+    if (j->depth == 0 && (!is_map || j->root_seen))
+        return cancel(j, LV_JSON_INVALID);
+    j->root_seen = true;
+    if (j->depth >= j->max_depth)
+        return cancel(j, LV_JSON_DEPTH);
+    if (skip_value(j, true)) { /* a dropped container starts */
+        j->depth++;
+        return 1;
+    }
+    if (j->skip > 0) {
+        j->depth++;
+        j->skip++;
+        return 1;
+    }
+    if (j->depth > 0 && writing(j)) {
+        if (value_sep(j) < 0)
+            return cancel(j, LV_JSON_FAILED);
+        if (j->pending_rule >= 0) {
+            /* A redacted container: replaced by the mask, its tokens skipped. */
+            if (lv_redact_key_value(j->redactor, j->pending_rule, NULL, 0, j->out) < 0)
+                return cancel(j, LV_JSON_FAILED);
+            j->res->redactions++;
+            j->pending_rule = -1;
+            j->depth++;
+            j->skip = 1;
+            return 1;
+        }
+        if (lv_buf_putc(j->out, is_map ? '{' : '[') < 0)
+            return cancel(j, LV_JSON_FAILED);
+    }
+    size_t path = j->depth == 0 ? 0 : (j->path_ok ? j->path_len : SIZE_MAX);
+    j->depth++;
+    j->stack[j->depth] = (struct frame){is_map, 0, path};
+    j->pending_rule = -1;
+    return 1;
+}
+
+static int close_container(void *ctx, bool is_map)
+{
+    struct lv_json *j = ctx;
+    j->depth--;
+    if (j->skip > 0) {
+        j->skip--;
+        return 1;
+    }
+    struct frame *f = &j->stack[j->depth + 1];
+    if (j->depth == 0) {
+        j->res->empty = f->count == 0;
+        return 1; /* the root's brace is the caller's, after enrichment */
+    }
+    j->path_len = j->stack[j->depth].path_len;
+    j->path_ok = j->path_len != SIZE_MAX;
+    if (writing(j) && lv_buf_putc(j->out, is_map ? '}' : ']') < 0)
+        return cancel(j, LV_JSON_FAILED);
+    return 1;
+}
+
+static int on_start_map(void *ctx)
+{
+    return open_container(ctx, true);
+}
+
+static int on_end_map(void *ctx)
+{
+    return close_container(ctx, true);
+}
+
+static int on_start_array(void *ctx)
+{
+    return open_container(ctx, false);
+}
+
+static int on_end_array(void *ctx)
+{
+    return close_container(ctx, false);
+}
+
+/* Scalars go through here first so that a dropped value is swallowed. */
+static int on_null_s(void *ctx)
+{
+    struct lv_json *j = ctx;
+    return skip_value(j, false) ? 1 : on_null(ctx);
+}
+
+static int on_boolean_s(void *ctx, int b)
+{
+    struct lv_json *j = ctx;
+    return skip_value(j, false) ? 1 : on_boolean(ctx, b);
+}
+
+static int on_number_s(void *ctx, const char *s, size_t len)
+{
+    struct lv_json *j = ctx;
+    return skip_value(j, false) ? 1 : on_number(ctx, s, len);
+}
+
+static int on_string_s(void *ctx, const unsigned char *s, size_t len)
+{
+    struct lv_json *j = ctx;
+    return skip_value(j, false) ? 1 : on_string(ctx, s, len);
+}
+
+static const yajl_callbacks callbacks = {
+    .yajl_null = on_null_s,
+    .yajl_boolean = on_boolean_s,
+    .yajl_number = on_number_s,
+    .yajl_string = on_string_s,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_map_key,
+    .yajl_end_map = on_end_map,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_end_array,
+};
+
+static void reset_run(struct lv_json *j, enum lv_json_mode mode, const struct lv_scan *scan,
+                      struct lv_buf *out, struct lv_json_result *res)
+{
+    memset(res, 0, sizeof *res);
+    j->mode = mode;
+    j->scan = scan;
+    j->out = out;
+    j->res = res;
+    j->status = LV_JSON_OK;
+    j->depth = 0;
+    j->skip = 0;
+    j->pending_rule = -1;
+    j->root_seen = false;
+    j->took_key = false;
+    j->path_ok = true;
+    j->path_len = 0;
+    j->stack[0] = (struct frame){false, 0, 0};
+}
+
+enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const char *line,
+                                size_t len, const struct lv_scan *scan, struct lv_buf *out,
+                                struct lv_json_result *res, lv_json_early_fn *early, void *arg)
+{
+    reset_run(j, mode, scan, out, res);
+    j->early = early;
+    j->early_arg = arg;
+    if (mode == LV_JSON_REDACT && lv_buf_putc(out, '{') < 0)
+        return LV_JSON_FAILED;
+    lv_arena_reset(&j->arena);
+    yajl_handle h = yajl_alloc(&callbacks, &j->funcs, j);
+    if (mode == LV_JSON_REDACT)
+        yajl_config(h, yajl_dont_validate_strings, 1); /* we repair UTF-8 ourselves */
+    yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    yajl_free(h);
+    if (st == yajl_status_ok && !j->root_seen)
+        return LV_JSON_INVALID;
+    if (st == yajl_status_client_canceled)
+        return j->status;
+    return st == yajl_status_ok ? LV_JSON_OK : LV_JSON_INVALID;
+}

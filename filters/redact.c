@@ -1,0 +1,574 @@
+/*
+ * Redaction rules and the conservative pre-scan.
+ *
+ * The pre-scan walks a line once through a byte table that lower-cases
+ * letters and skips '_', '-' and '.', the same normalisation keys get. Every
+ * key rule word and every value-rule hint is searched for in that stream, so
+ * a key whose normalised form contains a rule word, or a string holding a
+ * rule's hint, cannot go unnoticed. A backslash anywhere makes the whole line
+ * a candidate, because escapes let decoded text differ from the raw bytes.
+ *
+ * Value rules are compiled once, in byte mode (log lines are not guaranteed
+ * to be UTF-8), and JIT-compiled. Each rule's replacement is applied in turn,
+ * the next rule seeing the previous one's output.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "json_write.h"
+#include "logveil/metrics.h"
+#include "redact.h"
+
+#define MAX_RULES 64
+#define MAX_WORDS 256
+#define KEY_TARGET 0xff
+
+struct vrule {
+    char *name;
+    pcre2_code *re;
+    char **hints; /* normalised */
+    size_t nhints;
+    int group;
+    enum lv_action action;
+    char *replacement;
+    uint64_t *hits;
+};
+
+struct krule {
+    char *word; /* normalised */
+    size_t len;
+    bool exact;
+    enum lv_action action;
+    char *replacement;
+    uint64_t *hits;
+};
+
+/* A literal the pre-scan looks for, and what finding it means. */
+struct word {
+    const char *text;
+    size_t len;
+    uint8_t target; /* value rule index, or KEY_TARGET */
+};
+
+struct lv_redactor {
+    struct krule keys[MAX_RULES];
+    size_t nkeys;
+    size_t min_key_len;
+    struct vrule rules[MAX_RULES];
+    size_t nrules;
+    uint64_t always_rules; /* rules without hints */
+    struct word words[MAX_WORDS];
+    size_t nwords;
+    uint8_t bigram[65536 / 8];
+    uint8_t single[256];
+    char *replacement;
+    char *hmac_key;
+    size_t hmac_key_len;
+    pcre2_match_data *md;
+    struct lv_buf scratch[2];
+    struct lv_buf keybuf;
+};
+
+/* Normalised form of each byte; 0 for the separators that vanish. */
+static unsigned char norm_table[256];
+
+static void init_norm_table(void)
+{
+    for (int c = 0; c < 256; c++)
+        norm_table[c] = (unsigned char)tolower(c);
+    norm_table['_'] = norm_table['-'] = norm_table['.'] = 0;
+    norm_table[0] = 1; /* NUL is not a separator: keep it distinct */
+}
+
+size_t lv_redact_normalise(const char *key, size_t len, char *dst, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = norm_table[(unsigned char)key[i]];
+        if (!c)
+            continue;
+        if (n == cap)
+            return cap + 1;
+        dst[n++] = (char)c;
+    }
+    return n;
+}
+
+/* ---- built-in value rules ---------------------------------------------- */
+
+struct builtin {
+    const char *name;
+    const char *pattern;
+    const char *hints[9];
+    int group;
+};
+
+static const struct builtin builtins[] = {
+    {"bearer", "\\b(?:(?i:bearer)|Basic|BASIC|basic(?=\\s+[A-Za-z0-9+/]*[0-9+/=]))\\s+([A-Za-z0-9._~+/=-]{6,})",
+     {"bearer", "basic"}, 1},
+    {"jwt", "\\beyJ[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]*", {"eyj"}, 0},
+    {"aws_access_key_id", "\\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}\\b",
+     {"akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva"}, 0},
+    {"private_key",
+     "-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?:-----)?[\\s\\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)",
+     {"begin"}, 0},
+    {"stripe_key", "\\b[spr]k_(?:live|test)_[0-9A-Za-z]{10,}", {"sklive", "sktest", "pklive", "pktest", "rklive", "rktest"}, 0},
+};
+
+/* "apikey" -> "a[_.-]?p[_.-]?i[_.-]?k[_.-]?e[_.-]?y": the word as it may be
+ * written in text, before normalisation. */
+static void append_word_pattern(struct lv_buf *b, const char *word)
+{
+    for (const char *p = word; *p; p++) {
+        if (p != word)
+            lv_buf_puts(b, "[_.-]?");
+        if (isalnum((unsigned char)*p)) {
+            lv_buf_putc(b, *p);
+        } else {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)*p);
+            lv_buf_append(b, esc, strlen(esc));
+        }
+    }
+}
+
+/* key=value, key: value and "key":"value" pairs whose key matches a key
+ * rule, in free text, URLs and JSON held inside strings. */
+static char *pair_pattern(const struct lv_redactor *r)
+{
+    struct lv_buf b;
+    lv_buf_init(&b, 256, 0);
+    lv_buf_puts(&b, "(?i)(?<![A-Za-z0-9])(?:");
+    for (size_t i = 0; i < r->nkeys; i++) {
+        if (i)
+            lv_buf_putc(&b, '|');
+        if (!r->keys[i].exact)
+            lv_buf_puts(&b, "[A-Za-z0-9_.-]*");
+        append_word_pattern(&b, r->keys[i].word);
+        if (r->keys[i].exact)
+            lv_buf_puts(&b, "(?![A-Za-z0-9])");
+        else
+            lv_buf_puts(&b, "[A-Za-z0-9_.-]*");
+    }
+    /* The value: quoted (escapes kept, closing quote optional for cut
+     * lines), a container up to the end of the text (broken JSON is redacted
+     * to its end rather than risk a nested secret), or a bare token. */
+    lv_buf_puts(&b, ")[\"']?\\s*[:=]\\s*(?|\"((?:[^\"\\\\]|\\\\.)*)\"?|'((?:[^'\\\\]|\\\\.)*)'?"
+                    "|([\\[{][\\s\\S]*)|([^\\s\"'&,;}\\]]+))");
+    lv_buf_putc(&b, '\0');
+    return b.data;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static int add_word(struct lv_redactor *r, const char *text, uint8_t target)
+{
+    size_t len = strlen(text);
+    if (len == 0 || r->nwords == MAX_WORDS)
+        return -1;
+    r->words[r->nwords++] = (struct word){text, len, target};
+    unsigned char a = (unsigned char)text[0];
+    if (len == 1) {
+        r->single[a] = 1;
+        return 0;
+    }
+    unsigned idx = (unsigned)a << 8 | (unsigned char)text[1];
+    r->bigram[idx >> 3] |= (uint8_t)(1u << (idx & 7));
+    return 0;
+}
+
+static char *normalised_copy(const char *s)
+{
+    size_t len = strlen(s);
+    char *d = lv_xmalloc(len + 1);
+    d[lv_redact_normalise(s, len, d, len)] = '\0';
+    return d;
+}
+
+static int compile_rule(struct lv_redactor *r, const char *name, const char *pattern,
+                        const char *const *hints, size_t nhints, int group,
+                        enum lv_action action, const char *replacement, char *err, size_t errlen)
+{
+    if (r->nrules == MAX_RULES) {
+        snprintf(err, errlen, "too many value rules (at most %d)", MAX_RULES);
+        return -EINVAL;
+    }
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        snprintf(err, errlen, "value rule %s: bad regular expression at offset %zu: %s", name,
+                 (size_t)off, (char *)msg);
+        return -EINVAL;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+    struct vrule *v = &r->rules[r->nrules];
+    v->name = lv_xstrdup(name);
+    v->re = re;
+    v->group = group;
+    v->action = action;
+    v->replacement = replacement ? lv_xstrdup(replacement) : NULL;
+    v->hints = nhints ? lv_xcalloc(nhints, sizeof *v->hints) : NULL;
+    for (size_t i = 0; i < nhints; i++) {
+        v->hints[v->nhints] = normalised_copy(hints[i]);
+        if (v->hints[v->nhints][0])
+            v->nhints++;
+        else
+            free(v->hints[v->nhints]);
+    }
+    if (nhints && v->nhints < nhints)
+        v->nhints = 0; /* a hint of separators only proves nothing: always run */
+    for (size_t i = 0; i < v->nhints; i++)
+        add_word(r, v->hints[i], (uint8_t)r->nrules);
+    if (!v->nhints)
+        r->always_rules |= 1ull << r->nrules;
+    char counter[64];
+    snprintf(counter, sizeof counter, "value:%s", name);
+    v->hits = lv_metrics_rule(counter);
+    r->nrules++;
+    return 0;
+}
+
+static void add_key_rules(struct lv_redactor *r, const struct lv_redact_conf *conf)
+{
+    r->min_key_len = SIZE_MAX;
+    for (size_t i = 0; i < conf->nkeys && r->nkeys < MAX_RULES; i++) {
+        struct krule *k = &r->keys[r->nkeys];
+        k->word = normalised_copy(conf->keys[i].key);
+        k->len = strlen(k->word);
+        if (!k->len) {
+            free(k->word);
+            continue;
+        }
+        k->exact = conf->keys[i].match == LV_MATCH_EXACT;
+        k->action = conf->keys[i].action;
+        k->replacement = conf->keys[i].replacement ? lv_xstrdup(conf->keys[i].replacement) : NULL;
+        char counter[64];
+        snprintf(counter, sizeof counter, "key:%s", k->word);
+        k->hits = lv_metrics_rule(counter);
+        add_word(r, k->word, KEY_TARGET);
+        if (k->len < r->min_key_len)
+            r->min_key_len = k->len;
+        r->nkeys++;
+    }
+}
+
+static int add_builtin_rules(struct lv_redactor *r, const struct lv_redact_conf *conf, char *err,
+                             size_t errlen)
+{
+    for (size_t i = 0; i < LV_ARRAY_LEN(builtins); i++) {
+        const struct builtin *b = &builtins[i];
+        size_t nh = 0;
+        while (nh < LV_ARRAY_LEN(b->hints) && b->hints[nh])
+            nh++;
+        if (compile_rule(r, b->name, b->pattern, b->hints, nh, b->group, conf->action, NULL, err,
+                         errlen) < 0)
+            return -EINVAL;
+    }
+    if (!r->nkeys)
+        return 0;
+    const char *words[MAX_RULES];
+    for (size_t i = 0; i < r->nkeys; i++)
+        words[i] = r->keys[i].word;
+    char *pattern = pair_pattern(r);
+    int rc = compile_rule(r, "key_value_pair", pattern, words, r->nkeys, 1, conf->action, NULL,
+                          err, errlen);
+    free(pattern);
+    return rc;
+}
+
+static int add_user_rules(struct lv_redactor *r, const struct lv_redact_conf *conf, char *err,
+                          size_t errlen)
+{
+    for (size_t i = 0; i < conf->npatterns; i++) {
+        const struct lv_value_rule *u = &conf->patterns[i];
+        if (compile_rule(r, u->name ? u->name : "pattern", u->pattern,
+                         (const char *const *)u->hints, u->nhints, u->group, u->action,
+                         u->replacement, err, errlen) < 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, size_t errlen)
+{
+    if (!norm_table['a'])
+        init_norm_table();
+    struct lv_redactor *r = lv_xcalloc(1, sizeof *r);
+    r->replacement = lv_xstrdup(conf->replacement ? conf->replacement : "[REDACTED]");
+    if (conf->hmac_key_len) {
+        r->hmac_key = lv_xmalloc(conf->hmac_key_len);
+        memcpy(r->hmac_key, conf->hmac_key, conf->hmac_key_len);
+        r->hmac_key_len = conf->hmac_key_len;
+    }
+    add_key_rules(r, conf);
+    if (conf->builtin_patterns && add_builtin_rules(r, conf, err, errlen) < 0)
+        goto err;
+    if (add_user_rules(r, conf, err, errlen) < 0)
+        goto err;
+    r->md = pcre2_match_data_create(16, NULL);
+    lv_buf_init(&r->scratch[0], 4096, 16u << 20);
+    lv_buf_init(&r->scratch[1], 4096, 16u << 20);
+    lv_buf_init(&r->keybuf, 256, 0);
+    return r;
+err:
+    lv_redact_free(r);
+    return NULL;
+}
+
+void lv_redact_free(struct lv_redactor *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nkeys; i++) {
+        free(r->keys[i].word);
+        free(r->keys[i].replacement);
+    }
+    for (size_t i = 0; i < r->nrules; i++) {
+        struct vrule *v = &r->rules[i];
+        pcre2_code_free(v->re);
+        for (size_t h = 0; h < v->nhints; h++)
+            free(v->hints[h]);
+        free(v->hints);
+        free(v->name);
+        free(v->replacement);
+    }
+    pcre2_match_data_free(r->md);
+    lv_buf_free(&r->scratch[0]);
+    lv_buf_free(&r->scratch[1]);
+    lv_buf_free(&r->keybuf);
+    if (r->hmac_key)
+        OPENSSL_cleanse(r->hmac_key, r->hmac_key_len);
+    free(r->hmac_key);
+    free(r->replacement);
+    free(r);
+}
+
+/* ---- pre-scan ------------------------------------------------------------ */
+
+/* Does the normalised stream starting at raw position `at` begin with `w`? */
+static bool word_at(const unsigned char *p, const unsigned char *end, const struct word *w)
+{
+    size_t k = 0;
+    for (; p < end && k < w->len; p++) {
+        unsigned char c = norm_table[*p];
+        if (!c)
+            continue;
+        if (c != (unsigned char)w->text[k])
+            return false;
+        k++;
+    }
+    return k == w->len;
+}
+
+static void mark(struct lv_scan *scan, uint8_t target)
+{
+    if (target == KEY_TARGET)
+        scan->keys = true;
+    else
+        scan->rules |= 1ull << target;
+}
+
+static void check_words(const struct lv_redactor *r, const unsigned char *at,
+                        const unsigned char *end, struct lv_scan *scan)
+{
+    unsigned char first = norm_table[*at];
+    for (size_t i = 0; i < r->nwords; i++) {
+        const struct word *w = &r->words[i];
+        if ((unsigned char)w->text[0] == first && word_at(at, end, w))
+            mark(scan, w->target);
+    }
+}
+
+bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len, struct lv_scan *scan)
+{
+    const unsigned char *p = (const unsigned char *)line, *end = p + len;
+    const unsigned char *prev_at = NULL;
+    unsigned prev = 0;
+    scan->rules = r->always_rules;
+    scan->keys = false;
+    scan->escapes = false;
+    for (; p < end; p++) {
+        unsigned c = norm_table[*p];
+        if (!c)
+            continue;
+        if (LV_UNLIKELY(*p == '\\')) {
+            scan->escapes = true;
+            scan->keys = true;
+            scan->rules = ~0ull;
+            return true;
+        }
+        if (LV_UNLIKELY(r->single[c]))
+            check_words(r, p, end, scan);
+        unsigned idx = prev << 8 | c;
+        if (LV_UNLIKELY(r->bigram[idx >> 3] & (1u << (idx & 7))))
+            check_words(r, prev_at, end, scan);
+        prev = c;
+        prev_at = p;
+    }
+    return scan->keys || scan->rules;
+}
+
+/* ---- key rules ----------------------------------------------------------- */
+
+int lv_redact_key(struct lv_redactor *r, const char *key, size_t len)
+{
+    if (len < r->min_key_len)
+        return -1;
+    char small[256];
+    char *norm = small;
+    size_t n = lv_redact_normalise(key, len, small, sizeof small);
+    if (n > sizeof small) {
+        struct lv_buf *kb = &r->keybuf;
+        kb->len = 0;
+        if (lv_buf_reserve(kb, len) < 0)
+            return 0; /* cannot check: treat as matching the first rule */
+        n = lv_redact_normalise(key, len, kb->data, len);
+        norm = kb->data;
+    }
+    for (size_t i = 0; i < r->nkeys; i++) {
+        const struct krule *k = &r->keys[i];
+        if (k->exact ? (n == k->len && memcmp(norm, k->word, n) == 0)
+                     : memmem(norm, n, k->word, k->len) != NULL)
+            return (int)i;
+    }
+    return -1;
+}
+
+enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule)
+{
+    return r->keys[rule].action;
+}
+
+/* "hmac:" and the first 16 hex digits of HMAC-SHA256(key, text). */
+static int put_hmac(const struct lv_redactor *r, const char *text, size_t len, struct lv_buf *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!r->hmac_key ||
+        !HMAC(EVP_sha256(), r->hmac_key, (int)r->hmac_key_len, (const unsigned char *)text, len,
+              md, &mdlen))
+        return -EIO;
+    char hex[5 + 16];
+    memcpy(hex, "hmac:", 5);
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 5 + 2 * i, 3, "%02x", md[i]);
+    return lv_buf_append(out, hex, sizeof hex);
+}
+
+int lv_redact_key_value(struct lv_redactor *r, int rule, const char *value, size_t len,
+                        struct lv_buf *out)
+{
+    struct krule *k = &r->keys[rule];
+    (*k->hits)++;
+    lv_metrics.redactions++;
+    if (k->action == LV_ACTION_DROP)
+        return 0;
+    if (k->action == LV_ACTION_HASH && value) {
+        if (lv_buf_putc(out, '"') < 0 || put_hmac(r, value, len, out) < 0)
+            return -EIO;
+        return lv_buf_putc(out, '"');
+    }
+    const char *rep = k->replacement ? k->replacement : r->replacement;
+    return lv_json_string(out, rep, strlen(rep), NULL);
+}
+
+/* ---- value rules --------------------------------------------------------- */
+
+/* Case-insensitive, separator-blind search for a normalised hint. */
+static bool has_hint(const char *s, size_t len, const char *hint)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    unsigned char h0 = (unsigned char)hint[0];
+    struct word w = {hint, strlen(hint), 0};
+    for (; p < end; p++)
+        if (norm_table[*p] == h0 && word_at(p, end, &w))
+            return true;
+    return false;
+}
+
+static bool rule_applies(const struct vrule *v, const char *s, size_t len)
+{
+    if (!v->nhints)
+        return true;
+    for (size_t i = 0; i < v->nhints; i++)
+        if (has_hint(s, len, v->hints[i]))
+            return true;
+    return false;
+}
+
+static int put_replacement(struct lv_redactor *r, const struct vrule *v, const char *text,
+                           size_t len, struct lv_buf *out)
+{
+    if (v->action == LV_ACTION_DROP)
+        return 0;
+    if (v->action == LV_ACTION_HASH)
+        return put_hmac(r, text, len, out);
+    const char *rep = v->replacement ? v->replacement : r->replacement;
+    return lv_buf_append(out, rep, strlen(rep));
+}
+
+/* Runs one rule over `s`, writing the rewritten text to `out`. Returns the
+ * number of replacements or a negative errno. */
+static int apply_rule(struct lv_redactor *r, struct vrule *v, const char *s, size_t len,
+                      struct lv_buf *out)
+{
+    size_t pos = 0, copied = 0;
+    int count = 0;
+    out->len = 0;
+    while (pos <= len) {
+        int rc = pcre2_match(v->re, (PCRE2_SPTR)s, len, pos, 0, r->md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
+        if (rc < 0)
+            return -EIO;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+        int g = (v->group < rc && ov[2 * v->group] != PCRE2_UNSET) ? v->group : 0;
+        size_t ms = ov[2 * g], me = ov[2 * g + 1], whole_end = ov[1];
+        if (me > ms) {
+            if (lv_buf_append(out, s + copied, ms - copied) < 0 ||
+                put_replacement(r, v, s + ms, me - ms, out) < 0)
+                return -ENOBUFS;
+            copied = me;
+            count++;
+        }
+        pos = whole_end > ov[0] ? whole_end : ov[0] + 1;
+    }
+    if (count && lv_buf_append(out, s + copied, len - copied) < 0)
+        return -ENOBUFS;
+    return count;
+}
+
+int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
+                     struct lv_buf *out)
+{
+    const char *cur = s;
+    size_t curlen = len;
+    int total = 0, which = 0;
+    for (size_t i = 0; i < r->nrules; i++) {
+        struct vrule *v = &r->rules[i];
+        if (!(scan->rules & (1ull << i)) || !rule_applies(v, cur, curlen))
+            continue;
+        struct lv_buf *dst = &r->scratch[which];
+        int n = apply_rule(r, v, cur, curlen, dst);
+        if (n < 0)
+            return n == -ENOBUFS ? -EIO : n;
+        if (n == 0)
+            continue;
+        *v->hits += (uint64_t)n;
+        total += n;
+        cur = dst->data;
+        curlen = dst->len;
+        which ^= 1;
+    }
+    lv_metrics.redactions += (uint64_t)total;
+    int rc = lv_json_string(out, cur, curlen, NULL);
+    return rc < 0 ? rc : total;
+}

@@ -1,0 +1,65 @@
+/*
+ * Redaction rules: key rules (the value of a key whose normalised form
+ * matches is redacted, whatever its type) and value rules (PCRE2 patterns run
+ * on string values and on text lines). This module decides and rewrites; the
+ * JSON pass in parse_json.c calls it as it walks a record.
+ *
+ * A key's normalised form is its decoded text in lower case with '_', '-'
+ * and '.' removed: "API_Key", "api-key" and "apiKey" all become "apikey".
+ *
+ * The pre-scan (lv_redact_scan) is conservative: when it reports nothing for
+ * a line, no key rule and no value rule can match anything in that line, so
+ * the line may be copied through verbatim. Every value rule states literal
+ * hints of which each match contains at least one; a rule without hints is
+ * run on every string.
+ *
+ * Ownership: the redactor copies what it needs from the configuration.
+ * It is used by one thread.
+ */
+#ifndef LOGVEIL_FILTERS_REDACT_H
+#define LOGVEIL_FILTERS_REDACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logveil/conf.h"
+#include "logveil/util.h"
+
+struct lv_redactor;
+
+/* What the pre-scan found in one line. */
+struct lv_scan {
+    uint64_t rules; /* value rules worth running on this line, one bit each */
+    bool keys;      /* a key rule's word occurs (key check needed) */
+    bool escapes;   /* a backslash: decoded text may differ from raw bytes */
+};
+
+struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, size_t errlen);
+void lv_redact_free(struct lv_redactor *r);
+
+/* Fills *scan for `line`. Returns true when anything may need redaction. */
+bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len,
+                    struct lv_scan *scan);
+
+/* The key rule matching this (decoded) key, or -1. */
+int lv_redact_key(struct lv_redactor *r, const char *key, size_t len);
+/* The action of key rule `rule`. */
+enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule);
+/* Appends the JSON value that replaces a value redacted by key rule `rule`.
+ * `value` is the decoded string or raw number text (NULL for a container,
+ * which is masked even under "hash": a subtree has no text to hash). */
+int lv_redact_key_value(struct lv_redactor *r, int rule, const char *value, size_t len,
+                        struct lv_buf *out);
+
+/* Appends `s` as a quoted JSON string after running the value rules the scan
+ * selected. Returns the number of redactions (>= 0), -ENOBUFS when `out`
+ * is full, or -EIO when a rule could not be run (fail closed). */
+int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const char *s,
+                     size_t len, struct lv_buf *out);
+
+/* Normalises a key into dst (capacity cap); returns the length, or cap + 1
+ * when it does not fit (the caller then treats the key as long). */
+size_t lv_redact_normalise(const char *key, size_t len, char *dst, size_t cap);
+
+#endif

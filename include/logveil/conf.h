@@ -1,0 +1,166 @@
+/*
+ * The configuration: one YAML file (see configs/), or the built-in defaults.
+ *
+ * lv_conf_load() fills a struct lv_conf from a file; every problem is
+ * reported as "file:line: what is wrong, what was expected" through the
+ * lv_conf_errors list, and loading continues so that all problems are shown
+ * at once. lv_conf_defaults() gives the built-in configuration for an
+ * environment.
+ *
+ * Ownership: struct lv_conf owns every string and array it points to;
+ * lv_conf_free() releases them all and accepts a half-filled struct.
+ */
+#ifndef LOGVEIL_CONF_H
+#define LOGVEIL_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logveil/log.h"
+#include "logveil/record.h"
+
+enum lv_action { LV_ACTION_MASK, LV_ACTION_HASH, LV_ACTION_DROP };
+enum lv_match { LV_MATCH_CONTAINS, LV_MATCH_EXACT };
+enum lv_format { LV_FORMAT_JSON, LV_FORMAT_CRI, LV_FORMAT_DOCKER };
+enum lv_input_kind { LV_INPUT_STDIN, LV_INPUT_TAIL };
+enum lv_output_kind { LV_OUTPUT_STDOUT, LV_OUTPUT_FILE };
+
+/* A key rule: the value of any key whose normalised form matches is redacted. */
+struct lv_key_rule {
+    char *key;         /* normalised at load: lower-case, no '_', '-', '.' */
+    enum lv_match match;
+    enum lv_action action;
+    char *replacement; /* NULL: use lv_redact_conf.replacement */
+};
+
+/* A value rule: a PCRE2 pattern run on every string value and on text lines. */
+struct lv_value_rule {
+    char *name;
+    char *pattern;
+    /* Literal strings, one of which (case-insensitive) every match contains;
+     * lets a line without any of them skip the regex. None: always run. */
+    char **hints;
+    size_t nhints;
+    /* Capture group whose text is redacted; 0 redacts the whole match. */
+    int group;
+    enum lv_action action;
+    char *replacement;
+    int line; /* config line, for error messages; 0 for built-ins */
+};
+
+struct lv_redact_conf {
+    struct lv_key_rule *keys;
+    size_t nkeys;
+    enum lv_match match;   /* default for rules given as plain strings */
+    enum lv_action action; /* default for rules that name none */
+    char *replacement;     /* "[REDACTED]" */
+    char *hmac_key;        /* from hmac_key_file or hmac_key; may hold NULs */
+    size_t hmac_key_len;
+    bool builtin_patterns; /* the default value rules; true */
+    struct lv_value_rule *patterns; /* user rules, run after the built-ins */
+    size_t npatterns;
+    bool count_field;      /* add "redacted": N to records that were changed */
+};
+
+struct lv_sample_profile {
+    char *name;
+    double rate;                     /* default for levels not listed */
+    double levels[LV_LEVEL_COUNT];   /* < 0: not set, use rate */
+};
+
+struct lv_keep_rule {
+    char *field; /* dotted path, e.g. "log.type" */
+    char *equals;
+};
+
+struct lv_sample_conf {
+    char *key;           /* dotted path of the sampling key; "trace_id" */
+    char **level_fields; /* "level", "log.level", "severity" */
+    size_t nlevel_fields;
+    struct lv_sample_profile *profiles;
+    size_t nprofiles;
+    struct lv_keep_rule *keep;
+    size_t nkeep;
+    double rate_limit;   /* records per second per stream; 0: off */
+    double burst;        /* token bucket depth; 0: same as rate_limit */
+};
+
+struct lv_enrich_conf {
+    char **time_fields;  /* record fields read as the event time */
+    size_t ntime_fields;
+    char *timestamp_field;   /* "@timestamp" */
+    char *environment_field; /* "environment"; NULL or "" to omit */
+    char *stream_field;      /* "stream" */
+    bool kubernetes;         /* add kubernetes.* from the downward API */
+    char *labels_file;       /* downward API labels file, optional */
+    bool ecs;                /* add log.level and trace.id copies */
+};
+
+struct lv_limits {
+    size_t max_line;  /* bytes; longer lines are truncated and flagged */
+    int max_depth;    /* JSON nesting; deeper fails closed */
+};
+
+struct lv_input_conf {
+    enum lv_input_kind kind;
+    enum lv_format format;
+    char **paths;     /* tail only */
+    size_t npaths;
+    char **exclude;
+    size_t nexclude;
+    int line;
+};
+
+struct lv_output_conf {
+    enum lv_output_kind kind;
+    char *name;       /* instance name in logs and metrics; defaults to the type */
+    char *path;       /* file */
+    uint64_t max_bytes; /* file: rotate when larger; 0: never */
+    int max_files;    /* file: rotated files kept */
+    bool fsync;       /* file: fsync after each batch */
+    int line;
+};
+
+struct lv_admin_conf {
+    char *listen;     /* "127.0.0.1:2020"; NULL: no admin server */
+};
+
+struct lv_conf {
+    char *path;       /* NULL for built-in defaults */
+    char *environment;
+    enum lv_log_level log_level;
+    struct lv_input_conf *inputs;
+    size_t ninputs;
+    struct lv_output_conf *outputs;
+    size_t noutputs;
+    struct lv_redact_conf redact;
+    struct lv_sample_conf sample;
+    struct lv_enrich_conf enrich;
+    struct lv_limits limits;
+    struct lv_admin_conf admin;
+    uint64_t buffer_max_bytes;
+};
+
+/* Collected load errors, each already formatted "file:line: message". */
+struct lv_conf_errors {
+    char **msgs;
+    size_t n;
+};
+
+void lv_conf_errors_free(struct lv_conf_errors *e);
+
+/* Built-in configuration for `environment` (NULL: "development"): stdin
+ * input, stdout output, default redaction, the built-in sampling profiles. */
+void lv_conf_defaults(struct lv_conf *conf, const char *environment);
+
+/* Loads `path` over the defaults. 0 when valid; -EINVAL with `errors` filled
+ * otherwise (-errno when the file cannot be read, also reported there). */
+int lv_conf_load(const char *path, struct lv_conf *conf, struct lv_conf_errors *errors);
+
+/* The profile for conf->environment, or NULL when there is none. */
+const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf);
+
+void lv_conf_free(struct lv_conf *conf);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * The sidecar's own counters. One thread (the loop) writes them, so they are
+ * plain integers. lv_metrics_render() writes them in the Prometheus text
+ * format for the admin server and for `logveil filter --stats`.
+ *
+ * Every record that is not delivered is counted here with a reason: this is
+ * how "nothing lost silently" is shown.
+ */
+#ifndef LOGVEIL_METRICS_H
+#define LOGVEIL_METRICS_H
+
+#include <stdint.h>
+
+#include "logveil/record.h"
+#include "logveil/util.h"
+
+enum lv_drop_reason {
+    LV_DROP_SAMPLED,       /* sampled out by the environment's profile */
+    LV_DROP_RATE_LIMITED,  /* per-stream token bucket */
+    LV_DROP_DEPTH,         /* nesting deeper than limits.max_depth: fail closed */
+    LV_DROP_REDACT_FAILED, /* redaction could not complete: fail closed */
+    LV_DROP_BUFFER,        /* buffer policy (when_full) */
+    LV_DROP_REJECTED,      /* permanent rejection by a sink (dead-lettered) */
+    LV_DROP_REASON_COUNT
+};
+
+const char *lv_drop_reason_name(enum lv_drop_reason r);
+
+#define LV_METRICS_MAX_RULES 128
+#define LV_METRICS_MAX_OUTPUTS 16
+
+struct lv_rule_counter {
+    char name[64];
+    uint64_t hits;
+};
+
+struct lv_output_counter {
+    char name[64];
+    uint64_t records;
+    uint64_t bytes;
+    uint64_t errors;
+};
+
+struct lv_metrics {
+    uint64_t input_records;    /* application lines after framing */
+    uint64_t input_bytes;
+    uint64_t lines_truncated;  /* longer than limits.max_line */
+    uint64_t lines_not_json;   /* shipped as {"message": ...} */
+    uint64_t lines_invalid_utf8;
+    uint64_t records_fast_path; /* validated and copied through verbatim */
+    uint64_t records_kept[LV_LEVEL_COUNT];
+    uint64_t dropped[LV_DROP_REASON_COUNT][LV_LEVEL_COUNT];
+    uint64_t redactions;       /* values redacted, all rules */
+    uint64_t records_redacted; /* records with at least one redaction */
+    struct lv_rule_counter rules[LV_METRICS_MAX_RULES];
+    unsigned nrules;
+    struct lv_output_counter outputs[LV_METRICS_MAX_OUTPUTS];
+    unsigned noutputs;
+    uint64_t input_paused_total;
+    uint64_t buffer_bytes;     /* gauge */
+};
+
+extern struct lv_metrics lv_metrics;
+
+/* A counter for one redaction rule, registered once at start. Never NULL:
+ * past the table's size, rules share a last "other" slot. */
+uint64_t *lv_metrics_rule(const char *name);
+struct lv_output_counter *lv_metrics_output(const char *name);
+void lv_metrics_drop(enum lv_drop_reason reason, enum lv_level level);
+uint64_t lv_metrics_dropped_total(enum lv_drop_reason reason);
+
+/* Appends the Prometheus text exposition of every counter to `out`. */
+int lv_metrics_render(struct lv_buf *out);
+void lv_metrics_reset(void);
+
+#endif

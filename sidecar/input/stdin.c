@@ -1,0 +1,88 @@
+/*
+ * The stdin input: for `logveil filter` and `app | logveil run`. Reads in
+ * large chunks when the loop says stdin is readable and hands them to the
+ * pipeline. While the pipeline is paused the watcher is stopped, so a writer
+ * blocks on a full pipe instead of logveil growing.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <ev.h>
+
+#include "logveil/log.h"
+#include "logveil/stage.h"
+
+#define CHUNK (256 * 1024)
+
+struct stdin_ctx {
+    ev_io io;
+    struct lv_input *in;
+    char *buf;
+    int eof;
+};
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct stdin_ctx *s = lv_container_of(w, struct stdin_ctx, io);
+    ssize_t n = read(w->fd, s->buf, CHUNK);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n > 0) {
+        lv_pipeline_feed(s->in->pipeline, s->in, s->buf, (size_t)n);
+        return;
+    }
+    if (n < 0)
+        lv_error("input stdin: read failed: %s", strerror(errno));
+    ev_io_stop(loop, w);
+    s->eof = 1;
+    lv_pipeline_eof(s->in->pipeline, s->in);
+}
+
+static int stdin_init(struct lv_input *in)
+{
+    struct stdin_ctx *s = in->ctx;
+    s->in = in;
+    s->buf = lv_xmalloc(CHUNK);
+    ev_io_init(&s->io, on_readable, STDIN_FILENO, EV_READ);
+    return 0;
+}
+
+static int stdin_start(struct lv_input *in)
+{
+    struct stdin_ctx *s = in->ctx;
+    ev_io_start(in->loop, &s->io);
+    return 0;
+}
+
+static void stdin_pause(struct lv_input *in)
+{
+    struct stdin_ctx *s = in->ctx;
+    ev_io_stop(in->loop, &s->io);
+}
+
+static void stdin_resume(struct lv_input *in)
+{
+    struct stdin_ctx *s = in->ctx;
+    if (!s->eof)
+        ev_io_start(in->loop, &s->io);
+}
+
+static void stdin_destroy(struct lv_input *in)
+{
+    struct stdin_ctx *s = in->ctx;
+    if (!s)
+        return;
+    if (s->in)
+        ev_io_stop(in->loop, &s->io);
+    free(s->buf);
+}
+
+const struct lv_input_type lv_input_stdin = {
+    .name = "stdin",
+    .ctx_size = sizeof(struct stdin_ctx),
+    .init = stdin_init,
+    .start = stdin_start,
+    .pause = stdin_pause,
+    .resume = stdin_resume,
+    .destroy = stdin_destroy,
+};

@@ -1,0 +1,279 @@
+/*
+ * The sidecar's counters and their Prometheus text exposition.
+ *
+ * Only the loop thread touches lv_metrics, so the counters are plain
+ * integers. Every drop reason is rendered for every level, zeros included, so
+ * that an alert can name a series before it has ever moved. Rule and output
+ * names come from the configuration: their tables are fixed in size, names
+ * past the last slot share an "other" series (label sets stay bounded), and
+ * label values are escaped as the format requires.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "logveil/metrics.h"
+
+#define NAME_LEN sizeof(((struct lv_rule_counter *)0)->name)
+#define OTHER "other"
+
+/* table_slot() reads both tables through their leading name. */
+_Static_assert(offsetof(struct lv_rule_counter, name) == 0, "name leads lv_rule_counter");
+_Static_assert(offsetof(struct lv_output_counter, name) == 0, "name leads lv_output_counter");
+_Static_assert(sizeof(((struct lv_output_counter *)0)->name) == NAME_LEN, "same name length");
+
+struct lv_metrics lv_metrics;
+
+/* Lower-case level names for label values; lv_level_name() is upper-case. */
+static const char *const level_labels[LV_LEVEL_COUNT] = {
+    "unknown", "trace", "debug", "info", "warn", "error", "fatal",
+};
+
+const char *lv_drop_reason_name(enum lv_drop_reason r)
+{
+    static const char *const names[LV_DROP_REASON_COUNT] = {
+        "sampled", "rate_limited", "depth", "redact_failed", "buffer", "rejected",
+    };
+    return (unsigned)r < LV_DROP_REASON_COUNT ? names[r] : "unknown";
+}
+
+/* Registration ------------------------------------------------------- */
+
+static unsigned table_find(const char *names, size_t stride, unsigned n, const char *key)
+{
+    unsigned i = 0;
+    while (i < n && strcmp(names + (size_t)i * stride, key) != 0)
+        i++;
+    return i;
+}
+
+/*
+ * The index of `name` in a table of `max` entries, `stride` bytes apart, each
+ * starting with its name; registers the name when it is new. Names are cut to
+ * NAME_LEN - 1 bytes. The last entry is held back for "other", which every
+ * name that arrives once the rest are taken shares (as does a rule that is
+ * itself called "other", so the series is never rendered twice).
+ */
+static unsigned table_slot(char *names, size_t stride, unsigned *n, unsigned max, const char *name)
+{
+    char key[NAME_LEN];
+    snprintf(key, sizeof key, "%s", name);
+    unsigned i = table_find(names, stride, *n, key);
+    if (i < *n)
+        return i;
+    if (*n >= max - 1) {
+        i = table_find(names, stride, *n, OTHER);
+        if (i < *n)
+            return i;
+        snprintf(key, sizeof key, "%s", OTHER);
+    }
+    memcpy(names + (size_t)*n * stride, key, sizeof key);
+    return (*n)++;
+}
+
+uint64_t *lv_metrics_rule(const char *name)
+{
+    struct lv_metrics *m = &lv_metrics;
+    unsigned i =
+        table_slot(m->rules[0].name, sizeof m->rules[0], &m->nrules, LV_METRICS_MAX_RULES, name);
+    return &m->rules[i].hits;
+}
+
+struct lv_output_counter *lv_metrics_output(const char *name)
+{
+    struct lv_metrics *m = &lv_metrics;
+    unsigned i = table_slot(m->outputs[0].name, sizeof m->outputs[0], &m->noutputs,
+                            LV_METRICS_MAX_OUTPUTS, name);
+    return &m->outputs[i];
+}
+
+void lv_metrics_drop(enum lv_drop_reason reason, enum lv_level level)
+{
+    assert((unsigned)reason < LV_DROP_REASON_COUNT);
+    if ((unsigned)level >= LV_LEVEL_COUNT)
+        level = LV_LEVEL_UNKNOWN;
+    lv_metrics.dropped[reason][level]++;
+}
+
+uint64_t lv_metrics_dropped_total(enum lv_drop_reason reason)
+{
+    if ((unsigned)reason >= LV_DROP_REASON_COUNT)
+        return 0;
+    uint64_t sum = 0;
+    for (unsigned l = 0; l < LV_LEVEL_COUNT; l++)
+        sum += lv_metrics.dropped[reason][l];
+    return sum;
+}
+
+void lv_metrics_reset(void)
+{
+    memset(&lv_metrics, 0, sizeof lv_metrics);
+}
+
+/* Rendering ---------------------------------------------------------- */
+
+/* Appends to `buf` until the first failure, which it keeps in `rc`, so the
+ * render functions below need not check every call. */
+struct writer {
+    struct lv_buf *buf;
+    int rc;
+};
+
+static void put(struct writer *w, const char *s, size_t n)
+{
+    if (w->rc == 0)
+        w->rc = lv_buf_append(w->buf, s, n);
+}
+
+static void put_str(struct writer *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+/* A label value: backslash, double quote and newline are escaped. */
+static void put_label_value(struct writer *w, const char *s)
+{
+    for (const char *run = s;; s++) {
+        if (*s != '\\' && *s != '"' && *s != '\n' && *s != '\0')
+            continue;
+        put(w, run, (size_t)(s - run));
+        if (*s == '\0')
+            return;
+        put_str(w, *s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\");
+        run = s + 1;
+    }
+}
+
+/* HELP texts are the literals below: none holds a backslash or a newline. */
+static void family(struct writer *w, const char *name, const char *type, const char *help)
+{
+    put_str(w, "# HELP ");
+    put_str(w, name);
+    put_str(w, " ");
+    put_str(w, help);
+    put_str(w, "\n# TYPE ");
+    put_str(w, name);
+    put_str(w, " ");
+    put_str(w, type);
+    put_str(w, "\n");
+}
+
+/* One sample; `labels` is NULL or a NULL-terminated list of name, value. */
+static void sample(struct writer *w, const char *name, const char *const *labels, uint64_t v)
+{
+    put_str(w, name);
+    for (size_t i = 0; labels && labels[i]; i += 2) {
+        put_str(w, i == 0 ? "{" : ",");
+        put_str(w, labels[i]);
+        put_str(w, "=\"");
+        put_label_value(w, labels[i + 1]);
+        put_str(w, "\"");
+    }
+    if (labels && labels[0])
+        put_str(w, "}");
+    char num[24];
+    int n = snprintf(num, sizeof num, " %" PRIu64 "\n", v);
+    put(w, num, (size_t)n);
+}
+
+#define LABELS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static const struct {
+    const char *name;
+    const char *type;
+    const char *help;
+    size_t off;
+} scalars[] = {
+    {"logveil_input_records_total", "counter", "Application lines read, after framing.",
+     offsetof(struct lv_metrics, input_records)},
+    {"logveil_input_bytes_total", "counter", "Bytes read from the inputs.",
+     offsetof(struct lv_metrics, input_bytes)},
+    {"logveil_lines_truncated_total", "counter", "Lines longer than limits.max_line, truncated.",
+     offsetof(struct lv_metrics, lines_truncated)},
+    {"logveil_lines_not_json_total", "counter", "Lines that were not JSON, shipped as a message.",
+     offsetof(struct lv_metrics, lines_not_json)},
+    {"logveil_lines_invalid_utf8_total", "counter", "Lines holding invalid UTF-8.",
+     offsetof(struct lv_metrics, lines_invalid_utf8)},
+    {"logveil_records_fast_path_total", "counter", "Records validated and copied verbatim.",
+     offsetof(struct lv_metrics, records_fast_path)},
+    {"logveil_redactions_total", "counter", "Values redacted, all rules.",
+     offsetof(struct lv_metrics, redactions)},
+    {"logveil_records_redacted_total", "counter", "Records with at least one redaction.",
+     offsetof(struct lv_metrics, records_redacted)},
+    {"logveil_input_paused_total", "counter", "Times the input paused because the buffer was full.",
+     offsetof(struct lv_metrics, input_paused_total)},
+    {"logveil_buffer_bytes", "gauge", "Bytes held in the buffer.",
+     offsetof(struct lv_metrics, buffer_bytes)},
+};
+
+static const struct {
+    const char *name;
+    const char *help;
+    size_t off;
+} output_families[] = {
+    {"logveil_output_records_total", "Records delivered, by output.",
+     offsetof(struct lv_output_counter, records)},
+    {"logveil_output_bytes_total", "Bytes delivered, by output.",
+     offsetof(struct lv_output_counter, bytes)},
+    {"logveil_output_errors_total", "Delivery errors, by output.",
+     offsetof(struct lv_output_counter, errors)},
+};
+
+static uint64_t field(const void *base, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)base + off, sizeof v);
+    return v;
+}
+
+static void render_scalars(struct writer *w, const struct lv_metrics *m)
+{
+    for (size_t i = 0; i < LV_ARRAY_LEN(scalars); i++) {
+        family(w, scalars[i].name, scalars[i].type, scalars[i].help);
+        sample(w, scalars[i].name, NULL, field(m, scalars[i].off));
+    }
+}
+
+static void render_levels(struct writer *w, const struct lv_metrics *m)
+{
+    const char *kept = "logveil_records_kept_total";
+    family(w, kept, "counter", "Records kept by the filters, by level.");
+    for (unsigned l = 0; l < LV_LEVEL_COUNT; l++)
+        sample(w, kept, LABELS("level", level_labels[l]), m->records_kept[l]);
+
+    const char *dropped = "logveil_records_dropped_total";
+    family(w, dropped, "counter", "Records not delivered, by reason and level.");
+    for (unsigned r = 0; r < LV_DROP_REASON_COUNT; r++)
+        for (unsigned l = 0; l < LV_LEVEL_COUNT; l++)
+            sample(w, dropped, LABELS("reason", lv_drop_reason_name(r), "level", level_labels[l]),
+                   m->dropped[r][l]);
+}
+
+static void render_named(struct writer *w, const struct lv_metrics *m)
+{
+    const char *rules = "logveil_redactions_by_rule_total";
+    family(w, rules, "counter", "Values redacted, by rule.");
+    for (unsigned i = 0; i < m->nrules; i++)
+        sample(w, rules, LABELS("rule", m->rules[i].name), m->rules[i].hits);
+
+    for (size_t f = 0; f < LV_ARRAY_LEN(output_families); f++) {
+        family(w, output_families[f].name, "counter", output_families[f].help);
+        for (unsigned i = 0; i < m->noutputs; i++)
+            sample(w, output_families[f].name, LABELS("output", m->outputs[i].name),
+                   field(&m->outputs[i], output_families[f].off));
+    }
+}
+
+int lv_metrics_render(struct lv_buf *out)
+{
+    struct writer w = {.buf = out, .rc = 0};
+    size_t start = out->len;
+    render_scalars(&w, &lv_metrics);
+    render_levels(&w, &lv_metrics);
+    render_named(&w, &lv_metrics);
+    /* Half an exposition would read as counters that went back to zero. */
+    if (w.rc < 0)
+        out->len = start;
+    return w.rc;
+}

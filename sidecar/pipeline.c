@@ -1,0 +1,456 @@
+/*
+ * The pipeline. Records are written by the chain straight into the current
+ * batch's buffer; the batch goes to every output at the end of each input
+ * chunk, so latency is one read. A batch is recycled when the last output
+ * has settled it: sent, rejected (counted), or retried until it is.
+ *
+ * Shutdown drains: inputs stop, what was read is filtered and delivered,
+ * outputs flush, and only then does the loop end. A drain that cannot finish
+ * within the grace period ends with exit status 1 and the number of records
+ * left undelivered in the log.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <ev.h>
+
+#include "admin.h"
+#include "frame.h"
+#include "logveil/chain.h"
+#include "logveil/log.h"
+#include "pipeline.h"
+#include "registry.h"
+
+#define BATCH_TARGET (256 * 1024)
+#define MAX_FREE_BATCHES 4
+#define RETRY_RING 1024
+#define DRAIN_GRACE 30.0
+
+enum lv_outcome lv_output_last_outcome;
+int lv_output_done_calls;
+
+/* Batches an output must be offered again, oldest first. */
+struct retry_queue {
+    struct lv_batch *ring[RETRY_RING];
+    size_t head, n;
+    double backoff;
+    ev_timer timer;
+    struct lv_pipeline *p;
+    size_t idx;
+};
+
+struct lv_pipeline {
+    struct ev_loop *loop;
+    const struct lv_conf *conf;
+    struct lv_chain *chain;
+    struct lv_input *inputs;
+    struct lv_frame **frames;
+    bool *eof;
+    size_t ninputs, neof;
+    struct lv_output *outputs;
+    struct retry_queue *retry;
+    size_t noutputs;
+    struct lv_batch *cur;
+    struct lv_batch *free_list;
+    size_t nfree;
+    size_t batches_out;   /* submitted, not yet settled */
+    size_t held_bytes;    /* buffer bytes of those batches */
+    size_t max_bytes;
+    bool paused;
+    bool stopping;
+    int exit_code;
+    struct lv_admin *admin;
+    ev_signal sigterm, sigint;
+    ev_timer grace;
+};
+
+/* ---- batches ------------------------------------------------------------------ */
+
+static struct lv_batch *batch_get(struct lv_pipeline *p)
+{
+    struct lv_batch *b = p->free_list;
+    if (b) {
+        p->free_list = b->next;
+        p->nfree--;
+        b->next = NULL;
+        return b;
+    }
+    b = lv_xcalloc(1, sizeof *b);
+    lv_buf_init(&b->data, BATCH_TARGET + 4096, BATCH_TARGET + lv_chain_record_cap(p->chain));
+    b->cap = 1024;
+    b->recs = lv_xmalloc(b->cap * sizeof *b->recs);
+    return b;
+}
+
+static void batch_free(struct lv_batch *b)
+{
+    lv_buf_free(&b->data);
+    free(b->recs);
+    free(b);
+}
+
+static size_t batch_bytes(const struct lv_batch *b)
+{
+    return b->data.cap + b->cap * sizeof *b->recs;
+}
+
+static void update_pause(struct lv_pipeline *p)
+{
+    lv_metrics.buffer_bytes = p->held_bytes;
+    bool over = p->held_bytes >= p->max_bytes;
+    bool under = p->held_bytes <= p->max_bytes / 2;
+    if (!p->paused && over && !p->stopping) {
+        p->paused = true;
+        lv_metrics.input_paused_total++;
+        for (size_t i = 0; i < p->ninputs; i++)
+            if (!p->eof[i])
+                p->inputs[i].type->pause(&p->inputs[i]);
+    } else if (p->paused && (under || p->stopping)) {
+        p->paused = false;
+        for (size_t i = 0; i < p->ninputs; i++)
+            if (!p->eof[i])
+                p->inputs[i].type->resume(&p->inputs[i]);
+    }
+}
+
+static void maybe_finish(struct lv_pipeline *p);
+
+static void batch_release(struct lv_pipeline *p, struct lv_batch *b)
+{
+    if (--b->refs > 0)
+        return;
+    if (b->refs < 0)
+        abort(); /* a reference dropped twice: the accounting is broken */
+    p->batches_out--;
+    p->held_bytes -= batch_bytes(b);
+    if (p->nfree < MAX_FREE_BATCHES && b->data.cap <= BATCH_TARGET + 65536) {
+        b->data.len = 0;
+        b->n = 0;
+        b->next = p->free_list;
+        p->free_list = b;
+        p->nfree++;
+    } else {
+        batch_free(b);
+    }
+    update_pause(p);
+    maybe_finish(p);
+}
+
+/* ---- outputs -------------------------------------------------------------------- */
+
+static void offer(struct lv_pipeline *p, size_t i, struct lv_batch *b)
+{
+    struct lv_output *out = &p->outputs[i];
+    int rc = out->type->submit(out, b);
+    if (rc == -EAGAIN)
+        lv_output_done(out, b, LV_RETRY, NULL);
+    else if (rc < 0)
+        lv_output_done(out, b, LV_RETRY, NULL);
+}
+
+static void submit_current(struct lv_pipeline *p)
+{
+    struct lv_batch *b = p->cur;
+    if (!b || b->n == 0)
+        return;
+    p->cur = NULL;
+    b->refs = (int)p->noutputs;
+    p->batches_out++;
+    p->held_bytes += batch_bytes(b);
+    for (size_t i = 0; i < p->noutputs; i++)
+        offer(p, i, b);
+    update_pause(p);
+}
+
+static void retry_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct retry_queue *q = lv_container_of(w, struct retry_queue, timer);
+    size_t n = q->n;
+    (void)loop;
+    (void)revents;
+    for (size_t k = 0; k < n && q->n; k++) {
+        struct lv_batch *b = q->ring[q->head];
+        q->head = (q->head + 1) % RETRY_RING;
+        q->n--;
+        offer(q->p, q->idx, b);
+    }
+}
+
+static void schedule_retry(struct lv_pipeline *p, size_t i, struct lv_batch *b)
+{
+    struct retry_queue *q = &p->retry[i];
+    if (q->n == RETRY_RING) {
+        /* Cannot hold more: count them as lost rather than hide it. */
+        for (size_t r = 0; r < b->n; r++)
+            lv_metrics_drop(LV_DROP_BUFFER, (enum lv_level)b->recs[r].level);
+        batch_release(p, b);
+        return;
+    }
+    q->ring[(q->head + q->n++) % RETRY_RING] = b;
+    q->backoff = q->backoff ? (q->backoff * 2 > 5.0 ? 5.0 : q->backoff * 2) : 0.1;
+    if (!ev_is_active(&q->timer)) {
+        ev_timer_set(&q->timer, q->backoff, 0.);
+        ev_timer_start(p->loop, &q->timer);
+    }
+}
+
+static size_t output_index(const struct lv_pipeline *p, const struct lv_output *out)
+{
+    return (size_t)(out - p->outputs);
+}
+
+void lv_output_done(struct lv_output *out, struct lv_batch *b, enum lv_outcome outcome,
+                    const uint8_t *outcomes)
+{
+    struct lv_pipeline *p = out->pipeline;
+    if (!p) {
+        lv_output_last_outcome = outcome;
+        lv_output_done_calls++;
+        return;
+    }
+    size_t i = output_index(p, out);
+    bool retry = outcome == LV_RETRY;
+    for (size_t r = 0; r < b->n; r++) {
+        enum lv_outcome o = outcomes ? (enum lv_outcome)outcomes[r] : outcome;
+        retry |= o == LV_RETRY;
+        if (o == LV_REJECTED)
+            lv_metrics_drop(LV_DROP_REJECTED, (enum lv_level)b->recs[r].level);
+    }
+    if (retry) {
+        schedule_retry(p, i, b);
+        return;
+    }
+    p->retry[i].backoff = 0;
+    batch_release(p, b);
+}
+
+/* ---- lines ---------------------------------------------------------------------- */
+
+static int on_line(void *arg, const struct lv_line *line)
+{
+    struct lv_pipeline *p = arg;
+    if (p->cur && p->cur->data.len >= BATCH_TARGET)
+        submit_current(p);
+    if (!p->cur)
+        p->cur = batch_get(p);
+    struct lv_batch *b = p->cur;
+    if (b->n == b->cap) {
+        b->cap *= 2;
+        b->recs = lv_xrealloc(b->recs, b->cap * sizeof *b->recs);
+    }
+    if (lv_chain_process(p->chain, line, &b->data, &b->recs[b->n]) == 1)
+        b->n++;
+    return 0;
+}
+
+static size_t input_index(const struct lv_pipeline *p, const struct lv_input *in)
+{
+    return (size_t)(in - p->inputs);
+}
+
+int lv_pipeline_feed(struct lv_pipeline *p, struct lv_input *in, const char *data, size_t len)
+{
+    int rc = lv_frame_feed(p->frames[input_index(p, in)], data, len, on_line, p);
+    submit_current(p);
+    return rc;
+}
+
+void lv_pipeline_eof(struct lv_pipeline *p, struct lv_input *in)
+{
+    size_t i = input_index(p, in);
+    if (p->eof[i])
+        return;
+    lv_frame_finish(p->frames[i], on_line, p);
+    submit_current(p);
+    p->eof[i] = true;
+    p->neof++;
+    if (p->neof == p->ninputs)
+        p->stopping = true;
+    maybe_finish(p);
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+static void maybe_finish(struct lv_pipeline *p)
+{
+    if (!p->stopping || p->neof < p->ninputs || p->batches_out > 0)
+        return;
+    for (size_t i = 0; i < p->noutputs; i++)
+        if (p->outputs[i].type->flush(&p->outputs[i]) < 0)
+            p->exit_code = 1;
+    ev_break(p->loop, EVBREAK_ALL);
+}
+
+static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lv_pipeline *p = lv_container_of(w, struct lv_pipeline, grace);
+    (void)revents;
+    lv_error("shutdown: %zu batches still undelivered after %.0f s; exiting", p->batches_out,
+             DRAIN_GRACE);
+    p->exit_code = 1;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct lv_pipeline *p = w->data;
+    (void)revents;
+    lv_info("signal %d: draining and stopping", w->signum);
+    p->stopping = true;
+    for (size_t i = 0; i < p->ninputs; i++)
+        lv_pipeline_eof(p, &p->inputs[i]);
+    for (size_t i = 0; i < p->ninputs; i++)
+        p->inputs[i].type->pause(&p->inputs[i]);
+    ev_timer_init(&p->grace, on_grace, DRAIN_GRACE, 0.);
+    ev_timer_start(loop, &p->grace);
+    maybe_finish(p);
+}
+
+static int setup_inputs(struct lv_pipeline *p, char *err, size_t errlen)
+{
+    const struct lv_conf *conf = p->conf;
+    p->ninputs = conf->ninputs;
+    p->inputs = lv_xcalloc(p->ninputs, sizeof *p->inputs);
+    p->frames = lv_xcalloc(p->ninputs, sizeof *p->frames);
+    p->eof = lv_xcalloc(p->ninputs, sizeof *p->eof);
+    for (size_t i = 0; i < p->ninputs; i++) {
+        const struct lv_input_conf *ic = &conf->inputs[i];
+        const struct lv_input_type *t = lv_registry_input(ic->kind);
+        if (!t) {
+            snprintf(err, errlen, "input %zu: this build has no tail input yet", i);
+            return -ENOTSUP;
+        }
+        struct lv_input *in = &p->inputs[i];
+        *in = (struct lv_input){t, ic, p, p->loop, lv_xcalloc(1, t->ctx_size)};
+        p->frames[i] = lv_frame_new(ic->format, conf->limits.max_line, (uint32_t)i);
+        int rc = t->init(in);
+        if (rc < 0) {
+            snprintf(err, errlen, "input %s: cannot start: %s", t->name, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int setup_outputs(struct lv_pipeline *p, char *err, size_t errlen)
+{
+    const struct lv_conf *conf = p->conf;
+    p->noutputs = conf->noutputs;
+    p->outputs = lv_xcalloc(p->noutputs, sizeof *p->outputs);
+    p->retry = lv_xcalloc(p->noutputs, sizeof *p->retry);
+    for (size_t i = 0; i < p->noutputs; i++) {
+        const struct lv_output_conf *oc = &conf->outputs[i];
+        const struct lv_output_type *t = lv_registry_output(oc->kind);
+        struct lv_output *out = &p->outputs[i];
+        const char *name = oc->name ? oc->name : t->name;
+        *out = (struct lv_output){t, oc, lv_metrics_output(name), p, p->loop,
+                                  lv_xcalloc(1, t->ctx_size)};
+        p->retry[i].p = p;
+        p->retry[i].idx = i;
+        ev_timer_init(&p->retry[i].timer, retry_due, 0., 0.);
+        int rc = t->init(out);
+        if (rc < 0) {
+            snprintf(err, errlen, "output %s: cannot start: %s", name, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+struct lv_pipeline *lv_pipeline_new(struct ev_loop *loop, const struct lv_conf *conf, char *err,
+                                    size_t errlen)
+{
+    struct lv_pipeline *p = lv_xcalloc(1, sizeof *p);
+    p->loop = loop;
+    p->conf = conf;
+    p->max_bytes = conf->buffer_max_bytes ? conf->buffer_max_bytes : 64u << 20;
+    p->chain = lv_chain_new(conf, err, errlen);
+    if (!p->chain || setup_outputs(p, err, errlen) < 0 || setup_inputs(p, err, errlen) < 0)
+        goto err;
+    if (conf->admin.listen) {
+        p->admin = lv_admin_start(loop, conf->admin.listen, err, errlen);
+        if (!p->admin)
+            goto err;
+    }
+    return p;
+err:
+    lv_pipeline_free(p);
+    return NULL;
+}
+
+int lv_pipeline_run(struct lv_pipeline *p)
+{
+    ev_signal_init(&p->sigterm, on_signal, SIGTERM);
+    ev_signal_init(&p->sigint, on_signal, SIGINT);
+    p->sigterm.data = p->sigint.data = p;
+    ev_signal_start(p->loop, &p->sigterm);
+    ev_signal_start(p->loop, &p->sigint);
+    ev_unref(p->loop); /* the signal watchers alone do not keep the loop alive */
+    ev_unref(p->loop);
+    for (size_t i = 0; i < p->ninputs; i++)
+        p->inputs[i].type->start(&p->inputs[i]);
+    if (p->admin)
+        lv_admin_set_ready(p->admin, true);
+    if (p->ninputs == 0)
+        p->stopping = true;
+    maybe_finish(p);
+    if (!(p->stopping && p->batches_out == 0))
+        ev_run(p->loop, 0);
+    ev_ref(p->loop);
+    ev_ref(p->loop);
+    ev_signal_stop(p->loop, &p->sigterm);
+    ev_signal_stop(p->loop, &p->sigint);
+    ev_timer_stop(p->loop, &p->grace);
+    return p->exit_code;
+}
+
+void lv_pipeline_free(struct lv_pipeline *p)
+{
+    if (!p)
+        return;
+    lv_admin_stop(p->admin);
+    for (size_t i = 0; p->inputs && i < p->ninputs; i++) {
+        if (p->inputs[i].type)
+            p->inputs[i].type->destroy(&p->inputs[i]);
+        free(p->inputs[i].ctx);
+        lv_frame_free(p->frames[i]);
+    }
+    for (size_t i = 0; p->outputs && i < p->noutputs; i++) {
+        ev_timer_stop(p->loop, &p->retry[i].timer);
+        if (p->outputs[i].type)
+            p->outputs[i].type->destroy(&p->outputs[i]);
+        free(p->outputs[i].ctx);
+    }
+    while (p->free_list) {
+        struct lv_batch *b = p->free_list;
+        p->free_list = b->next;
+        batch_free(b);
+    }
+    if (p->cur)
+        batch_free(p->cur);
+    free(p->inputs);
+    free(p->frames);
+    free(p->eof);
+    free(p->outputs);
+    free(p->retry);
+    lv_chain_free(p->chain);
+    free(p);
+}
+
+/* ---- shared defaults for stage slots that do not apply ---------------------------- */
+
+void lv_input_noop(struct lv_input *in)
+{
+    (void)in;
+}
+
+int lv_output_flush_noop(struct lv_output *out)
+{
+    (void)out;
+    return 0;
+}
+
+void lv_output_destroy_noop(struct lv_output *out)
+{
+    (void)out;
+}

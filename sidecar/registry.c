@@ -1,0 +1,28 @@
+/*
+ * Registration: which type implements each input and output kind.
+ */
+#include "registry.h"
+
+extern const struct lv_input_type lv_input_stdin;
+extern const struct lv_output_type lv_output_stdout;
+extern const struct lv_output_type lv_output_file;
+
+static const struct lv_input_type *const inputs[] = {
+    [LV_INPUT_STDIN] = &lv_input_stdin,
+    [LV_INPUT_TAIL] = NULL, /* the tail input is not in this build yet */
+};
+
+static const struct lv_output_type *const outputs[] = {
+    [LV_OUTPUT_STDOUT] = &lv_output_stdout,
+    [LV_OUTPUT_FILE] = &lv_output_file,
+};
+
+const struct lv_input_type *lv_registry_input(enum lv_input_kind kind)
+{
+    return (unsigned)kind < LV_ARRAY_LEN(inputs) ? inputs[kind] : NULL;
+}
+
+const struct lv_output_type *lv_registry_output(enum lv_output_kind kind)
+{
+    return (unsigned)kind < LV_ARRAY_LEN(outputs) ? outputs[kind] : NULL;
+}
