@@ -50,6 +50,8 @@ struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errl
         lv_chain_free(c);
         return NULL;
     }
+    for (size_t i = 0; i < conf->sample.nkeep; i++)
+        lv_redact_watch(c->redactor, conf->sample.keep[i].equals);
     c->json = lv_json_new(conf, c->redactor);
     c->sampler = lv_sample_new(&conf->sample, lv_conf_profile(conf));
     c->enricher = lv_enrich_new(conf);
@@ -187,7 +189,7 @@ static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv
     const struct lv_line *l = c->line;
     struct lv_scan scan;
     bool candidate = lv_redact_scan(c->redactor, l->data, l->len, &scan);
-    c->keep_possible = scan.escapes || keep_possible(c, l->data, l->len);
+    c->keep_possible = scan.escapes || scan.watched;
     enum lv_json_status st = l->truncated ? LV_JSON_INVALID : parse(c, &scan, candidate, start, out, res);
     if (st == LV_JSON_CANCELLED) {
         out->len = start;

@@ -17,7 +17,12 @@ struct lv_enricher {
     struct lv_buf env_frag;  /* ,"environment":"production" */
     struct lv_buf k8s_frag;  /* ,"kubernetes":{...} */
     char *ts_field;          /* "@timestamp" as a JSON key with colon */
+    size_t ts_field_len;
     char *stream_key;
+    size_t stream_key_len;
+    double cached_rate;      /* the sample_rate whose text is in rate_text */
+    char rate_text[40];
+    size_t rate_len;
     bool ecs;
     int64_t cached_sec;      /* the second whose text is in cached_text */
     char cached_text[32];
@@ -257,6 +262,9 @@ struct lv_enricher *lv_enrich_new(const struct lv_conf *conf)
         render_kubernetes(e, c);
     e->ts_field = json_key(c->timestamp_field ? c->timestamp_field : "@timestamp");
     e->stream_key = c->stream_field && *c->stream_field ? json_key(c->stream_field) : NULL;
+    e->ts_field_len = strlen(e->ts_field);
+    e->stream_key_len = e->stream_key ? strlen(e->stream_key) : 0;
+    e->cached_rate = -1;
     e->ecs = c->ecs;
     e->cached_sec = INT64_MIN;
     return e;
@@ -345,12 +353,12 @@ int lv_enrich_append(struct lv_enricher *e, const struct lv_enrich_in *in, bool 
     int rc = 0;
     if (!(in->has & LV_HAS_TIMESTAMP)) {
         rc |= sep(out, &first);
-        rc |= lv_buf_append(out, e->ts_field, strlen(e->ts_field));
+        rc |= lv_buf_append(out, e->ts_field, e->ts_field_len);
         rc |= put_time(e, in->time_ns, out);
     }
     if (e->stream_key && !(in->has & LV_HAS_STREAM)) {
         rc |= sep(out, &first);
-        rc |= lv_buf_append(out, e->stream_key, strlen(e->stream_key));
+        rc |= lv_buf_append(out, e->stream_key, e->stream_key_len);
         rc |= in->stream == LV_STREAM_STDERR ? lv_buf_puts(out, "\"stderr\"")
                                              : lv_buf_puts(out, "\"stdout\"");
     }
@@ -361,10 +369,13 @@ int lv_enrich_append(struct lv_enricher *e, const struct lv_enrich_in *in, bool 
     if (e->ecs)
         rc |= put_ecs(e, in, &first, out);
     if (!(in->has & LV_HAS_SAMPLE_RATE)) {
-        char num[32];
-        int n = snprintf(num, sizeof num, "\"sample_rate\":%.6g", in->sample_rate);
+        if (in->sample_rate != e->cached_rate) {
+            e->cached_rate = in->sample_rate;
+            e->rate_len = (size_t)snprintf(e->rate_text, sizeof e->rate_text,
+                                           "\"sample_rate\":%.6g", in->sample_rate);
+        }
         rc |= sep(out, &first);
-        rc |= lv_buf_append(out, num, (size_t)n);
+        rc |= lv_buf_append(out, e->rate_text, e->rate_len);
     }
     if (in->redactions > 0 && !(in->has & LV_HAS_REDACTED)) {
         char num[32];

@@ -46,7 +46,8 @@ struct lv_json {
     struct want wants[MAX_WANTS];
     size_t nwants;
     const struct lv_keep_rule *keep;
-    struct { const char *name; unsigned flag; } tops[8];
+    struct { const char *name; size_t len; unsigned flag; } tops[8];
+    size_t keep_len[MAX_WANTS];
     size_t ntops;
     /* per run */
     enum lv_json_mode mode;
@@ -77,6 +78,7 @@ static void add_top(struct lv_json *j, const char *name, unsigned flag)
 {
     if (name && *name && j->ntops < LV_ARRAY_LEN(j->tops)) {
         j->tops[j->ntops].name = name;
+        j->tops[j->ntops].len = strlen(name);
         j->tops[j->ntops++].flag = flag;
     }
 }
@@ -94,8 +96,10 @@ struct lv_json *lv_json_new(const struct lv_conf *conf, struct lv_redactor *reda
         add_want(j, s->level_fields[i], W_LEVEL, i);
     add_want(j, s->key, W_KEY, 0);
     j->keep = s->keep;
-    for (size_t i = 0; i < s->nkeep; i++)
+    for (size_t i = 0; i < s->nkeep && i < MAX_WANTS; i++) {
         add_want(j, s->keep[i].field, W_KEEP, i);
+        j->keep_len[i] = strlen(s->keep[i].equals);
+    }
     const struct lv_enrich_conf *e = &conf->enrich;
     for (size_t i = 0; i < e->ntime_fields; i++)
         add_want(j, e->time_fields[i], W_TIME, i);
@@ -243,7 +247,7 @@ static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string
             take_key(j, s, len);
             break;
         case W_KEEP:
-            if (is_string && strlen(j->keep[w->idx].equals) == len &&
+            if (is_string && j->keep_len[w->idx] == len &&
                 memcmp(j->keep[w->idx].equals, s, len) == 0)
                 j->res->keep = true;
             break;
@@ -331,7 +335,7 @@ static void path_push_key(struct lv_json *j, const char *key, size_t len)
 static void note_top_key(struct lv_json *j, const char *key, size_t len)
 {
     for (size_t i = 0; i < j->ntops; i++)
-        if (strlen(j->tops[i].name) == len && memcmp(j->tops[i].name, key, len) == 0)
+        if (j->tops[i].len == len && memcmp(j->tops[i].name, key, len) == 0)
             j->res->has |= j->tops[i].flag;
 }
 

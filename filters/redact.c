@@ -27,6 +27,7 @@
 #define MAX_RULES 64
 #define MAX_WORDS 256
 #define KEY_TARGET 0xff
+#define WATCH_TARGET 0xfe
 
 struct vrule {
     char *name;
@@ -64,8 +65,10 @@ struct lv_redactor {
     uint64_t always_rules; /* rules without hints */
     struct word words[MAX_WORDS];
     size_t nwords;
-    uint8_t bigram[65536 / 8];
-    uint8_t single[256];
+    uint8_t gram4[65536 / 8]; /* hashed first 4 characters of words */
+    struct lv_scan always;     /* what every scan reports (short words) */
+    char *owned[16];           /* watched literals */
+    size_t nowned;
     char *replacement;
     char *hmac_key;
     size_t hmac_key_len;
@@ -166,22 +169,6 @@ static char *pair_pattern(const struct lv_redactor *r)
 
 /* ---- construction ------------------------------------------------------- */
 
-static int add_word(struct lv_redactor *r, const char *text, uint8_t target)
-{
-    size_t len = strlen(text);
-    if (len == 0 || r->nwords == MAX_WORDS)
-        return -1;
-    r->words[r->nwords++] = (struct word){text, len, target};
-    unsigned char a = (unsigned char)text[0];
-    if (len == 1) {
-        r->single[a] = 1;
-        return 0;
-    }
-    unsigned idx = (unsigned)a << 8 | (unsigned char)text[1];
-    r->bigram[idx >> 3] |= (uint8_t)(1u << (idx & 7));
-    return 0;
-}
-
 static char *normalised_copy(const char *s)
 {
     size_t len = strlen(s);
@@ -189,6 +176,64 @@ static char *normalised_copy(const char *s)
     d[lv_redact_normalise(s, len, d, len)] = '\0';
     return d;
 }
+
+/* A normalised copy the redactor frees with itself. */
+static const char *normalised_copy_keep(struct lv_redactor *r, const char *s)
+{
+    if (r->nowned == LV_ARRAY_LEN(r->owned))
+        return "";
+    return r->owned[r->nowned++] = normalised_copy(s);
+}
+
+static void mark(struct lv_scan *scan, uint8_t target);
+
+static unsigned gram_hash(uint32_t w)
+{
+    return (w * 2654435761u) >> 16;
+}
+
+static void set_bit(uint8_t *t, unsigned idx)
+{
+    t[idx >> 3] |= (uint8_t)(1u << (idx & 7));
+}
+
+static bool test_bit(const uint8_t *t, unsigned idx)
+{
+    return t[idx >> 3] & (1u << (idx & 7));
+}
+
+/* Words of four characters or more are found by the hash of their first
+ * four; a three-character word by every four-character string it begins
+ * (the scan adds a virtual character at the end, so one at the very end is
+ * found too). Shorter words cannot be filtered cheaply: their target is
+ * always reported. */
+static int add_word(struct lv_redactor *r, const char *text, uint8_t target)
+{
+    size_t len = strlen(text);
+    if (len == 0 || r->nwords == MAX_WORDS)
+        return -1;
+    const unsigned char *t = (const unsigned char *)text;
+    if (len < 3) {
+        struct lv_scan *always = &r->always;
+        mark(always, target);
+        return 0;
+    }
+    r->words[r->nwords++] = (struct word){text, len, target};
+    uint32_t head = (uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 | (uint32_t)t[2] << 8;
+    if (len >= 4) {
+        set_bit(r->gram4, gram_hash(head | t[3]));
+        return 0;
+    }
+    for (unsigned c = 0; c < 256; c++)
+        set_bit(r->gram4, gram_hash(head | c));
+    return 0;
+}
+
+void lv_redact_watch(struct lv_redactor *r, const char *literal)
+{
+    add_word(r, normalised_copy_keep(r, literal), WATCH_TARGET);
+}
+
 
 static int compile_rule(struct lv_redactor *r, const char *name, const char *pattern,
                         const char *const *hints, size_t nhints, int group,
@@ -340,6 +385,8 @@ void lv_redact_free(struct lv_redactor *r)
         free(v->name);
         free(v->replacement);
     }
+    for (size_t i = 0; i < r->nowned; i++)
+        free(r->owned[i]);
     pcre2_match_data_free(r->md);
     lv_buf_free(&r->scratch[0]);
     lv_buf_free(&r->scratch[1]);
@@ -372,10 +419,13 @@ static void mark(struct lv_scan *scan, uint8_t target)
 {
     if (target == KEY_TARGET)
         scan->keys = true;
+    else if (target == WATCH_TARGET)
+        scan->watched = true;
     else
         scan->rules |= 1ull << target;
 }
 
+/* Verifies the words that may start at raw position `at`. */
 static void check_words(const struct lv_redactor *r, const unsigned char *at,
                         const unsigned char *end, struct lv_scan *scan)
 {
@@ -387,36 +437,59 @@ static void check_words(const struct lv_redactor *r, const unsigned char *at,
     }
 }
 
+/* One pass over the normalised stream: `win` holds its last four
+ * characters, `at` where each lies in the raw text. A hit in the hashed
+ * table is verified against the words. The tail step feeds one virtual
+ * character so a three-character word at the very end is seen. */
+static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
+                      struct lv_scan *scan)
+{
+    if (memchr(text, '\\', len)) {
+        scan->escapes = scan->keys = scan->watched = true;
+        scan->rules = ~0ull;
+        return;
+    }
+    scan->rules |= r->always.rules;
+    scan->keys |= r->always.keys;
+    scan->watched |= r->always.watched;
+    if (!len)
+        return;
+    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    const unsigned char *at[4] = {p, p, p, p};
+    uint32_t win = 0;
+    unsigned pos = 0;
+    for (; p <= end; p++) {
+        unsigned c = p < end ? norm_table[*p] : 1;
+        if (!c)
+            continue;
+        win = win << 8 | c;
+        pos = (pos + 1) & 3;
+        at[pos] = p;
+        if (LV_UNLIKELY(test_bit(r->gram4, gram_hash(win))))
+            check_words(r, at[(pos + 1) & 3], end, scan);
+    }
+}
+
 bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len, struct lv_scan *scan)
 {
-    const unsigned char *p = (const unsigned char *)line, *end = p + len;
-    const unsigned char *prev_at = NULL;
-    unsigned prev = 0;
     scan->rules = r->always_rules;
     scan->keys = false;
     scan->escapes = false;
-    for (; p < end; p++) {
-        unsigned c = norm_table[*p];
-        if (!c)
-            continue;
-        if (LV_UNLIKELY(*p == '\\')) {
-            scan->escapes = true;
-            scan->keys = true;
-            scan->rules = ~0ull;
-            return true;
-        }
-        if (LV_UNLIKELY(r->single[c]))
-            check_words(r, p, end, scan);
-        unsigned idx = prev << 8 | c;
-        if (LV_UNLIKELY(r->bigram[idx >> 3] & (1u << (idx & 7))))
-            check_words(r, prev_at, end, scan);
-        prev = c;
-        prev_at = p;
-    }
+    scan->watched = false;
+    scan_text(r, line, len, scan);
     return scan->keys || scan->rules;
 }
 
 /* ---- key rules ----------------------------------------------------------- */
+
+/* Keys are short: a plain loop beats memmem's set-up. */
+static bool contains(const char *s, size_t n, const struct krule *k)
+{
+    for (size_t i = 0; i + k->len <= n; i++)
+        if (s[i] == k->word[0] && memcmp(s + i, k->word, k->len) == 0)
+            return true;
+    return false;
+}
 
 int lv_redact_key(struct lv_redactor *r, const char *key, size_t len)
 {
@@ -435,8 +508,7 @@ int lv_redact_key(struct lv_redactor *r, const char *key, size_t len)
     }
     for (size_t i = 0; i < r->nkeys; i++) {
         const struct krule *k = &r->keys[i];
-        if (k->exact ? (n == k->len && memcmp(norm, k->word, n) == 0)
-                     : memmem(norm, n, k->word, k->len) != NULL)
+        if (k->exact ? (n == k->len && memcmp(norm, k->word, n) == 0) : contains(norm, n, k))
             return (int)i;
     }
     return -1;
@@ -481,28 +553,6 @@ int lv_redact_key_value(struct lv_redactor *r, int rule, const char *value, size
 }
 
 /* ---- value rules --------------------------------------------------------- */
-
-/* Case-insensitive, separator-blind search for a normalised hint. */
-static bool has_hint(const char *s, size_t len, const char *hint)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    unsigned char h0 = (unsigned char)hint[0];
-    struct word w = {hint, strlen(hint), 0};
-    for (; p < end; p++)
-        if (norm_table[*p] == h0 && word_at(p, end, &w))
-            return true;
-    return false;
-}
-
-static bool rule_applies(const struct vrule *v, const char *s, size_t len)
-{
-    if (!v->nhints)
-        return true;
-    for (size_t i = 0; i < v->nhints; i++)
-        if (has_hint(s, len, v->hints[i]))
-            return true;
-    return false;
-}
 
 static int put_replacement(struct lv_redactor *r, const struct vrule *v, const char *text,
                            size_t len, struct lv_buf *out)
@@ -552,9 +602,14 @@ int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const ch
     const char *cur = s;
     size_t curlen = len;
     int total = 0, which = 0;
-    for (size_t i = 0; i < r->nrules; i++) {
+    /* The rules the line's scan selected whose hints are in this string. */
+    struct lv_scan own = {r->always_rules, false, false, false};
+    if (scan->rules & ~r->always_rules)
+        scan_text(r, s, len, &own);
+    uint64_t run = scan->rules & own.rules;
+    for (size_t i = 0; run >> i; i++) {
         struct vrule *v = &r->rules[i];
-        if (!(scan->rules & (1ull << i)) || !rule_applies(v, cur, curlen))
+        if (!(run & (1ull << i)))
             continue;
         struct lv_buf *dst = &r->scratch[which];
         int n = apply_rule(r, v, cur, curlen, dst);
