@@ -161,8 +161,12 @@ static char *pair_pattern(const struct lv_redactor *r)
     /* The value: quoted (escapes kept, closing quote optional for cut
      * lines), a container up to the end of the text (broken JSON is redacted
      * to its end rather than risk a nested secret), or a bare token. */
+    /* A bare token ends at a blank, quote, comma or bracket; '&' and ';'
+     * end it only where the next key=value starts ("?token=x&page=2"), so
+     * "password=Tr0ub&3" is masked whole. */
     lv_buf_puts(&b, ")[\"']?\\s*[:=]\\s*(?|\"((?:[^\"\\\\]|\\\\.)*)\"?|'((?:[^'\\\\]|\\\\.)*)'?"
-                    "|([\\[{][\\s\\S]*)|([^\\s\"'&,;}\\]]+))");
+                    "|([\\[{][\\s\\S]*)"
+                    "|((?:[^\\s\"'&;,}\\]]|[&;](?![A-Za-z0-9_.\\[\\]-]+=))+))");
     lv_buf_putc(&b, '\0');
     return b.data;
 }

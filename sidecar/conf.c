@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <pcre2.h>
 
@@ -174,8 +175,11 @@ static void bind_profiles(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_
         const yaml_node_t *key, *value;
         lv_conf_map_pair(ctx, node, i, &key, &value);
         const char *name = lv_conf_map_text(ctx, key);
-        if (!name)
-            continue; /* not a string: reported with the keys of the map */
+        if (!name) {
+            lv_conf_map_error(ctx, key, where, "expected a profile name, got a %s",
+                              key->type == YAML_MAPPING_NODE ? "map" : "sequence");
+            continue;
+        }
         struct lv_sample_profile *p = profile_for(base, name);
         lv_conf_map_bind(ctx, profile_keys, value, p, lv_conf_map_join(at, where, name));
     }
@@ -450,11 +454,21 @@ static const struct lv_conf_map_key admin_keys[] = {
 
 /* ---- inputs and outputs ------------------------------------------------- */
 
+/* True when the element names a valid type; checks that depend on the type
+ * are skipped otherwise, the type having been reported already. */
+static bool type_is(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, const char *const *names,
+                    int kind)
+{
+    const yaml_node_t *type = lv_conf_map_get(ctx, node, "type");
+    const char *text = type ? lv_conf_map_text(ctx, type) : NULL;
+    return text && !strcasecmp(text, names[kind]);
+}
+
 static void input_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void *elem,
                         const char *where)
 {
     const struct lv_input_conf *in = elem;
-    if (!lv_conf_map_get(ctx, node, "type"))
+    if (!type_is(ctx, node, input_names, (int)in->kind))
         return;
     if (in->kind == LV_INPUT_TAIL && !in->npaths)
         lv_conf_map_error(ctx, node, where, "a tail input needs paths, the files to follow");
@@ -491,10 +505,10 @@ static void output_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, v
                          const char *where)
 {
     struct lv_output_conf *o = elem;
+    if (!type_is(ctx, node, output_names, (int)o->kind))
+        return;
     if (!o->name)
         o->name = lv_xstrdup(output_names[o->kind]);
-    if (!lv_conf_map_get(ctx, node, "type"))
-        return;
     if (o->kind == LV_OUTPUT_FILE && !o->path)
         lv_conf_map_error(ctx, node, where, "a file output needs path");
     if (o->kind == LV_OUTPUT_STDOUT && o->path)

@@ -335,14 +335,28 @@ static int line_of_offset(const struct lv_conf_map_ctx *ctx, size_t off)
     return line;
 }
 
+/* `${` between two marks: the usual cause of a syntax error in { } or [ ],
+ * where braces end a plain value. */
+static bool has_var_between(const struct lv_conf_map_ctx *ctx, size_t from, size_t to)
+{
+    for (size_t i = from; i + 1 < to && i + 1 < ctx->len; i++)
+        if (ctx->text[i] == '$' && ctx->text[i + 1] == '{')
+            return true;
+    return false;
+}
+
 static void syntax_error(struct lv_conf_map_ctx *ctx, const yaml_parser_t *p)
 {
     int line = p->error == YAML_READER_ERROR ? line_of_offset(ctx, p->problem_offset)
                                              : (int)p->problem_mark.line + 1;
     const char *problem = p->problem ? p->problem : "the file cannot be parsed";
+    const char *hint = "";
+    if (p->context && strstr(p->context, "flow") &&
+        has_var_between(ctx, p->context_mark.index, p->problem_mark.index + 1))
+        hint = "; inside { } or [ ], quote a value that holds ${...}";
     if (p->context)
-        lv_conf_map_error_at(ctx, line, "YAML syntax error: %s (%s at line %d)", problem,
-                             p->context, (int)p->context_mark.line + 1);
+        lv_conf_map_error_at(ctx, line, "YAML syntax error: %s (%s at line %d)%s", problem,
+                             p->context, (int)p->context_mark.line + 1, hint);
     else
         lv_conf_map_error_at(ctx, line, "YAML syntax error: %s", problem);
 }

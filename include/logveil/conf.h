@@ -45,7 +45,7 @@ struct lv_value_rule {
     /* Capture group whose text is redacted; 0 redacts the whole match. */
     int group;
     enum lv_action action;
-    char *replacement;
+    char *replacement; /* NULL: use lv_redact_conf.replacement */
     int line; /* config line, for error messages; 0 for built-ins */
 };
 
@@ -151,11 +151,15 @@ struct lv_conf_errors {
 void lv_conf_errors_free(struct lv_conf_errors *e);
 
 /* Built-in configuration for `environment` (NULL: "development"): stdin
- * input, stdout output, default redaction, the built-in sampling profiles. */
+ * input, stdout output, default redaction, the built-in sampling profiles.
+ * Overwrites `conf` without freeing what it held. */
 void lv_conf_defaults(struct lv_conf *conf, const char *environment);
 
-/* Loads `path` over the defaults. 0 when valid; -EINVAL with `errors` filled
- * otherwise (-errno when the file cannot be read, also reported there). */
+/* Loads `path` over the defaults for the environment it names. 0 when valid;
+ * -EINVAL with `errors` filled otherwise (-errno when the file cannot be read,
+ * also reported there). `errors` (may be NULL) is overwritten, not appended
+ * to. Whatever the result, `conf` is filled, the defaults at least, and must
+ * be released with lv_conf_free(). */
 int lv_conf_load(const char *path, struct lv_conf *conf, struct lv_conf_errors *errors);
 
 /* The profile for conf->environment, or NULL when there is none. */

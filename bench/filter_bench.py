@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Benchmark of `logveil filter` on the shared 1M-record corpora.
+
+For each corpus format (json, cri) and profile (development: everything kept,
+production: 1% of DEBUG/INFO), runs `logveil filter --env ENV --format FMT
+< corpus > /dev/null` RUNS times and reports the median wall time, records/s,
+MB/s, CPU seconds and peak RSS, with `cat corpus > /dev/null` as the floor.
+
+The corpora are made by ../shared/bench/gen_corpus.py (called, not copied)
+into bench/corpus/, which git ignores.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+GEN = os.path.join(REPO, "..", "shared", "bench", "gen_corpus.py")
+
+
+def corpus(fmt, records):
+    os.makedirs(os.path.join(HERE, "corpus"), exist_ok=True)
+    path = os.path.join(HERE, "corpus", "%s-%d.log" % (fmt, records))
+    if not os.path.exists(path):
+        print("generating %s ..." % path, file=sys.stderr)
+        with open(path + ".tmp", "wb") as out:
+            subprocess.run([sys.executable, GEN, "--format", fmt, "--records", str(records)],
+                           stdout=out, check=True)
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def measure(argv, path):
+    """Runs argv with stdin from path, stdout to /dev/null: (wall, cpu, maxrss KiB)."""
+    with open(path, "rb") as fin, open(os.devnull, "wb") as fout:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=fin, stdout=fout)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    if status != 0:
+        sys.exit("%s failed with status %d" % (argv, status))
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def median_of(argv, path, runs):
+    results = [measure(argv, path) for _ in range(runs)]
+    return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
+            max(r[2] for r in results))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=os.path.join(REPO, "build-release", "logveil"))
+    ap.add_argument("--records", type=int, default=1000000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--formats", default="json,cri")
+    ap.add_argument("--envs", default="development,production")
+    a = ap.parse_args()
+    if not os.path.exists(a.binary):
+        subprocess.run(["cmake", "-S", REPO, "-B", os.path.dirname(a.binary),
+                        "-DCMAKE_BUILD_TYPE=Release", "-DLOGVEIL_TESTS=OFF"],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", os.path.dirname(a.binary), "--target", "logveil",
+                        "-j2"], check=True, stdout=subprocess.DEVNULL)
+    print("| corpus | run | wall s | records/s | MB/s | CPU s | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for fmt in a.formats.split(","):
+        path = corpus(fmt, a.records)
+        mb = os.path.getsize(path) / 1e6
+        wall, cpu, rss = median_of(["cat"], path, a.runs)
+        print("| %s %.0f MB | cat (floor) | %.2f | %.0f | %.0f | %.2f | %.1f |"
+              % (fmt, mb, wall, a.records / wall, mb / wall, cpu, rss / 1024))
+        for env in a.envs.split(","):
+            argv = [a.binary, "filter", "--env", env, "--format", fmt]
+            wall, cpu, rss = median_of(argv, path, a.runs)
+            print("| %s %.0f MB | filter --env %s | %.2f | %.0f | %.0f | %.2f | %.1f |"
+                  % (fmt, mb, env, wall, a.records / wall, mb / wall, cpu, rss / 1024))
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""`logveil check-config FILE`: the shipped configs pass, broken ones are explained.
+
+Every shipped config must exit 0 on any machine, with no LOGVEIL_* variable
+set. A config with many problems must exit 2 and print every one of them on
+stderr as "file:line: message", in line order, and nothing else. Smaller cases
+cover ${VAR} expansion, secrets read from files, YAML syntax errors and a
+missing file.
+
+Usage: test_check_config.py --binary PATH --source REPO
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SHIPPED = ["development", "staging", "canary", "production"]
+TIMEOUT = 30
+
+# One line of each kind of mistake; EXPECTED below holds the report for each.
+BAD_CONFIG = """\
+environment: production
+log_level: loud
+inputs:
+  - type: tail
+    format: cri
+redact:
+  keys: [password, {key: auth, match: exact}, [nested]]
+  action: hash
+  patterns:
+    - name: card
+      pattern: '(4[0-9]{12}'
+sampling:
+  profiles:
+    production: {default: 1.5, levels: {VERBOSE: 1}}
+  sampl: 1
+limits:
+  max_line: 12XB
+admin:
+  listen: ${LV_IT_UNSET}
+outputs:
+  - type: stdout
+  - type: file
+    name: archive
+  - {type: kafka}
+"""
+
+EXPECTED = [
+    (2, 'log_level: unknown value "loud", expected one of: debug, info, warn, error'),
+    (4, "inputs[0]: a tail input needs paths, the files to follow"),
+    (7, "redact.keys[2]: expected a string or a map with key/match/action/replacement, "
+        "got a sequence"),
+    (8, "redact: action hash needs hmac_key_file or hmac_key"),
+    (11, "redact.patterns[0].pattern: bad regular expression at offset 11: "
+         "missing closing parenthesis"),
+    (14, 'sampling.profiles.production.default: expected a number from 0 to 1, got "1.5"'),
+    (14, 'sampling.profiles.production.levels: unknown level "VERBOSE", expected one of: '
+         "TRACE, DEBUG, INFO, WARN, ERROR, FATAL"),
+    (15, 'unknown key "sampl" in sampling, expected one of: key, level_fields, profiles, '
+         "always_keep, rate_limit, burst"),
+    (17, 'limits.max_line: expected a size such as 1048576, 512KiB, 64MiB or 1GB, got "12XB"'),
+    (19, "environment variable LV_IT_UNSET is not set, expected it to be set or a default "
+         "given as ${LV_IT_UNSET:-default}"),
+    (22, "outputs[1]: a file output needs path"),
+    (24, 'outputs[2].type: unknown value "kafka", expected one of: stdout, file'),
+]
+
+HASHING_CONFIG = """\
+environment: production
+redact:
+  hmac_key_file: ${LV_IT_KEY_FILE:-%s}
+  keys: [password, {key: user_id, match: exact, action: hash}]
+"""
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"ok   {name}")
+        else:
+            self.failed += 1
+            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
+        return ok
+
+
+def clean_env(**extra):
+    """The caller's environment without the variables the configs read."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LOGVEIL_") and not k.startswith("LV_IT_")}
+    env.update(extra)
+    return env
+
+
+def check_config(binary, path, env):
+    return subprocess.run([binary, "check-config", path], env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+
+
+def write(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def check_shipped(c, args, tmp):
+    for name in SHIPPED:
+        path = os.path.join(args.source, "configs", name + ".yaml")
+        r = check_config(args.binary, path, clean_env())
+        c.check(f"{name}.yaml passes check-config", r.returncode == 0 and not r.stderr,
+                f"exit {r.returncode}, stderr: {r.stderr.strip()[:2000]}")
+
+
+def error_lines(stderr, path):
+    """(line, message) for each "path:line: message" line; None for other lines."""
+    pattern = re.compile(re.escape(path) + r":(\d+): (.*)")
+    out = []
+    for line in stderr.splitlines():
+        m = pattern.fullmatch(line)
+        out.append((int(m.group(1)), m.group(2)) if m else None)
+    return out
+
+
+def check_bad(c, args, tmp):
+    path = write(tmp, "bad.yaml", BAD_CONFIG)
+    r = check_config(args.binary, path, clean_env())
+    c.check("a broken config exits 2", r.returncode == 2, f"exit {r.returncode}")
+    got = error_lines(r.stderr, path)
+    c.check("every stderr line is file:line: message", None not in got, r.stderr)
+    for line, msg in EXPECTED:
+        c.check(f"reports line {line}: {msg[:50]}", (line, msg) in got,
+                f"not among:\n{r.stderr}")
+    c.check(f"reports exactly {len(EXPECTED)} problems", len(got) == len(EXPECTED),
+            f"got {len(got)}:\n{r.stderr}")
+    lines = [g[0] for g in got if g]
+    c.check("problems come in line order", lines == sorted(lines), str(lines))
+
+
+def check_env(c, args, tmp):
+    text = "admin:\n  listen: ${LV_IT_LISTEN}\n"
+    path = write(tmp, "env.yaml", text)
+    r = check_config(args.binary, path, clean_env(LV_IT_LISTEN="127.0.0.1:2021"))
+    c.check("${VAR} set in the environment passes", r.returncode == 0, r.stderr)
+    r = check_config(args.binary, path, clean_env())
+    want = (f"{path}:2: environment variable LV_IT_LISTEN is not set, expected it to be set "
+            "or a default given as ${LV_IT_LISTEN:-default}")
+    c.check("${VAR} unset exits 2", r.returncode == 2, f"exit {r.returncode}")
+    c.check("${VAR} unset names the variable and its line", r.stderr.strip() == want, r.stderr)
+    path = write(tmp, "default.yaml", "admin:\n  listen: ${LV_IT_LISTEN:-127.0.0.1:2022}\n")
+    r = check_config(args.binary, path, clean_env())
+    c.check("${VAR:-default} unset passes", r.returncode == 0, r.stderr)
+
+
+def check_secret_file(c, args, tmp):
+    missing = os.path.join(tmp, "missing.key")
+    path = write(tmp, "hash.yaml", HASHING_CONFIG % missing)
+    r = check_config(args.binary, path, clean_env())
+    want = (f'{path}:3: redact.hmac_key_file: cannot read "{missing}": '
+            "No such file or directory")
+    c.check("a missing hmac_key_file exits 2", r.returncode == 2, f"exit {r.returncode}")
+    c.check("a missing hmac_key_file is reported with errno text", want in r.stderr.splitlines(),
+            r.stderr)
+    key = write(tmp, "hmac.key", "0123456789abcdef0123456789abcdef\n")
+    r = check_config(args.binary, path, clean_env(LV_IT_KEY_FILE=key))
+    c.check("hash with a readable hmac_key_file passes", r.returncode == 0, r.stderr)
+
+
+def check_syntax_and_missing(c, args, tmp):
+    path = write(tmp, "syntax.yaml", "environment: staging\nredact:\n  keys: [a\n  match: exact\n")
+    r = check_config(args.binary, path, clean_env())
+    got = error_lines(r.stderr, path)
+    c.check("a YAML syntax error exits 2", r.returncode == 2, f"exit {r.returncode}")
+    c.check("a YAML syntax error is reported at its line",
+            len(got) == 1 and got[0] is not None and got[0][0] == 4
+            and got[0][1].startswith("YAML syntax error: "), r.stderr)
+    path = os.path.join(tmp, "absent.yaml")
+    r = check_config(args.binary, path, clean_env())
+    c.check("a missing file exits 2", r.returncode == 2, f"exit {r.returncode}")
+    c.check("a missing file is reported with errno text",
+            r.stderr.strip() == f"{path}: cannot read the file: No such file or directory",
+            r.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--source", required=True)
+    args = ap.parse_args()
+
+    c = Checks()
+    tmp = tempfile.mkdtemp(prefix="logveil-check-config-")
+    try:
+        for step in (check_shipped, check_bad, check_env, check_secret_file,
+                     check_syntax_and_missing):
+            step(c, args, tmp)
+    except Exception as e:  # report, never pass silently
+        c.check("test ran to the end", False, repr(e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{c.passed} passed, {c.failed} failed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
