@@ -31,6 +31,7 @@ struct lv_chain {
     const struct lv_keep_rule *keep;
     size_t nkeep;
     bool count_field;
+    bool may_drop;
     int max_depth;
     size_t record_cap;
     /* per line */
@@ -50,11 +51,10 @@ struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errl
         lv_chain_free(c);
         return NULL;
     }
-    for (size_t i = 0; i < conf->sample.nkeep; i++)
-        lv_redact_watch(c->redactor, conf->sample.keep[i].equals);
     c->json = lv_json_new(conf, c->redactor);
     c->sampler = lv_sample_new(&conf->sample, lv_conf_profile(conf));
     c->enricher = lv_enrich_new(conf);
+    c->may_drop = lv_sample_may_drop(c->sampler);
     c->keep = conf->sample.keep;
     c->nkeep = conf->sample.nkeep;
     c->count_field = conf->redact.count_field;
@@ -182,14 +182,55 @@ static enum lv_json_status parse(struct lv_chain *c, const struct lv_scan *scan,
     return st;
 }
 
+/* Sampling first: when the environment can drop records and no always_keep
+ * value occurs in the line, a validate-only parse finds the level and key,
+ * and a record sampled out stops there, before any redaction work. Returns
+ * LV_JSON_CANCELLED for a dropped record, LV_JSON_OK with the verbatim body
+ * written when the record is kept and needs no redaction, or -1 when the
+ * general path must run. */
+static int sample_first(struct lv_chain *c, size_t start, struct lv_buf *out,
+                        struct lv_json_result *res)
+{
+    const struct lv_line *l = c->line;
+    if (!c->may_drop || l->truncated || c->keep_possible)
+        return -1;
+    enum lv_json_status st =
+        lv_json_run(c->json, LV_JSON_EXTRACT, l->data, l->len, NULL, out, res, early_decision, c);
+    if (st == LV_JSON_CANCELLED)
+        return st;
+    if (st != LV_JSON_OK)
+        return -1;
+    if (!c->decided)
+        decide(c, res->level, res->has_key, res->key_hash, res->keep);
+    if (!c->kept)
+        return LV_JSON_CANCELLED;
+    struct lv_scan scan;
+    if (lv_redact_scan(c->redactor, l->data, l->len, &scan))
+        return -1;
+    lv_metrics.records_fast_path++;
+    return copy_verbatim(l->data, l->len, out) < 0 ? -1 : LV_JSON_OK;
+}
+
+static bool has_watched(const struct lv_chain *c, const struct lv_line *l)
+{
+    return memchr(l->data, '\\', l->len) || keep_possible(c, l->data, l->len);
+}
+
 /* Builds the record body (everything but the enrich fields and the closing
  * brace). Returns false when the record was dropped. */
 static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv_json_result *res)
 {
     const struct lv_line *l = c->line;
+    /* Without sampling there is no early decision to protect. */
+    c->keep_possible = c->may_drop ? has_watched(c, l) : true;
+    int early = sample_first(c, start, out, res);
+    if (early == LV_JSON_CANCELLED)
+        return false;
+    if (early == LV_JSON_OK)
+        return true;
+    out->len = start;
     struct lv_scan scan;
     bool candidate = lv_redact_scan(c->redactor, l->data, l->len, &scan);
-    c->keep_possible = scan.escapes || scan.watched;
     enum lv_json_status st = l->truncated ? LV_JSON_INVALID : parse(c, &scan, candidate, start, out, res);
     if (st == LV_JSON_CANCELLED) {
         out->len = start;

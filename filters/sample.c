@@ -273,3 +273,11 @@ bool lv_sample_decide(struct lv_sampler *s, const struct lv_sample_input *in, do
     }
     return true;
 }
+
+bool lv_sample_may_drop(const struct lv_sampler *s)
+{
+    for (int l = 0; l < LV_LEVEL_COUNT; l++)
+        if (!lv_sample_always_kept(s, (enum lv_level)l))
+            return true;
+    return false;
+}

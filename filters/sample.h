@@ -52,4 +52,8 @@ bool lv_sample_decide(struct lv_sampler *s, const struct lv_sample_input *in, do
  * that applies): lets the caller skip work that only serves the decision. */
 bool lv_sample_always_kept(const struct lv_sampler *s, enum lv_level level);
 
+/* True when some level can be dropped at all (else sampling costs nothing
+ * and the caller need not look for the level early). */
+bool lv_sample_may_drop(const struct lv_sampler *s);
+
 #endif
