@@ -45,6 +45,7 @@ struct lv_json {
     struct frame *stack; /* max_depth + 1 frames */
     struct want wants[MAX_WANTS];
     size_t nwants;
+    uint64_t want_lens; /* bit n set: some wanted path has length n (n < 64) */
     const struct lv_keep_rule *keep;
     struct { const char *name; size_t len; unsigned flag; } tops[8];
     size_t keep_len[MAX_WANTS];
@@ -71,7 +72,9 @@ static void add_want(struct lv_json *j, const char *path, enum want_kind kind, s
 {
     if (!path || !*path || j->nwants == MAX_WANTS)
         return;
-    j->wants[j->nwants++] = (struct want){lv_xstrdup(path), strlen(path), kind, idx};
+    size_t len = strlen(path);
+    j->wants[j->nwants++] = (struct want){lv_xstrdup(path), len, kind, idx};
+    j->want_lens |= len < 64 ? 1ull << len : 0;
 }
 
 static void add_top(struct lv_json *j, const char *name, unsigned flag)
@@ -230,7 +233,7 @@ static bool notify(struct lv_json *j)
  * value has been written already (a normalised timestamp). */
 static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string)
 {
-    if (!j->path_ok || j->skip)
+    if (!j->path_ok || j->skip || j->path_len >= 64 || !(j->want_lens >> j->path_len & 1))
         return false;
     bool written = false, news = false;
     for (size_t i = 0; i < j->nwants; i++) {

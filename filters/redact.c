@@ -63,6 +63,7 @@ struct lv_redactor {
     struct vrule rules[MAX_RULES];
     size_t nrules;
     uint64_t always_rules; /* rules without hints */
+    uint64_t pair_bit;     /* the key=value rule's bit */
     struct word words[MAX_WORDS];
     size_t nwords;
     uint8_t gram4[65536 / 8]; /* hashed first 4 characters of words */
@@ -327,6 +328,7 @@ static int add_builtin_rules(struct lv_redactor *r, const struct lv_redact_conf 
     for (size_t i = 0; i < r->nkeys; i++)
         words[i] = r->keys[i].word;
     char *pattern = pair_pattern(r);
+    r->pair_bit = 1ull << r->nrules;
     int rc = compile_rule(r, "key_value_pair", pattern, words, r->nkeys, 1, conf->action, NULL,
                           err, errlen);
     free(pattern);
@@ -608,7 +610,11 @@ int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const ch
     int total = 0, which = 0;
     /* The rules the line's scan selected whose hints are in this string. */
     struct lv_scan own = {r->always_rules, false, false, false};
-    if (scan->rules & ~r->always_rules)
+    uint64_t hinted = scan->rules & ~r->always_rules;
+    /* A key=value pair needs its '=' or ':'; most strings have neither. */
+    if (hinted == r->pair_bit && !memchr(s, '=', len) && !memchr(s, ':', len))
+        hinted = 0;
+    if (hinted)
         scan_text(r, s, len, &own);
     uint64_t run = scan->rules & own.rules;
     for (size_t i = 0; run >> i; i++) {
