@@ -66,7 +66,9 @@ struct lv_redactor {
     uint64_t pair_bit;     /* the key=value rule's bit */
     struct word words[MAX_WORDS];
     size_t nwords;
-    uint8_t gram4[65536 / 8]; /* hashed first 4 characters of words */
+    uint16_t first[256];       /* 1 + index of the last word starting with a byte */
+    uint16_t next[MAX_WORDS];  /* 1 + index of the previous such word, 0 ends */
+    uint8_t gram3[1 << 15]; /* hashed folded raw trigrams that may start a word */
     struct lv_scan always;     /* what every scan reports (short words) */
     char *owned[16];           /* watched literals */
     size_t nowned;
@@ -192,45 +194,47 @@ static const char *normalised_copy_keep(struct lv_redactor *r, const char *s)
 
 static void mark(struct lv_scan *scan, uint8_t target);
 
-static unsigned gram_hash(uint32_t w)
+/* The scan reads the raw bytes three at a time, folded to lower case by
+ * OR 0x20 (which leaves digits, '-' and '.' alone and turns '_' into 0x7f).
+ * A word occurring in the normalised stream starts at a raw byte w0 followed
+ * by either w1 or a separator, then by w1, w2 or a separator: so marking
+ * (w0 w1 w2), (w0 w1 S), (w0 S w1) and (w0 S S) for every separator S
+ * catches it, whatever its case and separators. Words shorter than three
+ * characters cannot be filtered this way: their target is always reported. */
+/* 15 bits: one byte per entry keeps the table (32 KiB) in L1 and the test a
+ * single load. */
+static unsigned tri_hash(uint32_t w)
 {
-    return (w * 2654435761u) >> 16;
+    return (w * 2654435761u) >> 17;
 }
 
-static void set_bit(uint8_t *t, unsigned idx)
+static void mark_trigram(struct lv_redactor *r, unsigned a, unsigned b, unsigned c)
 {
-    t[idx >> 3] |= (uint8_t)(1u << (idx & 7));
+    uint32_t w = (a | 0x20) | (b | 0x20) << 8 | (c | 0x20) << 16;
+    r->gram3[tri_hash(w)] = 1;
 }
 
-static bool test_bit(const uint8_t *t, unsigned idx)
-{
-    return t[idx >> 3] & (1u << (idx & 7));
-}
-
-/* Words of four characters or more are found by the hash of their first
- * four; a three-character word by every four-character string it begins
- * (the scan adds a virtual character at the end, so one at the very end is
- * found too). Shorter words cannot be filtered cheaply: their target is
- * always reported. */
 static int add_word(struct lv_redactor *r, const char *text, uint8_t target)
 {
+    static const unsigned char seps[] = {'_', '-', '.'};
     size_t len = strlen(text);
     if (len == 0 || r->nwords == MAX_WORDS)
         return -1;
     const unsigned char *t = (const unsigned char *)text;
     if (len < 3) {
-        struct lv_scan *always = &r->always;
-        mark(always, target);
+        mark(&r->always, target);
         return 0;
     }
-    r->words[r->nwords++] = (struct word){text, len, target};
-    uint32_t head = (uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 | (uint32_t)t[2] << 8;
-    if (len >= 4) {
-        set_bit(r->gram4, gram_hash(head | t[3]));
-        return 0;
+    r->words[r->nwords] = (struct word){text, len, target};
+    r->next[r->nwords] = r->first[t[0]]; /* chain the words by first character */
+    r->first[t[0]] = (uint16_t)++r->nwords;
+    mark_trigram(r, t[0], t[1], t[2]);
+    for (size_t i = 0; i < sizeof seps; i++) {
+        mark_trigram(r, t[0], t[1], seps[i]);
+        mark_trigram(r, t[0], seps[i], t[1]);
+        for (size_t k = 0; k < sizeof seps; k++)
+            mark_trigram(r, t[0], seps[i], seps[k]);
     }
-    for (unsigned c = 0; c < 256; c++)
-        set_bit(r->gram4, gram_hash(head | c));
     return 0;
 }
 
@@ -435,18 +439,23 @@ static void mark(struct lv_scan *scan, uint8_t target)
 static void check_words(const struct lv_redactor *r, const unsigned char *at,
                         const unsigned char *end, struct lv_scan *scan)
 {
-    unsigned char first = norm_table[*at];
-    for (size_t i = 0; i < r->nwords; i++) {
-        const struct word *w = &r->words[i];
-        if ((unsigned char)w->text[0] == first && word_at(at, end, w))
+    for (unsigned i = r->first[norm_table[*at]]; i; i = r->next[i - 1]) {
+        const struct word *w = &r->words[i - 1];
+        if (word_at(at, end, w))
             mark(scan, w->target);
     }
 }
 
-/* One pass over the normalised stream: `win` holds its last four
- * characters, `at` where each lies in the raw text. A hit in the hashed
- * table is verified against the words. The tail step feeds one virtual
- * character so a three-character word at the very end is seen. */
+static uint32_t load_folded(const unsigned char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return w | 0x20202020u;
+}
+
+/* One pass over the raw bytes: a hit in the trigram table at position i is
+ * verified against the words in their normalised form. The last bytes are
+ * scanned from a padded copy so that the loop can always load four. */
 static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
                       struct lv_scan *scan)
 {
@@ -458,21 +467,20 @@ static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
     scan->rules |= r->always.rules;
     scan->keys |= r->always.keys;
     scan->watched |= r->always.watched;
-    if (!len)
-        return;
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
-    const unsigned char *at[4] = {p, p, p, p};
-    uint32_t win = 0;
-    unsigned pos = 0;
-    for (; p <= end; p++) {
-        unsigned c = p < end ? norm_table[*p] : 1;
-        if (!c)
-            continue;
-        win = win << 8 | c;
-        pos = (pos + 1) & 3;
-        at[pos] = p;
-        if (LV_UNLIKELY(test_bit(r->gram4, gram_hash(win))))
-            check_words(r, at[(pos + 1) & 3], end, scan);
+    size_t i = 0;
+    for (; i + 4 <= len; i++) {
+        uint32_t w = load_folded(p + i) & 0xffffffu;
+        if (LV_UNLIKELY(r->gram3[tri_hash(w)]))
+            check_words(r, p + i, end, scan);
+    }
+    unsigned char tail[8] = {0};
+    size_t rest = len - i;
+    memcpy(tail, p + i, rest);
+    for (size_t k = 0; k + 3 <= rest; k++) {
+        uint32_t w = load_folded(tail + k) & 0xffffffu;
+        if (r->gram3[tri_hash(w)])
+            check_words(r, p + i + k, end, scan);
     }
 }
 
