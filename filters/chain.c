@@ -211,7 +211,7 @@ static int sample_first(struct lv_chain *c, size_t start, struct lv_buf *out,
     return copy_verbatim(l->data, l->len, out) < 0 ? -1 : LV_JSON_OK;
 }
 
-static bool has_watched(const struct lv_chain *c, const struct lv_line *l)
+static bool may_keep(const struct lv_chain *c, const struct lv_line *l)
 {
     return memchr(l->data, '\\', l->len) || keep_possible(c, l->data, l->len);
 }
@@ -222,7 +222,7 @@ static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv
 {
     const struct lv_line *l = c->line;
     /* Without sampling there is no early decision to protect. */
-    c->keep_possible = c->may_drop ? has_watched(c, l) : true;
+    c->keep_possible = c->may_drop ? may_keep(c, l) : true;
     int early = sample_first(c, start, out, res);
     if (early == LV_JSON_CANCELLED)
         return false;

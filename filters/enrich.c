@@ -52,7 +52,9 @@ static bool digits(const char *s, size_t n, int *out)
     return true;
 }
 
-/* Parses ".123456789" at s; returns characters used, fraction in ns. */
+/* Parses ".123456789" at s: at least one digit, any number of them (digits
+ * past nanoseconds are dropped). Returns characters used, 0 when there is
+ * no digit; the fraction in ns. */
 static size_t parse_fraction(const char *s, size_t len, int64_t *frac)
 {
     size_t i = 1;
@@ -62,7 +64,14 @@ static size_t parse_fraction(const char *s, size_t len, int64_t *frac)
         *frac += (s[i] - '0') * scale;
         scale /= 10;
     }
-    return i;
+    return i > 1 ? i : 0;
+}
+
+static bool valid_date(int y, int m, int d)
+{
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m >= 1 && m <= 12 && d >= 1 && d <= mdays[m - 1] && (m != 2 || d <= 28 || leap);
 }
 
 static int parse_offset(const char *s, size_t len, int64_t *secs, bool *utc)
@@ -89,12 +98,16 @@ int lv_time_parse(const char *s, size_t len, int64_t *ns, bool *utc)
         !digits(s + 8, 2, &d) || !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
         !digits(s + 17, 2, &se))
         return -EINVAL;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (!valid_date(y, mo, d) || h > 23 || mi > 59 || se > 60)
         return -EINVAL;
     size_t i = 19;
     int64_t frac = 0, off;
-    if (s[i] == '.' || s[i] == ',')
-        i += parse_fraction(s + i, len - i, &frac);
+    if (s[i] == '.' || s[i] == ',') {
+        size_t n = parse_fraction(s + i, len - i, &frac);
+        if (!n)
+            return -EINVAL;
+        i += n;
+    }
     bool z;
     if (parse_offset(s + i, len - i, &off, &z) < 0)
         return -EINVAL;
@@ -106,24 +119,40 @@ int lv_time_parse(const char *s, size_t len, int64_t *ns, bool *utc)
     return 0;
 }
 
+/* Integer arithmetic throughout: a double has 53 bits, too few for an epoch
+ * in nanoseconds (~61 bits), and strtod() would also take "nan", "inf", hex
+ * and exponents. Digits past a billionth of the unit are dropped. */
 int lv_time_parse_epoch(const char *s, size_t len, int64_t *ns)
 {
-    char buf[40];
-    if (len == 0 || len >= sizeof buf)
+    uint64_t whole = 0, frac = 0; /* frac: billionths of the unit */
+    size_t i = 0;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (whole > (UINT64_MAX - 9) / 10)
+            return -EINVAL;
+        whole = whole * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (i == 0)
         return -EINVAL;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *end;
-    double v = strtod(buf, &end);
-    if (*end || v <= 0)
+    if (i < len) {
+        if (s[i] != '.' || i + 1 == len)
+            return -EINVAL;
+        uint64_t scale = 100000000;
+        for (i++; i < len; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return -EINVAL;
+            frac += (uint64_t)(s[i] - '0') * scale;
+            scale /= 10;
+        }
+    }
+    /* Nanoseconds per unit, told from the magnitude. */
+    uint64_t unit = whole < 100000000000ULL      ? 1000000000 /* seconds */
+                    : whole < 100000000000000ULL ? 1000000    /* milliseconds */
+                    : whole < 100000000000000000ULL ? 1000    /* microseconds */
+                                                    : 1;
+    if ((whole == 0 && frac == 0) || whole > (uint64_t)INT64_MAX / unit)
         return -EINVAL;
-    if (v < 1e11)
-        v *= 1e9; /* seconds */
-    else if (v < 1e14)
-        v *= 1e6; /* milliseconds */
-    else if (v < 1e17)
-        v *= 1e3; /* microseconds */
-    if (v > 9.2e18)
+    uint64_t v = whole * unit + frac * unit / 1000000000; /* frac * unit < 1e18 */
+    if (v > (uint64_t)INT64_MAX)
         return -EINVAL;
     *ns = (int64_t)v;
     return 0;
@@ -179,6 +208,99 @@ static void put_object(struct lv_buf *b, const char *key, const char *const *nam
     *first = false;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads `n` hex digits at s; -1 when they are not all hex. */
+static long hex_n(const char *s, int n)
+{
+    long v = 0;
+    for (int i = 0; i < n; i++) {
+        int h = hex_value(s[i]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+static size_t put_utf8(char *d, long cp)
+{
+    if (cp < 0x80) {
+        d[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        d[0] = (char)(0xC0 | cp >> 6);
+        d[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        d[0] = (char)(0xE0 | cp >> 12);
+        d[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        d[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    d[0] = (char)(0xF0 | cp >> 18);
+    d[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    d[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    d[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* One Go escape at s (s[0] is the backslash, `avail` bytes readable):
+ * writes its bytes at d and returns how many input bytes it used, or 0 when
+ * it is not an escape this reads. */
+static size_t go_escape(const char *s, size_t avail, char *d, size_t *written)
+{
+    static const char from[] = "abfnrtv\\\"'", to[] = "\a\b\f\n\r\t\v\\\"'";
+    if (avail < 2)
+        return 0;
+    const char *one = s[1] ? strchr(from, s[1]) : NULL;
+    if (one) {
+        *d = to[one - from];
+        *written = 1;
+        return 2;
+    }
+    int width = s[1] == 'x' ? 2 : s[1] == 'u' ? 4 : s[1] == 'U' ? 8 : 0;
+    long cp = width && avail >= 2 + (size_t)width ? hex_n(s + 2, width) : -1;
+    if (cp < 0 || cp > 0x10FFFF)
+        return 0;
+    if (width == 2) {
+        *d = (char)cp; /* \xHH is a byte, not a code point */
+        *written = 1;
+    } else {
+        *written = put_utf8(d, cp);
+    }
+    return 2 + (size_t)width;
+}
+
+/* Undoes Go's strconv.Quote in place (the kubelet writes label values with
+ * %q). An escape it does not know is kept as written. Returns the new
+ * length; the text only ever shrinks. */
+static size_t go_unquote(char *v, size_t len)
+{
+    size_t d = 0, i = 0;
+    while (i < len) {
+        size_t written = 0, used = v[i] == '\\' ? go_escape(v + i, len - i, v + d, &written) : 0;
+        if (used) {
+            i += used;
+            d += written;
+        } else {
+            v[d++] = v[i++];
+        }
+    }
+    return d;
+}
+
 /* Downward API labels file: one `key="value"` a line, value Go-quoted. */
 static void put_labels(struct lv_buf *b, const char *path, bool *first)
 {
@@ -198,14 +320,16 @@ static void put_labels(struct lv_buf *b, const char *path, bool *first)
         char *eq = strchr(line, '=');
         if (!eq)
             continue;
-        *eq = '\0';
         char *v = eq + 1;
         size_t vl = strlen(v);
-        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
-            v[vl - 1] = '\0';
-            v++;
-        }
-        put_field(b, line, v, &inner_first);
+        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"')
+            vl = go_unquote(++v, vl - 2);
+        if (!inner_first)
+            lv_buf_putc(b, ',');
+        inner_first = false;
+        lv_json_string(b, line, (size_t)(eq - line), NULL);
+        lv_buf_putc(b, ':');
+        lv_json_string(b, v, vl, NULL);
     }
     lv_buf_putc(b, '}');
     *first = false;

@@ -30,8 +30,11 @@ struct lv_frame {
     /* docker decoding state */
     int dk_field;         /* 1 log, 2 stream, 3 time */
     int dk_depth;
+    const char *dk_line; /* the raw line being decoded */
+    size_t dk_line_len;
     const char *dk_log;
     size_t dk_log_len;
+    struct lv_buf dk_copy; /* the log value when yajl had to unescape it */
     enum lv_stream dk_stream;
     int64_t dk_time;
 };
@@ -52,8 +55,10 @@ struct lv_frame *lv_frame_new(enum lv_format format, size_t max_line, uint32_t s
     lv_buf_init(&f->carry, 0, raw_cap(f));
     for (int i = 0; i < 2; i++)
         lv_buf_init(&f->join[i].buf, 0, f->max_line);
-    if (format == LV_FORMAT_DOCKER)
+    if (format == LV_FORMAT_DOCKER) {
         lv_arena_init(&f->arena, 32 * 1024);
+        lv_buf_init(&f->dk_copy, 0, raw_cap(f));
+    }
     return f;
 }
 
@@ -65,6 +70,7 @@ void lv_frame_free(struct lv_frame *f)
     lv_buf_free(&f->join[0].buf);
     lv_buf_free(&f->join[1].buf);
     lv_arena_free(&f->arena);
+    lv_buf_free(&f->dk_copy);
     free(f);
 }
 
@@ -142,10 +148,13 @@ static int cri_line(struct lv_frame *f, const char *s, size_t len, int truncated
         stream = LV_STREAM_STDERR;
     else
         goto not_cri;
-    if (st_end == end || st_end + 2 > end || (st_end[1] != 'P' && st_end[1] != 'F'))
+    /* Tags are ':'-separated and only the first is read (forward
+     * compatibility, as the kubelet does); it must be exactly P or F. */
+    const char *tag = st_end + 1, *tag_end = st_end < end ? field_end(tag, end) : end;
+    if (st_end == end || tag_end == tag || (tag[0] != 'P' && tag[0] != 'F') ||
+        (tag + 1 < tag_end && tag[1] != ':'))
         goto not_cri;
-    int last = st_end[1] == 'F';
-    const char *tag_end = field_end(st_end + 1, end);
+    int last = tag[0] == 'F';
     const char *content = tag_end < end ? tag_end + 1 : end;
     return fragment(f, content, (size_t)(end - content), t, stream, last, truncated, emit, arg);
 not_cri:
@@ -174,7 +183,17 @@ static int dk_string(void *ctx, const unsigned char *s, size_t len)
 {
     struct lv_frame *f = ctx;
     if (f->dk_field == 1) {
-        f->dk_log = (const char *)s; /* valid until the arena is reset */
+        /* An unescaped value points into the line. An escaped one points
+         * into yajl's decode buffer, which the next escaped key or value
+         * overwrites, so it is copied (it is never longer than the line). */
+        const char *p = (const char *)s;
+        if (p < f->dk_line || p > f->dk_line + f->dk_line_len) {
+            f->dk_copy.len = 0;
+            if (lv_buf_append(&f->dk_copy, p, len) < 0)
+                return 0;
+            p = f->dk_copy.data;
+        }
+        f->dk_log = p;
         f->dk_log_len = len;
     } else if (f->dk_field == 2) {
         f->dk_stream = len == 6 && memcmp(s, "stderr", 6) == 0 ? LV_STREAM_STDERR : LV_STREAM_STDOUT;
@@ -236,6 +255,8 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
     yajl_alloc_funcs funcs;
     lv_arena_reset(&f->arena);
     lv_arena_yajl_funcs(&f->arena, &funcs);
+    f->dk_line = s;
+    f->dk_line_len = len;
     f->dk_log = NULL;
     f->dk_depth = 0;
     f->dk_stream = LV_STREAM_STDOUT;

@@ -27,7 +27,6 @@
 #define MAX_RULES 64
 #define MAX_WORDS 256
 #define KEY_TARGET 0xff
-#define WATCH_TARGET 0xfe
 
 struct vrule {
     char *name;
@@ -70,8 +69,6 @@ struct lv_redactor {
     uint16_t next[MAX_WORDS];  /* 1 + index of the previous such word, 0 ends */
     uint8_t gram3[1 << 15]; /* hashed folded raw trigrams that may start a word */
     struct lv_scan always;     /* what every scan reports (short words) */
-    char *owned[16];           /* watched literals */
-    size_t nowned;
     char *replacement;
     char *hmac_key;
     size_t hmac_key_len;
@@ -184,13 +181,6 @@ static char *normalised_copy(const char *s)
     return d;
 }
 
-/* A normalised copy the redactor frees with itself. */
-static const char *normalised_copy_keep(struct lv_redactor *r, const char *s)
-{
-    if (r->nowned == LV_ARRAY_LEN(r->owned))
-        return "";
-    return r->owned[r->nowned++] = normalised_copy(s);
-}
 
 static void mark(struct lv_scan *scan, uint8_t target);
 
@@ -238,10 +228,6 @@ static int add_word(struct lv_redactor *r, const char *text, uint8_t target)
     return 0;
 }
 
-void lv_redact_watch(struct lv_redactor *r, const char *literal)
-{
-    add_word(r, normalised_copy_keep(r, literal), WATCH_TARGET);
-}
 
 
 static int compile_rule(struct lv_redactor *r, const char *name, const char *pattern,
@@ -395,8 +381,6 @@ void lv_redact_free(struct lv_redactor *r)
         free(v->name);
         free(v->replacement);
     }
-    for (size_t i = 0; i < r->nowned; i++)
-        free(r->owned[i]);
     pcre2_match_data_free(r->md);
     lv_buf_free(&r->scratch[0]);
     lv_buf_free(&r->scratch[1]);
@@ -429,8 +413,6 @@ static void mark(struct lv_scan *scan, uint8_t target)
 {
     if (target == KEY_TARGET)
         scan->keys = true;
-    else if (target == WATCH_TARGET)
-        scan->watched = true;
     else
         scan->rules |= 1ull << target;
 }
@@ -460,13 +442,12 @@ static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
                       struct lv_scan *scan)
 {
     if (memchr(text, '\\', len)) {
-        scan->escapes = scan->keys = scan->watched = true;
+        scan->escapes = scan->keys = true;
         scan->rules = ~0ull;
         return;
     }
     scan->rules |= r->always.rules;
     scan->keys |= r->always.keys;
-    scan->watched |= r->always.watched;
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
     size_t i = 0;
     for (; i + 4 <= len; i++) {
@@ -489,7 +470,6 @@ bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len, s
     scan->rules = r->always_rules;
     scan->keys = false;
     scan->escapes = false;
-    scan->watched = false;
     scan_text(r, line, len, scan);
     return scan->keys || scan->rules;
 }
@@ -617,7 +597,7 @@ int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const ch
     size_t curlen = len;
     int total = 0, which = 0;
     /* The rules the line's scan selected whose hints are in this string. */
-    struct lv_scan own = {r->always_rules, false, false, false};
+    struct lv_scan own = {r->always_rules, false, false};
     uint64_t hinted = scan->rules & ~r->always_rules;
     /* A key=value pair needs its '=' or ':'; most strings have neither. */
     if (hinted == r->pair_bit && !memchr(s, '=', len) && !memchr(s, ':', len))

@@ -33,15 +33,10 @@ struct lv_scan {
     uint64_t rules; /* value rules worth running on this line, one bit each */
     bool keys;      /* a key rule's word occurs (key check needed) */
     bool escapes;   /* a backslash: decoded text may differ from raw bytes */
-    bool watched;   /* a literal given to lv_redact_watch() occurs */
 };
 
 struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, size_t errlen);
 void lv_redact_free(struct lv_redactor *r);
-
-/* Adds a literal the scan reports in scan->watched (for always_keep values:
- * a line without it cannot match). Call before the first scan. */
-void lv_redact_watch(struct lv_redactor *r, const char *literal);
 
 /* Fills *scan for `line`. Returns true when anything may need redaction. */
 bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len,
