@@ -61,8 +61,9 @@ const char *lv_enrich_timestamp_field(const struct lv_enricher *e);
  * any fraction) into UTC nanoseconds. 0, or -EINVAL. *utc is set when the
  * text is already in the normalised form (ends in 'Z'). */
 int lv_time_parse(const char *s, size_t len, int64_t *ns, bool *utc);
-/* Parses an epoch number in seconds, milliseconds, microseconds or
- * nanoseconds (told apart by magnitude). 0, or -EINVAL. */
+/* Parses a positive epoch number, digits with an optional fraction (no sign,
+ * no exponent), in seconds, milliseconds, microseconds or nanoseconds (told
+ * apart by magnitude), exactly. 0, or -EINVAL. */
 int lv_time_parse_epoch(const char *s, size_t len, int64_t *ns);
 /* "2025-11-21T10:00:00.123456789Z"; buf needs 32 bytes. Returns the length. */
 size_t lv_time_format(int64_t ns, char *buf);

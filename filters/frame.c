@@ -23,8 +23,7 @@ struct lv_frame {
     uint32_t source;
     uint64_t offset;      /* bytes fed */
     struct lv_buf carry;  /* the incomplete raw line */
-    int discarding;       /* past the cap: skip to the next '\n' */
-    int carry_truncated;
+    int discarding;       /* past the cap: skip to the next '\n', flag the line */
     struct join join[2];  /* per stream */
     struct lv_arena arena; /* docker decoding */
     /* docker decoding state */
@@ -156,6 +155,9 @@ static int cri_line(struct lv_frame *f, const char *s, size_t len, int truncated
         goto not_cri;
     int last = tag[0] == 'F';
     const char *content = tag_end < end ? tag_end + 1 : end;
+    /* containerd drops "\r\n", conmon only "\n": end both the same way. */
+    if (last && end > content && end[-1] == '\r')
+        end--;
     return fragment(f, content, (size_t)(end - content), t, stream, last, truncated, emit, arg);
 not_cri:
     /* Not CRI framing: pass the line on as it is rather than lose it. */
@@ -302,12 +304,12 @@ static void carry_add(struct lv_frame *f, const char *s, size_t len)
         return;
     size_t room = raw_cap(f) - f->carry.len;
     if (len > room) {
+        /* Only bytes actually dropped make the line truncated: a line that
+         * fills the buffer exactly and then ends is whole. */
         len = room;
-        f->carry_truncated = 1;
+        f->discarding = 1;
     }
     lv_buf_append(&f->carry, s, len);
-    if (f->carry.len == raw_cap(f))
-        f->discarding = 1;
 }
 
 /* A line ends: the carried part plus `s`. */
@@ -316,11 +318,10 @@ static int end_line(struct lv_frame *f, const char *s, size_t len, lv_frame_emit
     if (!f->carry.len && !f->discarding)
         return raw_line(f, s, len, 0, emit, arg);
     carry_add(f, s, len);
-    int truncated = f->carry_truncated || f->discarding;
+    int truncated = f->discarding;
     int rc = raw_line(f, f->carry.data, f->carry.len, truncated, emit, arg);
     f->carry.len = 0;
     f->discarding = 0;
-    f->carry_truncated = 0;
     return rc;
 }
 

@@ -240,5 +240,5 @@ int main(int argc, char **argv)
         return cmd_filter(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check(argc - 1, argv + 1);
-    return usage_error("unknown command", cmd);
+    return usage_error("unknown command, expected run, filter or check-config", cmd);
 }

@@ -295,6 +295,12 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct lv_pipeline *p = w->data;
     (void)revents;
+    if (ev_is_active(&p->grace)) {
+        /* Already draining; starting the grace timer again would re-init
+         * an active watcher, which libev forbids. */
+        lv_info("signal %d: already draining", w->signum);
+        return;
+    }
     lv_info("signal %d: draining and stopping", w->signum);
     p->stopping = true;
     for (size_t i = 0; i < p->ninputs; i++)
