@@ -4,6 +4,12 @@
  * chunk, so latency is one read. A batch is recycled when the last output
  * has settled it: sent, rejected (counted), or retried until it is.
  *
+ * Acknowledgement: every batch has a sequence number. When a batch is
+ * sealed, each source that processed lines into it (kept or dropped) records
+ * a mark (sequence, offset after its last line). A source's acknowledged
+ * offset advances over its marks, in order, as their batches settle; so it
+ * never passes a record some output has not settled.
+ *
  * Shutdown drains: inputs stop, what was read is filtered and delivered,
  * outputs flush, and only then does the loop end. A drain that cannot finish
  * within the grace period ends with exit status 1 and the number of records
@@ -25,6 +31,7 @@
 #define MAX_FREE_BATCHES 4
 #define RETRY_RING 1024
 #define DRAIN_GRACE 30.0
+#define SEQ_RING 8192 /* batches in flight are capped well below this */
 
 enum lv_outcome lv_output_last_outcome;
 int lv_output_done_calls;
@@ -39,14 +46,38 @@ struct retry_queue {
     size_t idx;
 };
 
+struct mark {
+    uint64_t seq;
+    uint64_t offset;
+};
+
+struct lv_source {
+    struct lv_pipeline *p;
+    struct lv_input *in;
+    uint32_t id;
+    char *name;
+    struct lv_frame *frame;
+    uint64_t base;       /* offset of the frame's first byte */
+    uint64_t processed;  /* after the last whole line processed */
+    uint64_t acked;
+    bool dirty;          /* processed lines into the current batch */
+    struct mark *marks;  /* sealed batches holding its lines, oldest first */
+    size_t head, nmarks, capmarks;
+};
+
 struct lv_pipeline {
     struct ev_loop *loop;
     const struct lv_conf *conf;
     struct lv_chain *chain;
     struct lv_input *inputs;
-    struct lv_frame **frames;
-    bool *eof;
-    size_t ninputs, neof;
+    bool *done;
+    size_t ninputs, ndone;
+    struct lv_source **sources; /* by id; NULL slots are free */
+    size_t nsources;
+    struct lv_source **dirty;   /* sources with lines in the current batch */
+    size_t ndirty;
+    uint64_t next_seq;
+    uint8_t settled[SEQ_RING];
     struct lv_output *outputs;
     struct retry_queue *retry;
     size_t noutputs;
@@ -66,7 +97,7 @@ struct lv_pipeline {
 
 /* ---- batches ------------------------------------------------------------------ */
 
-static struct lv_batch *batch_get(struct lv_pipeline *p)
+static struct lv_batch *batch_new(struct lv_pipeline *p)
 {
     struct lv_batch *b = p->free_list;
     if (b) {
@@ -79,6 +110,14 @@ static struct lv_batch *batch_get(struct lv_pipeline *p)
     lv_buf_init(&b->data, BATCH_TARGET + 4096, BATCH_TARGET + lv_chain_record_cap(p->chain));
     b->cap = 1024;
     b->recs = lv_xmalloc(b->cap * sizeof *b->recs);
+    return b;
+}
+
+static struct lv_batch *batch_get(struct lv_pipeline *p)
+{
+    struct lv_batch *b = batch_new(p);
+    b->seq = p->next_seq++;
+    p->settled[b->seq % SEQ_RING] = 0;
     return b;
 }
 
@@ -97,23 +136,68 @@ static size_t batch_bytes(const struct lv_batch *b)
 static void update_pause(struct lv_pipeline *p)
 {
     lv_metrics.buffer_bytes = p->held_bytes;
-    bool over = p->held_bytes >= p->max_bytes;
+    bool over = p->held_bytes >= p->max_bytes || p->batches_out >= SEQ_RING / 2;
     bool under = p->held_bytes <= p->max_bytes / 2;
     if (!p->paused && over && !p->stopping) {
         p->paused = true;
         lv_metrics.input_paused_total++;
         for (size_t i = 0; i < p->ninputs; i++)
-            if (!p->eof[i])
+            if (!p->done[i])
                 p->inputs[i].type->pause(&p->inputs[i]);
     } else if (p->paused && (under || p->stopping)) {
         p->paused = false;
         for (size_t i = 0; i < p->ninputs; i++)
-            if (!p->eof[i])
+            if (!p->done[i])
                 p->inputs[i].type->resume(&p->inputs[i]);
     }
 }
 
 static void maybe_finish(struct lv_pipeline *p);
+
+/* ---- acknowledgement ---------------------------------------------------------- */
+
+static void advance(struct lv_source *src)
+{
+    const uint8_t *settled = src->p->settled;
+    while (src->nmarks && settled[src->marks[src->head].seq % SEQ_RING]) {
+        src->acked = src->marks[src->head].offset;
+        src->head = (src->head + 1) % src->capmarks;
+        src->nmarks--;
+    }
+}
+
+static void settle(struct lv_pipeline *p, uint64_t seq)
+{
+    p->settled[seq % SEQ_RING] = 1;
+    for (size_t i = 0; i < p->nsources; i++)
+        if (p->sources[i])
+            advance(p->sources[i]);
+}
+
+static void push_mark(struct lv_source *src, uint64_t seq)
+{
+    if (src->nmarks == src->capmarks) {
+        size_t cap = src->capmarks ? src->capmarks * 2 : 8;
+        struct mark *m = lv_xmalloc(cap * sizeof *m);
+        for (size_t k = 0; k < src->nmarks; k++)
+            m[k] = src->marks[(src->head + k) % src->capmarks];
+        free(src->marks);
+        src->marks = m;
+        src->head = 0;
+        src->capmarks = cap;
+    }
+    src->marks[(src->head + src->nmarks++) % src->capmarks] = (struct mark){seq, src->processed};
+}
+
+/* The current batch is sealed: its sources remember where it ends for them. */
+static void mark_sources(struct lv_pipeline *p, uint64_t seq)
+{
+    for (size_t i = 0; i < p->ndirty; i++) {
+        p->dirty[i]->dirty = false;
+        push_mark(p->dirty[i], seq);
+    }
+    p->ndirty = 0;
+}
 
 static void batch_release(struct lv_pipeline *p, struct lv_batch *b)
 {
@@ -123,6 +207,7 @@ static void batch_release(struct lv_pipeline *p, struct lv_batch *b)
         abort(); /* a reference dropped twice: the accounting is broken */
     p->batches_out--;
     p->held_bytes -= batch_bytes(b);
+    settle(p, b->seq);
     if (p->nfree < MAX_FREE_BATCHES && b->data.cap <= BATCH_TARGET + 65536) {
         b->data.len = 0;
         b->n = 0;
@@ -151,9 +236,20 @@ static void offer(struct lv_pipeline *p, size_t i, struct lv_batch *b)
 static void submit_current(struct lv_pipeline *p)
 {
     struct lv_batch *b = p->cur;
-    if (!b || b->n == 0)
+    if (!b)
         return;
     p->cur = NULL;
+    mark_sources(p, b->seq);
+    if (b->n == 0) {
+        /* Every line was dropped (and counted): settled at once. */
+        b->data.len = 0;
+        b->next = p->free_list;
+        p->free_list = b;
+        p->nfree++;
+        settle(p, b->seq);
+        maybe_finish(p);
+        return;
+    }
     b->refs = (int)p->noutputs;
     p->batches_out++;
     p->held_bytes += batch_bytes(b);
@@ -228,7 +324,8 @@ void lv_output_done(struct lv_output *out, struct lv_batch *b, enum lv_outcome o
 
 static int on_line(void *arg, const struct lv_line *line)
 {
-    struct lv_pipeline *p = arg;
+    struct lv_source *src = arg;
+    struct lv_pipeline *p = src->p;
     if (p->cur && p->cur->data.len >= BATCH_TARGET)
         submit_current(p);
     if (!p->cur)
@@ -238,9 +335,95 @@ static int on_line(void *arg, const struct lv_line *line)
         b->cap *= 2;
         b->recs = lv_xrealloc(b->recs, b->cap * sizeof *b->recs);
     }
-    if (lv_chain_process(p->chain, line, &b->data, &b->recs[b->n]) == 1)
+    struct lv_line l = *line;
+    l.pos.source = src->id;
+    l.pos.end += src->base;
+    if (lv_chain_process(p->chain, &l, &b->data, &b->recs[b->n]) == 1)
         b->n++;
+    src->processed = l.pos.end;
+    if (!src->dirty) {
+        src->dirty = true;
+        p->dirty[p->ndirty++] = src;
+    }
     return 0;
+}
+
+static uint32_t free_slot(struct lv_pipeline *p)
+{
+    for (size_t i = 0; i < p->nsources; i++)
+        if (!p->sources[i])
+            return (uint32_t)i;
+    p->sources = lv_xrealloc(p->sources, (p->nsources + 1) * sizeof *p->sources);
+    p->dirty = lv_xrealloc(p->dirty, (p->nsources + 1) * sizeof *p->dirty);
+    p->sources[p->nsources] = NULL;
+    return (uint32_t)p->nsources++;
+}
+
+struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, const char *name,
+                                 uint64_t offset)
+{
+    struct lv_source *src = lv_xcalloc(1, sizeof *src);
+    src->p = p;
+    src->in = in;
+    src->id = free_slot(p);
+    src->name = lv_xstrdup(name);
+    src->frame = lv_frame_new(in->conf->format, p->conf->limits.max_line, src->id);
+    src->base = src->processed = src->acked = offset;
+    p->sources[src->id] = src;
+    return src;
+}
+
+int lv_source_feed(struct lv_source *src, const char *data, size_t len)
+{
+    int rc = lv_frame_feed(src->frame, data, len, on_line, src);
+    submit_current(src->p);
+    return rc;
+}
+
+void lv_source_flush(struct lv_source *src)
+{
+    lv_frame_finish(src->frame, on_line, src);
+    /* A partial line at the very end was made a record: all is processed. */
+    src->processed = src->base + lv_frame_offset(src->frame);
+    if (!src->dirty) {
+        src->dirty = true;
+        src->p->dirty[src->p->ndirty++] = src;
+    }
+    submit_current(src->p);
+}
+
+uint64_t lv_source_read_offset(const struct lv_source *src)
+{
+    return src->base + lv_frame_offset(src->frame);
+}
+
+uint64_t lv_source_processed(const struct lv_source *src)
+{
+    return src->processed;
+}
+
+uint64_t lv_source_acked(const struct lv_source *src)
+{
+    return src->acked;
+}
+
+bool lv_source_settled(const struct lv_source *src)
+{
+    return !src->dirty && src->nmarks == 0;
+}
+
+void lv_source_close(struct lv_source *src)
+{
+    if (!src)
+        return;
+    struct lv_pipeline *p = src->p;
+    if (src->dirty) /* its lines are in the current batch: seal it first */
+        submit_current(p);
+    p->sources[src->id] = NULL;
+    lv_frame_free(src->frame);
+    free(src->marks);
+    free(src->name);
+    free(src);
 }
 
 static size_t input_index(const struct lv_pipeline *p, const struct lv_input *in)
@@ -248,23 +431,15 @@ static size_t input_index(const struct lv_pipeline *p, const struct lv_input *in
     return (size_t)(in - p->inputs);
 }
 
-int lv_pipeline_feed(struct lv_pipeline *p, struct lv_input *in, const char *data, size_t len)
-{
-    int rc = lv_frame_feed(p->frames[input_index(p, in)], data, len, on_line, p);
-    submit_current(p);
-    return rc;
-}
-
-void lv_pipeline_eof(struct lv_pipeline *p, struct lv_input *in)
+void lv_pipeline_input_done(struct lv_pipeline *p, struct lv_input *in)
 {
     size_t i = input_index(p, in);
-    if (p->eof[i])
+    if (p->done[i])
         return;
-    lv_frame_finish(p->frames[i], on_line, p);
     submit_current(p);
-    p->eof[i] = true;
-    p->neof++;
-    if (p->neof == p->ninputs)
+    p->done[i] = true;
+    p->ndone++;
+    if (p->ndone == p->ninputs)
         p->stopping = true;
     maybe_finish(p);
 }
@@ -273,7 +448,7 @@ void lv_pipeline_eof(struct lv_pipeline *p, struct lv_input *in)
 
 static void maybe_finish(struct lv_pipeline *p)
 {
-    if (!p->stopping || p->neof < p->ninputs || p->batches_out > 0)
+    if (!p->stopping || p->ndone < p->ninputs || p->batches_out > 0)
         return;
     for (size_t i = 0; i < p->noutputs; i++)
         if (p->outputs[i].type->flush(&p->outputs[i]) < 0)
@@ -304,9 +479,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     lv_info("signal %d: draining and stopping", w->signum);
     p->stopping = true;
     for (size_t i = 0; i < p->ninputs; i++)
-        lv_pipeline_eof(p, &p->inputs[i]);
-    for (size_t i = 0; i < p->ninputs; i++)
-        p->inputs[i].type->pause(&p->inputs[i]);
+        if (!p->done[i])
+            p->inputs[i].type->stop(&p->inputs[i]);
     ev_timer_init(&p->grace, on_grace, DRAIN_GRACE, 0.);
     ev_timer_start(loop, &p->grace);
     maybe_finish(p);
@@ -317,8 +491,7 @@ static int setup_inputs(struct lv_pipeline *p, char *err, size_t errlen)
     const struct lv_conf *conf = p->conf;
     p->ninputs = conf->ninputs;
     p->inputs = lv_xcalloc(p->ninputs, sizeof *p->inputs);
-    p->frames = lv_xcalloc(p->ninputs, sizeof *p->frames);
-    p->eof = lv_xcalloc(p->ninputs, sizeof *p->eof);
+    p->done = lv_xcalloc(p->ninputs, sizeof *p->done);
     for (size_t i = 0; i < p->ninputs; i++) {
         const struct lv_input_conf *ic = &conf->inputs[i];
         const struct lv_input_type *t = lv_registry_input(ic->kind);
@@ -328,7 +501,6 @@ static int setup_inputs(struct lv_pipeline *p, char *err, size_t errlen)
         }
         struct lv_input *in = &p->inputs[i];
         *in = (struct lv_input){t, ic, p, p->loop, lv_xcalloc(1, t->ctx_size)};
-        p->frames[i] = lv_frame_new(ic->format, conf->limits.max_line, (uint32_t)i);
         int rc = t->init(in);
         if (rc < 0) {
             snprintf(err, errlen, "input %s: cannot start: %s", t->name, strerror(-rc));
@@ -419,8 +591,9 @@ void lv_pipeline_free(struct lv_pipeline *p)
         if (p->inputs[i].type)
             p->inputs[i].type->destroy(&p->inputs[i]);
         free(p->inputs[i].ctx);
-        lv_frame_free(p->frames[i]);
     }
+    for (size_t i = 0; i < p->nsources; i++)
+        lv_source_close(p->sources[i]);
     for (size_t i = 0; p->outputs && i < p->noutputs; i++) {
         ev_timer_stop(p->loop, &p->retry[i].timer);
         if (p->outputs[i].type)
@@ -435,8 +608,9 @@ void lv_pipeline_free(struct lv_pipeline *p)
     if (p->cur)
         batch_free(p->cur);
     free(p->inputs);
-    free(p->frames);
-    free(p->eof);
+    free(p->done);
+    free(p->sources);
+    free(p->dirty);
     free(p->outputs);
     free(p->retry);
     lv_chain_free(p->chain);

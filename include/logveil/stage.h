@@ -14,6 +14,7 @@
 #ifndef LOGVEIL_STAGE_H
 #define LOGVEIL_STAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct lv_pipeline;
 
 /* Records in their final text, each followed by '\n' in `data`. */
 struct lv_batch {
+    uint64_t seq;          /* order of creation, for acknowledgement */
     struct lv_buf data;
     struct lv_record *recs;
     size_t n;
@@ -96,14 +98,43 @@ struct lv_input_type {
     /* Stop reading (the buffer is full) and start again. */
     void (*pause)(struct lv_input *in);
     void (*resume)(struct lv_input *in);
+    /* Shutdown: stop for good, then call lv_pipeline_input_done(). */
+    void (*stop)(struct lv_input *in);
     void (*destroy)(struct lv_input *in);
 };
 
-/* Called by inputs: one raw chunk of bytes in the input's format. The
- * pipeline frames it into lines, runs the filters and batches the records. */
-int lv_pipeline_feed(struct lv_pipeline *p, struct lv_input *in, const char *data, size_t len);
-/* The input has no more data. */
-void lv_pipeline_eof(struct lv_pipeline *p, struct lv_input *in);
+/*
+ * A source is one stream of bytes an input reads: stdin, or one file. The
+ * pipeline frames its bytes into lines (each source has its own partial-line
+ * state), runs the filters, and tracks acknowledgement: lv_source_acked() is
+ * the offset below which every record has been settled by every output
+ * (sent, rejected and counted, or dropped by a counted policy). That is the
+ * only offset an input may checkpoint.
+ *
+ * Ownership: the pipeline owns sources; an input holds them until it calls
+ * lv_source_close().
+ */
+struct lv_source;
+
+/* `offset` is where reading starts (a checkpoint, or 0). */
+struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, const char *name,
+                                 uint64_t offset);
+/* Bytes read at the source's current read offset. */
+int lv_source_feed(struct lv_source *s, const char *data, size_t len);
+/* The stream ended for good: a last line without '\n' and pending partial
+ * fragments become records. (A file that may still grow is not flushed.) */
+void lv_source_flush(struct lv_source *s);
+/* Offsets: bytes fed so far, end of the last whole line processed, and the
+ * acknowledged checkpoint. */
+uint64_t lv_source_read_offset(const struct lv_source *s);
+uint64_t lv_source_processed(const struct lv_source *s);
+uint64_t lv_source_acked(const struct lv_source *s);
+/* Everything processed has been acknowledged. */
+bool lv_source_settled(const struct lv_source *s);
+void lv_source_close(struct lv_source *s);
+
+/* The input will feed nothing more (end of stdin, or it was stopped). */
+void lv_pipeline_input_done(struct lv_pipeline *p, struct lv_input *in);
 
 /* Shared defaults for slots that do not apply. */
 void lv_input_noop(struct lv_input *in);

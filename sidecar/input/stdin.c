@@ -17,25 +17,37 @@
 struct stdin_ctx {
     ev_io io;
     struct lv_input *in;
+    struct lv_source *src;
     char *buf;
     int eof;
 };
 
+/* End of stdin, or shutdown: what was read is all there will be. */
+static void finish(struct stdin_ctx *s)
+{
+    if (s->eof)
+        return;
+    s->eof = 1;
+    ev_io_stop(s->in->loop, &s->io);
+    lv_source_flush(s->src);
+    lv_pipeline_input_done(s->in->pipeline, s->in);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct stdin_ctx *s = lv_container_of(w, struct stdin_ctx, io);
+    (void)loop;
+    (void)revents;
     ssize_t n = read(w->fd, s->buf, CHUNK);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     if (n > 0) {
-        lv_pipeline_feed(s->in->pipeline, s->in, s->buf, (size_t)n);
+        lv_source_feed(s->src, s->buf, (size_t)n);
         return;
     }
     if (n < 0)
         lv_error("input stdin: read failed: %s", strerror(errno));
-    ev_io_stop(loop, w);
-    s->eof = 1;
-    lv_pipeline_eof(s->in->pipeline, s->in);
+    finish(s);
 }
 
 static int stdin_init(struct lv_input *in)
@@ -43,6 +55,7 @@ static int stdin_init(struct lv_input *in)
     struct stdin_ctx *s = in->ctx;
     s->in = in;
     s->buf = lv_xmalloc(CHUNK);
+    s->src = lv_source_open(in->pipeline, in, "stdin", 0);
     ev_io_init(&s->io, on_readable, STDIN_FILENO, EV_READ);
     return 0;
 }
@@ -67,6 +80,11 @@ static void stdin_resume(struct lv_input *in)
         ev_io_start(in->loop, &s->io);
 }
 
+static void stdin_stop(struct lv_input *in)
+{
+    finish(in->ctx);
+}
+
 static void stdin_destroy(struct lv_input *in)
 {
     struct stdin_ctx *s = in->ctx;
@@ -84,5 +102,6 @@ const struct lv_input_type lv_input_stdin = {
     .start = stdin_start,
     .pause = stdin_pause,
     .resume = stdin_resume,
+    .stop = stdin_stop,
     .destroy = stdin_destroy,
 };
