@@ -45,6 +45,8 @@ static const char *const format_names[] = {"json", "cri", "docker", NULL};
 static const char *const input_names[] = {"stdin", "tail", NULL};
 static const char *const output_names[] = {"stdout", "file", NULL};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const when_full_names[] = {"block", "drop_newest", "drop_oldest", "shed", NULL};
+static const char *const read_from_names[] = {"head", "tail", NULL};
 
 enum { REQUIRED = LV_CONF_MAP_REQUIRED, NONEMPTY = LV_CONF_MAP_NONEMPTY };
 
@@ -413,7 +415,11 @@ static const struct lv_conf_map_key limits_keys[] = {
 };
 
 static const struct lv_conf_map_key buffer_keys[] = {
-    {KEY("max_bytes", &lv_conf_map_u64, offsetof(struct lv_conf, buffer_max_bytes)), .min = 1},
+    {KEY("max_bytes", &lv_conf_map_size, offsetof(struct lv_conf, buffer_max_bytes)), .min = 1},
+    {KEY("when_full", &lv_conf_map_enum, offsetof(struct lv_conf, when_full)),
+     .choices = when_full_names},
+    {KEY("spool_dir", &lv_conf_map_str, offsetof(struct lv_conf, spool_dir)), .flags = NONEMPTY},
+    {KEY("spool_max_bytes", &lv_conf_map_size, offsetof(struct lv_conf, spool_max_bytes))},
     {0},
 };
 
@@ -476,12 +482,26 @@ static void input_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, vo
         lv_conf_map_error(ctx, node, where, "paths and exclude apply only to tail inputs");
 }
 
+static void input_init(void *elem, const void *parent)
+{
+    struct lv_input_conf *in = elem;
+    (void)parent;
+    in->max_open_files = 64;
+    in->scan_interval = 2.0;
+    in->rotate_wait = 5.0;
+}
+
 #define I(f) offsetof(struct lv_input_conf, f)
 static const struct lv_conf_map_key input_keys[] = {
     {KEY("type", &lv_conf_map_enum, I(kind)), .flags = REQUIRED, .choices = input_names},
     {KEY("format", &lv_conf_map_enum, I(format)), .choices = format_names},
     {KEY("paths", &lv_conf_map_strlist, I(paths)), .off2 = I(npaths)},
     {KEY("exclude", &lv_conf_map_strlist, I(exclude)), .off2 = I(nexclude)},
+    {KEY("checkpoint", &lv_conf_map_str, I(checkpoint)), .flags = NONEMPTY},
+    {KEY("max_open_files", &lv_conf_map_int, I(max_open_files)), .min = 1, .max = 100000},
+    {KEY("scan_interval", &lv_conf_map_double, I(scan_interval)), .min = 0.01, .max = 3600},
+    {KEY("rotate_wait", &lv_conf_map_double, I(rotate_wait)), .min = 0, .max = 3600},
+    {KEY("read_from", &lv_conf_map_enum, I(read_from)), .choices = read_from_names},
     {0},
 };
 #undef I
@@ -490,8 +510,10 @@ static const struct lv_conf_map_array input_array = {
     .keys = input_keys,
     .size = sizeof(struct lv_input_conf),
     .line_off = offsetof(struct lv_input_conf, line),
+    .init = input_init,
     .check = input_check,
-    .expected = "a map with type, format, paths and exclude",
+    .expected = "a map with type, format, paths, exclude, checkpoint, max_open_files, "
+                "scan_interval, rotate_wait and read_from",
 };
 
 static void output_init(void *elem, const void *parent)
@@ -550,6 +572,7 @@ static const struct lv_conf_map_key top_keys[] = {
     {KEY("limits", &lv_conf_map_map, C(limits)), .sub = limits_keys},
     {KEY("buffer", &lv_conf_map_map, 0), .sub = buffer_keys},
     {KEY("admin", &lv_conf_map_map, C(admin)), .sub = admin_keys, .check = admin_check},
+    {KEY("state_dir", &lv_conf_map_str, C(state_dir)), .flags = NONEMPTY},
     {KEY("outputs", &lv_conf_map_array, C(outputs)), .off2 = C(noutputs), .flags = NONEMPTY,
      .array = &output_array},
     {0},
@@ -731,6 +754,7 @@ void lv_conf_defaults(struct lv_conf *conf, const char *environment)
     default_enrich(&conf->enrich);
     conf->limits = (struct lv_limits){.max_line = MIB, .max_depth = 64};
     conf->buffer_max_bytes = 64 * (uint64_t)MIB;
+    conf->state_dir = lv_xstrdup("/var/lib/logveil");
 }
 
 const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf)

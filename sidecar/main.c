@@ -115,6 +115,7 @@ static void as_filter(struct lv_conf *conf, int format)
             free(ic->exclude[k]);
         free(ic->paths);
         free(ic->exclude);
+        free(ic->checkpoint);
     }
     for (size_t i = 0; i < conf->noutputs; i++) {
         free(conf->outputs[i].name);

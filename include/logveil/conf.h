@@ -102,15 +102,25 @@ struct lv_limits {
     int max_depth;    /* JSON nesting; deeper fails closed */
 };
 
+enum lv_read_from { LV_READ_HEAD, LV_READ_TAIL };
+
 struct lv_input_conf {
     enum lv_input_kind kind;
     enum lv_format format;
-    char **paths;     /* tail only */
+    char **paths;     /* tail: globs of the files to follow */
     size_t npaths;
-    char **exclude;
+    char **exclude;   /* tail: globs (matched on the path) to leave out */
     size_t nexclude;
+    char *checkpoint; /* tail: checkpoint file; default <state_dir>/tail-<n>.ckpt */
+    int max_open_files;  /* tail: files held open at once (default 64) */
+    double scan_interval; /* tail: seconds between stat/glob reconciliations (2) */
+    double rotate_wait;   /* tail: seconds a rotated file is kept after EOF (5) */
+    enum lv_read_from read_from; /* tail: where a file with no checkpoint starts */
     int line;
 };
+
+/* What the pipeline does when buffer.max_bytes is reached. */
+enum lv_when_full { LV_FULL_BLOCK, LV_FULL_DROP_NEWEST, LV_FULL_DROP_OLDEST, LV_FULL_SHED };
 
 struct lv_output_conf {
     enum lv_output_kind kind;
@@ -140,6 +150,10 @@ struct lv_conf {
     struct lv_limits limits;
     struct lv_admin_conf admin;
     uint64_t buffer_max_bytes;
+    enum lv_when_full when_full;
+    char *spool_dir;          /* NULL: no disk spool */
+    uint64_t spool_max_bytes;
+    char *state_dir;          /* checkpoints; "/var/lib/logveil" */
 };
 
 /* Collected load errors, each already formatted "file:line: message". */
