@@ -573,6 +573,7 @@ static const struct lv_conf_map_key top_keys[] = {
     {KEY("buffer", &lv_conf_map_map, 0), .sub = buffer_keys},
     {KEY("admin", &lv_conf_map_map, C(admin)), .sub = admin_keys, .check = admin_check},
     {KEY("state_dir", &lv_conf_map_str, C(state_dir)), .flags = NONEMPTY},
+    {KEY("shutdown_timeout", &lv_conf_map_double, C(shutdown_timeout)), .min = 0, .max = 3600},
     {KEY("outputs", &lv_conf_map_array, C(outputs)), .off2 = C(noutputs), .flags = NONEMPTY,
      .array = &output_array},
     {0},
@@ -755,6 +756,7 @@ void lv_conf_defaults(struct lv_conf *conf, const char *environment)
     conf->limits = (struct lv_limits){.max_line = MIB, .max_depth = 64};
     conf->buffer_max_bytes = 64 * (uint64_t)MIB;
     conf->state_dir = lv_xstrdup("/var/lib/logveil");
+    conf->shutdown_timeout = 30;
 }
 
 const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf)

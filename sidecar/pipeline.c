@@ -30,7 +30,6 @@
 #define BATCH_TARGET (256 * 1024)
 #define MAX_FREE_BATCHES 4
 #define RETRY_RING 1024
-#define DRAIN_GRACE 30.0
 #define SEQ_RING 8192 /* batches in flight are capped well below this */
 
 enum lv_outcome lv_output_last_outcome;
@@ -88,6 +87,7 @@ struct lv_pipeline {
     size_t held_bytes;    /* buffer bytes of those batches */
     size_t max_bytes;
     bool paused;
+    bool releasing; /* inside drop_oldest() */
     bool stopping;
     int exit_code;
     struct lv_admin *admin;
@@ -133,10 +133,28 @@ static size_t batch_bytes(const struct lv_batch *b)
     return b->data.cap + b->cap * sizeof *b->recs;
 }
 
+/* Under "shed" the pipeline pauses only past this: the room between the
+ * budget and it is what shedding DEBUG and INFO buys. */
+static size_t pause_at(const struct lv_pipeline *p)
+{
+    if (p->conf->when_full == LV_FULL_SHED)
+        return p->max_bytes + p->max_bytes / 4;
+    if (p->conf->when_full == LV_FULL_DROP_NEWEST)
+        return SIZE_MAX; /* never pauses: new records are dropped instead */
+    return p->max_bytes;
+}
+
+static void drop_oldest(struct lv_pipeline *p);
+
 static void update_pause(struct lv_pipeline *p)
 {
+    /* drop_oldest makes room from the batches waiting for a retry; it
+     * pauses only when every held batch is in an output's hands. */
+    if (p->conf->when_full == LV_FULL_DROP_OLDEST && p->held_bytes >= p->max_bytes &&
+        !p->releasing)
+        drop_oldest(p);
     lv_metrics.buffer_bytes = p->held_bytes;
-    bool over = p->held_bytes >= p->max_bytes || p->batches_out >= SEQ_RING / 2;
+    bool over = p->held_bytes >= pause_at(p) || p->batches_out >= SEQ_RING / 2;
     bool under = p->held_bytes <= p->max_bytes / 2;
     if (!p->paused && over && !p->stopping) {
         p->paused = true;
@@ -233,6 +251,78 @@ static void offer(struct lv_pipeline *p, size_t i, struct lv_batch *b)
         lv_output_done(out, b, LV_RETRY, NULL);
 }
 
+/* ---- when the buffer is full ------------------------------------------------------ */
+
+static void drop_records(struct lv_batch *b, size_t from, size_t to)
+{
+    for (size_t r = from; r < to; r++)
+        lv_metrics_drop(LV_DROP_BUFFER, (enum lv_level)b->recs[r].level);
+}
+
+/* shed: removes records at or below `max_level` that no rule keeps, never
+ * WARN and above, and compacts the batch. */
+static void shed(struct lv_batch *b, enum lv_level max_level)
+{
+    size_t kept = 0, out = 0;
+    for (size_t r = 0; r < b->n; r++) {
+        struct lv_record rec = b->recs[r];
+        bool lose = !rec.keep && rec.level != LV_LEVEL_UNKNOWN && rec.level <= max_level;
+        if (lose) {
+            lv_metrics_drop(LV_DROP_BUFFER, (enum lv_level)rec.level);
+            continue;
+        }
+        memmove(b->data.data + out, b->data.data + rec.off, rec.len + 1u);
+        rec.off = out;
+        out += rec.len + 1u;
+        b->recs[kept++] = rec;
+    }
+    b->n = kept;
+    b->data.len = out;
+}
+
+/* drop_oldest: batches waiting for a retry are the oldest the pipeline
+ * still holds; they go first. */
+static void batch_release(struct lv_pipeline *p, struct lv_batch *b);
+
+static void drop_oldest(struct lv_pipeline *p)
+{
+    p->releasing = true; /* batch_release() calls update_pause() */
+    for (size_t i = 0; i < p->noutputs && p->held_bytes >= p->max_bytes; i++) {
+        struct retry_queue *q = &p->retry[i];
+        while (q->n && p->held_bytes >= p->max_bytes) {
+            struct lv_batch *old = q->ring[q->head];
+            q->head = (q->head + 1) % RETRY_RING;
+            q->n--;
+            drop_records(old, 0, old->n); /* lost for this output at least */
+            batch_release(p, old);
+        }
+    }
+    p->releasing = false;
+}
+
+/* Applies buffer.when_full to the batch about to be submitted. */
+static void when_full(struct lv_pipeline *p, struct lv_batch *b)
+{
+    if (p->held_bytes < p->max_bytes)
+        return;
+    switch (p->conf->when_full) {
+    case LV_FULL_DROP_NEWEST:
+        drop_records(b, 0, b->n);
+        b->n = 0;
+        b->data.len = 0;
+        break;
+    case LV_FULL_DROP_OLDEST:
+        drop_oldest(p);
+        break;
+    case LV_FULL_SHED:
+        shed(b, p->held_bytes >= p->max_bytes + p->max_bytes / 8 ? LV_LEVEL_INFO
+                                                                  : LV_LEVEL_DEBUG);
+        break;
+    case LV_FULL_BLOCK:
+        break; /* the inputs are paused instead */
+    }
+}
+
 static void submit_current(struct lv_pipeline *p)
 {
     struct lv_batch *b = p->cur;
@@ -240,6 +330,7 @@ static void submit_current(struct lv_pipeline *p)
         return;
     p->cur = NULL;
     mark_sources(p, b->seq);
+    when_full(p, b);
     if (b->n == 0) {
         /* Every line was dropped (and counted): settled at once. */
         b->data.len = 0;
@@ -460,8 +551,18 @@ static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct lv_pipeline *p = lv_container_of(w, struct lv_pipeline, grace);
     (void)revents;
-    lv_error("shutdown: %zu batches still undelivered after %.0f s; exiting", p->batches_out,
-             DRAIN_GRACE);
+    size_t lost = 0;
+    for (size_t i = 0; i < p->noutputs; i++) {
+        struct retry_queue *q = &p->retry[i];
+        for (size_t k = 0; k < q->n; k++) {
+            struct lv_batch *b = q->ring[(q->head + k) % RETRY_RING];
+            drop_records(b, 0, b->n);
+            lost += b->n;
+        }
+    }
+    lv_error("shutdown: %zu batches (%zu records waiting for a retry) undelivered after %.0f s; "
+             "exiting, counted as dropped (reason buffer)",
+             p->batches_out, lost, p->conf->shutdown_timeout);
     p->exit_code = 1;
     ev_break(loop, EVBREAK_ALL);
 }
@@ -481,7 +582,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     for (size_t i = 0; i < p->ninputs; i++)
         if (!p->done[i])
             p->inputs[i].type->stop(&p->inputs[i]);
-    ev_timer_init(&p->grace, on_grace, DRAIN_GRACE, 0.);
+    ev_timer_init(&p->grace, on_grace, p->conf->shutdown_timeout, 0.);
     ev_timer_start(loop, &p->grace);
     maybe_finish(p);
 }

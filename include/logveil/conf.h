@@ -154,6 +154,7 @@ struct lv_conf {
     char *spool_dir;          /* NULL: no disk spool */
     uint64_t spool_max_bytes;
     char *state_dir;          /* checkpoints; "/var/lib/logveil" */
+    double shutdown_timeout;  /* seconds to drain at SIGTERM (30) */
 };
 
 /* Collected load errors, each already formatted "file:line: message". */

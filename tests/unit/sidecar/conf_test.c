@@ -460,7 +460,8 @@ static void unknown_key_is_reported_with_its_line_and_the_expected_keys(void **s
                      "profiles, always_keep, rate_limit, burst");
     assert_one_error("log_level: info\nsampl: {}\n", 2,
                      "unknown key \"sampl\", expected one of: environment, log_level, inputs, "
-                     "redact, sampling, enrich, limits, buffer, admin, state_dir, outputs");
+                     "redact, sampling, enrich, limits, buffer, admin, state_dir, shutdown_timeout, "
+                     "outputs");
 }
 
 static void unknown_key_in_redact_lists_the_file_variant_of_secrets(void **state)
