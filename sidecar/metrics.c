@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "logveil/metrics.h"
 
@@ -205,6 +206,19 @@ static const struct {
      offsetof(struct lv_metrics, input_paused_total)},
     {"logveil_buffer_bytes", "gauge", "Bytes held in the buffer.",
      offsetof(struct lv_metrics, buffer_bytes)},
+    {"logveil_inotify_overflows_total", "counter", "inotify queue overflows; a rescan follows.",
+     offsetof(struct lv_metrics, inotify_overflows)},
+    {"logveil_file_truncations_total", "counter", "Tailed files truncated under the reader.",
+     offsetof(struct lv_metrics, file_truncations)},
+    {"logveil_files_open", "gauge", "Tailed files held open.",
+     offsetof(struct lv_metrics, files_open)},
+    {"logveil_checkpoint_lag_bytes", "gauge", "Bytes read from files but not yet acknowledged.",
+     offsetof(struct lv_metrics, checkpoint_lag_bytes)},
+    {"logveil_spool_bytes", "gauge", "Bytes in the disk spool waiting to be replayed.",
+     offsetof(struct lv_metrics, spool_bytes)},
+    {"logveil_spool_corrupt_batches_total", "counter",
+     "Spooled batches skipped because they were damaged on disk.",
+     offsetof(struct lv_metrics, spool_corrupt)},
 };
 
 static const struct {
@@ -265,6 +279,48 @@ static void render_named(struct writer *w, const struct lv_metrics *m)
     }
 }
 
+/* Per-file gauges ---------------------------------------------------- */
+
+static struct {
+    lv_file_gauges_fn *fn;
+    void *arg;
+} file_providers[LV_METRICS_MAX_FILE_PROVIDERS];
+
+void lv_metrics_file_gauges(lv_file_gauges_fn *fn, void *arg)
+{
+    size_t free_slot = LV_ARRAY_LEN(file_providers);
+    for (size_t i = 0; i < LV_ARRAY_LEN(file_providers); i++) {
+        if (file_providers[i].arg == arg && file_providers[i].fn) {
+            file_providers[i].fn = fn;
+            return;
+        }
+        if (!file_providers[i].fn && free_slot == LV_ARRAY_LEN(file_providers))
+            free_slot = i;
+    }
+    if (fn && free_slot < LV_ARRAY_LEN(file_providers)) {
+        file_providers[free_slot].fn = fn;
+        file_providers[free_slot].arg = arg;
+    }
+}
+
+static void render_files(struct writer *w)
+{
+    struct lv_file_gauge *g = lv_xmalloc(LV_METRICS_MAX_FILES * sizeof *g);
+    size_t n = 0;
+    for (size_t i = 0; i < LV_ARRAY_LEN(file_providers); i++)
+        if (file_providers[i].fn)
+            n += file_providers[i].fn(file_providers[i].arg, g + n, LV_METRICS_MAX_FILES - n);
+    const char *read = "logveil_file_read_offset_bytes";
+    family(w, read, "gauge", "Bytes read, by open file.");
+    for (size_t i = 0; i < n; i++)
+        sample(w, read, LABELS("file", g[i].file, "input", g[i].input), g[i].read_offset);
+    const char *acked = "logveil_file_acked_offset_bytes";
+    family(w, acked, "gauge", "Checkpointed (acknowledged) offset, by open file.");
+    for (size_t i = 0; i < n; i++)
+        sample(w, acked, LABELS("file", g[i].file, "input", g[i].input), g[i].acked_offset);
+    free(g);
+}
+
 int lv_metrics_render(struct lv_buf *out)
 {
     struct writer w = {.buf = out, .rc = 0};
@@ -272,6 +328,7 @@ int lv_metrics_render(struct lv_buf *out)
     render_scalars(&w, &lv_metrics);
     render_levels(&w, &lv_metrics);
     render_named(&w, &lv_metrics);
+    render_files(&w);
     /* Half an exposition would read as counters that went back to zero. */
     if (w.rc < 0)
         out->len = start;

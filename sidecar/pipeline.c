@@ -10,6 +10,11 @@
  * offset advances over its marks, in order, as their batches settle; so it
  * never passes a record some output has not settled.
  *
+ * With a disk spool, a batch sealed while the memory budget is spent (or
+ * while older batches are still spooled, to keep order) is written to disk
+ * instead; once on disk it counts as settled, so checkpoints move on, and it
+ * is replayed in order when there is room again, or after a restart.
+ *
  * Shutdown drains: inputs stop, what was read is filtered and delivered,
  * outputs flush, and only then does the loop end. A drain that cannot finish
  * within the grace period ends with exit status 1 and the number of records
@@ -21,6 +26,7 @@
 #include <ev.h>
 
 #include "admin.h"
+#include "buffer/spool.h"
 #include "frame.h"
 #include "logveil/chain.h"
 #include "logveil/log.h"
@@ -88,9 +94,13 @@ struct lv_pipeline {
     size_t max_bytes;
     bool paused;
     bool releasing; /* inside drop_oldest() */
+    bool replaying; /* inside replay() */
+    bool spool_ok;  /* the last append worked: spill rather than pause */
     bool stopping;
     int exit_code;
     struct lv_admin *admin;
+    struct lv_spool *spool;
+    ev_timer replay_timer;
     ev_signal sigterm, sigint;
     ev_timer grace;
 };
@@ -137,6 +147,8 @@ static size_t batch_bytes(const struct lv_batch *b)
  * budget and it is what shedding DEBUG and INFO buys. */
 static size_t pause_at(const struct lv_pipeline *p)
 {
+    if (p->spool && p->spool_ok)
+        return SIZE_MAX; /* new batches go to disk instead */
     if (p->conf->when_full == LV_FULL_SHED)
         return p->max_bytes + p->max_bytes / 4;
     if (p->conf->when_full == LV_FULL_DROP_NEWEST)
@@ -171,6 +183,7 @@ static void update_pause(struct lv_pipeline *p)
 }
 
 static void maybe_finish(struct lv_pipeline *p);
+static void replay(struct lv_pipeline *p);
 
 /* ---- acknowledgement ---------------------------------------------------------- */
 
@@ -226,6 +239,11 @@ static void batch_release(struct lv_pipeline *p, struct lv_batch *b)
     p->batches_out--;
     p->held_bytes -= batch_bytes(b);
     settle(p, b->seq);
+    if (b->spool_id) {
+        lv_spool_settled(p->spool, b->spool_id);
+        b->spool_id = 0;
+        p->spool_ok = true;
+    }
     if (p->nfree < MAX_FREE_BATCHES && b->data.cap <= BATCH_TARGET + 65536) {
         b->data.len = 0;
         b->n = 0;
@@ -236,6 +254,7 @@ static void batch_release(struct lv_pipeline *p, struct lv_batch *b)
         batch_free(b);
     }
     update_pause(p);
+    replay(p);
     maybe_finish(p);
 }
 
@@ -323,6 +342,95 @@ static void when_full(struct lv_pipeline *p, struct lv_batch *b)
     }
 }
 
+/* ---- the disk spool ------------------------------------------------------------------- */
+
+static void recycle(struct lv_pipeline *p, struct lv_batch *b)
+{
+    b->data.len = 0;
+    b->n = 0;
+    if (p->nfree < MAX_FREE_BATCHES) {
+        b->next = p->free_list;
+        p->free_list = b;
+        p->nfree++;
+    } else {
+        batch_free(b);
+    }
+}
+
+/* Writes the batch to the spool when memory is spent or older batches wait
+ * there. True when it went to disk (and is therefore settled). */
+static bool spill(struct lv_pipeline *p, struct lv_batch *b)
+{
+    if (!p->spool || b->n == 0 || p->stopping)
+        return false;
+    if (p->held_bytes < p->max_bytes && lv_spool_empty(p->spool))
+        return false;
+    int rc = lv_spool_append(p->spool, b);
+    if (rc < 0) {
+        if (rc != -ENOSPC)
+            lv_error("spool: cannot write: %s; holding the batch in memory", strerror(-rc));
+        p->spool_ok = false; /* until replay makes room: the inputs pause as usual */
+        return false;
+    }
+    lv_metrics.spool_bytes = lv_spool_bytes(p->spool);
+    settle(p, b->seq);
+    recycle(p, b);
+    if (!ev_is_active(&p->replay_timer))
+        ev_timer_start(p->loop, &p->replay_timer);
+    maybe_finish(p);
+    return true;
+}
+
+static void offer_all(struct lv_pipeline *p, struct lv_batch *b)
+{
+    b->refs = (int)p->noutputs;
+    p->batches_out++;
+    p->held_bytes += batch_bytes(b);
+    for (size_t i = 0; i < p->noutputs; i++)
+        offer(p, i, b);
+    update_pause(p);
+}
+
+static bool retrying(const struct lv_pipeline *p)
+{
+    for (size_t i = 0; i < p->noutputs; i++)
+        if (p->retry[i].n)
+            return true;
+    return false;
+}
+
+/* Replays spooled batches, oldest first, while memory has room and no
+ * older batch waits for a retry. */
+static void replay(struct lv_pipeline *p)
+{
+    if (!p->spool || p->replaying || p->stopping || retrying(p))
+        return; /* older batches first; at shutdown, spooled ones stay */
+    p->replaying = true;
+    while (p->held_bytes < p->max_bytes / 2 && !lv_spool_empty(p->spool)) {
+        struct lv_batch *b = batch_get(p);
+        uint64_t id;
+        if (lv_spool_next(p->spool, b, &id) < 0) {
+            settle(p, b->seq);
+            recycle(p, b);
+            break;
+        }
+        b->spool_id = id;
+        offer_all(p, b);
+    }
+    lv_metrics.spool_bytes = lv_spool_bytes(p->spool);
+    p->replaying = false;
+}
+
+static void replay_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lv_pipeline *p = lv_container_of(w, struct lv_pipeline, replay_timer);
+    (void)loop;
+    (void)revents;
+    replay(p);
+    if (lv_spool_empty(p->spool))
+        ev_timer_stop(p->loop, &p->replay_timer);
+}
+
 static void submit_current(struct lv_pipeline *p)
 {
     struct lv_batch *b = p->cur;
@@ -330,6 +438,8 @@ static void submit_current(struct lv_pipeline *p)
         return;
     p->cur = NULL;
     mark_sources(p, b->seq);
+    if (spill(p, b))
+        return;
     when_full(p, b);
     if (b->n == 0) {
         /* Every line was dropped (and counted): settled at once. */
@@ -341,12 +451,7 @@ static void submit_current(struct lv_pipeline *p)
         maybe_finish(p);
         return;
     }
-    b->refs = (int)p->noutputs;
-    p->batches_out++;
-    p->held_bytes += batch_bytes(b);
-    for (size_t i = 0; i < p->noutputs; i++)
-        offer(p, i, b);
-    update_pause(p);
+    offer_all(p, b);
 }
 
 static void retry_due(struct ev_loop *loop, ev_timer *w, int revents)
@@ -522,6 +627,11 @@ static size_t input_index(const struct lv_pipeline *p, const struct lv_input *in
     return (size_t)(in - p->inputs);
 }
 
+const struct lv_conf *lv_pipeline_conf(const struct lv_pipeline *p)
+{
+    return p->conf;
+}
+
 void lv_pipeline_input_done(struct lv_pipeline *p, struct lv_input *in)
 {
     size_t i = input_index(p, in);
@@ -567,6 +677,21 @@ static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* Shutdown with a spool: batches waiting for a retry go to disk rather than
+ * be lost (they are replayed after the spool's older content). */
+static void spill_retries(struct lv_pipeline *p)
+{
+    for (size_t i = 0; p->spool && i < p->noutputs; i++) {
+        struct retry_queue *q = &p->retry[i];
+        while (q->n && lv_spool_append(p->spool, q->ring[q->head]) == 0) {
+            struct lv_batch *b = q->ring[q->head];
+            q->head = (q->head + 1) % RETRY_RING;
+            q->n--;
+            batch_release(p, b);
+        }
+    }
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct lv_pipeline *p = w->data;
@@ -582,6 +707,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     for (size_t i = 0; i < p->ninputs; i++)
         if (!p->done[i])
             p->inputs[i].type->stop(&p->inputs[i]);
+    spill_retries(p);
     ev_timer_init(&p->grace, on_grace, p->conf->shutdown_timeout, 0.);
     ev_timer_start(loop, &p->grace);
     maybe_finish(p);
@@ -646,6 +772,15 @@ struct lv_pipeline *lv_pipeline_new(struct ev_loop *loop, const struct lv_conf *
     p->chain = lv_chain_new(conf, err, errlen);
     if (!p->chain || setup_outputs(p, err, errlen) < 0 || setup_inputs(p, err, errlen) < 0)
         goto err;
+    if (conf->spool_dir) {
+        p->spool = lv_spool_open(conf->spool_dir, conf->spool_max_bytes ? conf->spool_max_bytes
+                                                                         : UINT64_MAX,
+                                 err, errlen);
+        if (!p->spool)
+            goto err;
+        ev_timer_init(&p->replay_timer, replay_due, 0., 0.1);
+        p->spool_ok = true;
+    }
     if (conf->admin.listen) {
         p->admin = lv_admin_start(loop, conf->admin.listen, err, errlen);
         if (!p->admin)
@@ -666,6 +801,8 @@ int lv_pipeline_run(struct lv_pipeline *p)
     ev_signal_start(p->loop, &p->sigint);
     ev_unref(p->loop); /* the signal watchers alone do not keep the loop alive */
     ev_unref(p->loop);
+    if (p->spool && !lv_spool_empty(p->spool))
+        ev_timer_start(p->loop, &p->replay_timer); /* what an earlier run spooled */
     for (size_t i = 0; i < p->ninputs; i++)
         p->inputs[i].type->start(&p->inputs[i]);
     if (p->admin)
@@ -688,6 +825,9 @@ void lv_pipeline_free(struct lv_pipeline *p)
     if (!p)
         return;
     lv_admin_stop(p->admin);
+    if (p->spool)
+        ev_timer_stop(p->loop, &p->replay_timer);
+    lv_spool_close(p->spool);
     for (size_t i = 0; p->inputs && i < p->ninputs; i++) {
         if (p->inputs[i].type)
             p->inputs[i].type->destroy(&p->inputs[i]);

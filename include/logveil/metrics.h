@@ -58,6 +58,12 @@ struct lv_metrics {
     unsigned noutputs;
     uint64_t input_paused_total;
     uint64_t buffer_bytes;     /* gauge */
+    uint64_t spool_bytes;      /* gauge: bytes in the disk spool */
+    uint64_t inotify_overflows;   /* tail: inotify queue overflows (events lost) */
+    uint64_t file_truncations;    /* tail: files found shorter than the offset read */
+    uint64_t files_open;          /* tail: gauge, files held open */
+    uint64_t checkpoint_lag_bytes; /* tail: gauge, bytes read but not yet acknowledged */
+    uint64_t spool_corrupt;       /* spool: batches skipped, damaged on disk */
 };
 
 extern struct lv_metrics lv_metrics;
@@ -68,6 +74,24 @@ uint64_t *lv_metrics_rule(const char *name);
 struct lv_output_counter *lv_metrics_output(const char *name);
 void lv_metrics_drop(enum lv_drop_reason reason, enum lv_level level);
 uint64_t lv_metrics_dropped_total(enum lv_drop_reason reason);
+
+/* One open file of a tail input, for the per-file gauges. */
+struct lv_file_gauge {
+    const char *file;
+    const char *input;     /* the input's name: files of two inputs stay apart */
+    uint64_t read_offset;  /* bytes read */
+    uint64_t acked_offset; /* the checkpoint: acknowledged by every output */
+};
+
+/* Fills at most `max` gauges, returns how many. Called by lv_metrics_render(). */
+typedef size_t lv_file_gauges_fn(void *arg, struct lv_file_gauge *out, size_t max);
+
+/* Registers `fn` for `arg`, or with fn NULL removes what `arg` registered.
+ * At most LV_METRICS_MAX_FILE_PROVIDERS providers and LV_METRICS_MAX_FILES
+ * files in all are rendered, so label sets stay bounded. */
+#define LV_METRICS_MAX_FILE_PROVIDERS 16
+#define LV_METRICS_MAX_FILES 1024
+void lv_metrics_file_gauges(lv_file_gauges_fn *fn, void *arg);
 
 /* Appends the Prometheus text exposition of every counter to `out`. */
 int lv_metrics_render(struct lv_buf *out);

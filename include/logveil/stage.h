@@ -29,6 +29,7 @@ struct lv_pipeline;
 /* Records in their final text, each followed by '\n' in `data`. */
 struct lv_batch {
     uint64_t seq;          /* order of creation, for acknowledgement */
+    uint64_t spool_id;     /* replayed from the disk spool as this id; 0 if not */
     struct lv_buf data;
     struct lv_record *recs;
     size_t n;
@@ -135,6 +136,10 @@ void lv_source_close(struct lv_source *s);
 
 /* The input will feed nothing more (end of stdin, or it was stopped). */
 void lv_pipeline_input_done(struct lv_pipeline *p, struct lv_input *in);
+
+/* The configuration the pipeline runs: what an input needs beyond its own
+ * section (state_dir; its index, in->conf - conf->inputs). */
+const struct lv_conf *lv_pipeline_conf(const struct lv_pipeline *p);
 
 /* Shared defaults for slots that do not apply. */
 void lv_input_noop(struct lv_input *in);

@@ -220,6 +220,9 @@ static int file_submit(struct lv_output *out, struct lv_batch *b)
             lv_error("output %s: cannot write %s: %s", file_name(out), out->conf->path,
                      strerror(-err));
         c->failing = true;
+        /* Reopen on the next attempt: the file may have been replaced or
+         * its volume remounted by then. */
+        file_close(c);
         lv_output_done(out, b, LV_RETRY, NULL);
         return 0;
     }
