@@ -96,7 +96,8 @@ static void join_add(struct lv_frame *f, struct join *j, const char *s, size_t l
         j->truncated = 1;
     }
     j->truncated |= truncated;
-    lv_buf_append(&j->buf, s, len);
+    if (len) /* an empty buffer has no data pointer to copy to */
+        lv_buf_append(&j->buf, s, len);
 }
 
 static int emit_line(struct lv_frame *f, const char *s, size_t len, int64_t t, enum lv_stream st,
@@ -106,7 +107,9 @@ static int emit_line(struct lv_frame *f, const char *s, size_t len, int64_t t, e
         len = f->max_line;
         truncated = 1;
     }
-    struct lv_line line = {s, len, t, st, truncated, {f->source, f->offset}};
+    /* A line joined from empty fragments lies in a buffer never allocated:
+     * lines always point somewhere, so consumers need not test for NULL. */
+    struct lv_line line = {s ? s : "", len, t, st, truncated, {f->source, f->offset}};
     return emit(arg, &line);
 }
 
@@ -251,6 +254,32 @@ static const yajl_callbacks dk_callbacks = {
     .yajl_end_array = dk_close,
 };
 
+/* The decoded log of one entry. The runtime ends an entry at each newline,
+ * but a log value can still hold several ("a\nb\n" written by hand): each
+ * '\n' ends a line, because a line never holds one (the records downstream
+ * are newline-delimited, and a verbatim copy would carry it). The text
+ * after the last '\n' is a partial, joined with the next entries. */
+static int docker_log(struct lv_frame *f, const char *s, size_t n, int truncated,
+                      lv_frame_emit_fn *emit, void *arg)
+{
+    const char *nl;
+    while (n > 1 && (nl = memchr(s, '\n', n - 1))) {
+        size_t len = (size_t)(nl - s);
+        int rc = fragment(f, s, len && s[len - 1] == '\r' ? len - 1 : len, f->dk_time,
+                          f->dk_stream, 1, truncated, emit, arg);
+        if (rc < 0)
+            return rc;
+        n -= len + 1;
+        s = nl + 1;
+    }
+    int last = n > 0 && s[n - 1] == '\n';
+    if (last)
+        n--;
+    if (last && n > 0 && s[n - 1] == '\r')
+        n--;
+    return fragment(f, s, n, f->dk_time, f->dk_stream, last, truncated, emit, arg);
+}
+
 static int docker_line(struct lv_frame *f, const char *s, size_t len, int truncated,
                        lv_frame_emit_fn *emit, void *arg)
 {
@@ -271,13 +300,7 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
     yajl_free(h);
     if (st != yajl_status_ok || !f->dk_log)
         return emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
-    size_t n = f->dk_log_len;
-    int last = n > 0 && f->dk_log[n - 1] == '\n';
-    if (last)
-        n--;
-    if (last && n > 0 && f->dk_log[n - 1] == '\r')
-        n--;
-    return fragment(f, f->dk_log, n, f->dk_time, f->dk_stream, last, truncated, emit, arg);
+    return docker_log(f, f->dk_log, f->dk_log_len, truncated, emit, arg);
 }
 
 /* ---- splitting ---------------------------------------------------------------------- */

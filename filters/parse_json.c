@@ -342,6 +342,23 @@ static void note_top_key(struct lv_json *j, const char *key, size_t len)
             j->res->has |= j->tops[i].flag;
 }
 
+/* A key is written out like a string value, value rules applied, so that a
+ * credential used as a map key ({"sessions":{"eyJ...":{..}}}) is redacted
+ * too. */
+static int put_key(struct lv_json *j, const char *key, size_t len)
+{
+    if (!j->scan->rules) {
+        bool bad = false;
+        int rc = lv_json_string(j->out, key, len, &bad);
+        j->res->repaired_utf8 |= bad;
+        return rc;
+    }
+    int n = lv_redact_string(j->redactor, j->scan, key, len, j->out);
+    if (n > 0)
+        j->res->redactions += n;
+    return n < 0 ? n : 0;
+}
+
 static int on_map_key(void *ctx, const unsigned char *k, size_t len)
 {
     struct lv_json *j = ctx;
@@ -362,10 +379,8 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
         j->skip = -1; /* the next value is skipped; see skip_value() */
         return 1;
     }
-    bool bad = false;
-    if (put_sep(j) < 0 || lv_json_string(j->out, key, len, &bad) < 0 || lv_buf_putc(j->out, ':') < 0)
+    if (put_sep(j) < 0 || put_key(j, key, len) < 0 || lv_buf_putc(j->out, ':') < 0)
         return cancel(j, LV_JSON_FAILED);
-    j->res->repaired_utf8 |= bad;
     return 1;
 }
 
@@ -516,6 +531,28 @@ static void reset_run(struct lv_json *j, enum lv_json_mode mode, const struct lv
     j->stack[0] = (struct frame){false, 0, 0};
 }
 
+/* yajl checks only the shape of UTF-8 sequences: overlong forms, encoded
+ * surrogates and code points past U+10FFFF pass, and a verbatim copy would
+ * ship them. This is the strict check, eight ASCII bytes at a time. */
+static bool utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        uint64_t w;
+        if (end - p >= 8 && (memcpy(&w, p, 8), !(w & 0x8080808080808080ull))) {
+            p += 8;
+        } else if (*p < 0x80) {
+            p++;
+        } else {
+            size_t n = lv_utf8_seq_len(p, (size_t)(end - p));
+            if (!n)
+                return false;
+            p += n;
+        }
+    }
+    return true;
+}
+
 enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const char *line,
                                 size_t len, const struct lv_scan *scan, struct lv_buf *out,
                                 struct lv_json_result *res, lv_json_early_fn *early, void *arg)
@@ -523,6 +560,9 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
     reset_run(j, mode, scan, out, res);
     j->early = early;
     j->early_arg = arg;
+    /* Only REDACT writes strings out again, repairing them. */
+    if (mode == LV_JSON_EXTRACT && !utf8_valid(line, len))
+        return LV_JSON_NEEDS_REDACT;
     if (mode == LV_JSON_REDACT && lv_buf_putc(out, '{') < 0)
         return LV_JSON_FAILED;
     lv_arena_reset(&j->arena);

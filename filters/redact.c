@@ -90,6 +90,9 @@ static void init_norm_table(void)
 
 size_t lv_redact_normalise(const char *key, size_t len, char *dst, size_t cap)
 {
+    /* Callable before any redactor exists (the configuration, tests). */
+    if (LV_UNLIKELY(!norm_table['a']))
+        init_norm_table();
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = norm_table[(unsigned char)key[i]];
@@ -114,8 +117,14 @@ struct builtin {
 static const struct builtin builtins[] = {
     {"bearer", "\\b(?:(?i:bearer)|Basic|BASIC|basic(?=\\s+[A-Za-z0-9+/]*[0-9+/=]))\\s+([A-Za-z0-9._~+/=-]{6,})",
      {"bearer", "basic"}, 1},
-    {"jwt", "\\beyJ[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]*", {"eyj"}, 0},
-    {"aws_access_key_id", "\\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}\\b",
+    /* From the start of the base64url word that holds "eyJ" (a lookahead
+     * finds it), not from each "eyJ": "eyJ-eyJ-eyJ-..." was quadratic. */
+    {"jwt",
+     "(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*?(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{4})"
+     "[A-Za-z0-9_-]*+\\.[A-Za-z0-9_-]{4,}+\\.[A-Za-z0-9_-]*+",
+     {"eyj"}, 0},
+    {"aws_access_key_id",
+     "(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}(?![A-Za-z0-9])",
      {"akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva"}, 0},
     {"private_key",
      "-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?:-----)?[\\s\\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)",
@@ -123,50 +132,99 @@ static const struct builtin builtins[] = {
     {"stripe_key", "\\b[spr]k_(?:live|test)_[0-9A-Za-z]{10,}", {"sklive", "sktest", "pklive", "pktest", "rklive", "rktest"}, 0},
 };
 
-/* "apikey" -> "a[_.-]?p[_.-]?i[_.-]?k[_.-]?e[_.-]?y": the word as it may be
- * written in text, before normalisation. */
+/* A character of a pattern that matches it literally. */
+static void append_char(struct lv_buf *b, unsigned char c)
+{
+    if (isalnum(c)) {
+        lv_buf_putc(b, (char)c);
+    } else {
+        char esc[8];
+        snprintf(esc, sizeof esc, "\\x%02x", c);
+        lv_buf_append(b, esc, strlen(esc));
+    }
+}
+
+/* "apikey" -> "a[_.-]*p[_.-]*i[_.-]*k[_.-]*e[_.-]*y": the word as it may be
+ * written in text, before normalisation (which removes every separator, so
+ * "p__assword" is a password key too). */
 static void append_word_pattern(struct lv_buf *b, const char *word)
 {
     for (const char *p = word; *p; p++) {
         if (p != word)
-            lv_buf_puts(b, "[_.-]?");
-        if (isalnum((unsigned char)*p)) {
-            lv_buf_putc(b, *p);
-        } else {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)*p);
-            lv_buf_append(b, esc, strlen(esc));
-        }
+            lv_buf_puts(b, "[_.-]*");
+        append_char(b, (unsigned char)*p);
     }
 }
 
-/* key=value, key: value and "key":"value" pairs whose key matches a key
- * rule, in free text, URLs and JSON held inside strings. */
+/* The words of the key rules with (exact) or without (contains) the
+ * exact flag, as alternatives. */
+static void append_words(struct lv_buf *b, const struct lv_redactor *r, bool exact)
+{
+    bool first = true;
+    for (size_t i = 0; i < r->nkeys; i++) {
+        if (r->keys[i].exact != exact)
+            continue;
+        if (!first)
+            lv_buf_putc(b, '|');
+        first = false;
+        append_word_pattern(b, r->keys[i].word);
+    }
+}
+
+/* key=value, key: value, key => value and "key":"value" pairs whose key
+ * matches a key rule, in free text, URLs and JSON held inside strings (once
+ * or twice serialised: "password\":\"x\"").
+ *
+ * A "contains" key is matched from the start of its word only, a lookahead
+ * finding the rule word inside it. Starting at every '_', '-' or '.' of a
+ * word and scanning to its end made a long run such as "a-a-a-..."
+ * quadratic: seconds for 40 KB. */
 static char *pair_pattern(const struct lv_redactor *r)
 {
+    size_t nexact = 0;
+    for (size_t i = 0; i < r->nkeys; i++)
+        nexact += r->keys[i].exact;
     struct lv_buf b;
     lv_buf_init(&b, 256, 0);
-    lv_buf_puts(&b, "(?i)(?<![A-Za-z0-9])(?:");
-    for (size_t i = 0; i < r->nkeys; i++) {
-        if (i)
-            lv_buf_putc(&b, '|');
-        if (!r->keys[i].exact)
-            lv_buf_puts(&b, "[A-Za-z0-9_.-]*");
-        append_word_pattern(&b, r->keys[i].word);
-        if (r->keys[i].exact)
-            lv_buf_puts(&b, "(?![A-Za-z0-9])");
-        else
-            lv_buf_puts(&b, "[A-Za-z0-9_.-]*");
+    lv_buf_puts(&b, "(?i)(?:");
+    if (nexact < r->nkeys) {
+        lv_buf_puts(&b, "(?<![A-Za-z0-9_.-])(?=[A-Za-z0-9_.-]*?(?:");
+        append_words(&b, r, false);
+        lv_buf_puts(&b, "))[A-Za-z0-9_.-]*+");
     }
-    /* The value: quoted (escapes kept, closing quote optional for cut
-     * lines), a container up to the end of the text (broken JSON is redacted
-     * to its end rather than risk a nested secret), or a bare token. */
-    /* A bare token ends at a blank, quote, comma or bracket; '&' and ';'
-     * end it only where the next key=value starts ("?token=x&page=2"), so
-     * "password=Tr0ub&3" is masked whole. */
-    lv_buf_puts(&b, ")[\"']?\\s*[:=]\\s*(?|\"((?:[^\"\\\\]|\\\\.)*)\"?|'((?:[^'\\\\]|\\\\.)*)'?"
+    if (nexact) {
+        if (nexact < r->nkeys)
+            lv_buf_putc(&b, '|');
+        lv_buf_puts(&b, "(?<![A-Za-z0-9])(?:");
+        append_words(&b, r, true);
+        lv_buf_puts(&b, ")(?![A-Za-z0-9])");
+    }
+    /* The key's closing quote (escaped when serialised twice) or bracket
+     * (PHP print_r), then ':', '=' or '=>'. The value: quoted (escapes
+     * kept, closing quote optional for cut lines), quoted with escaped
+     * quotes, a container up to the end of the text (broken JSON is redacted
+     * to its end rather than risk a nested secret), or a bare token, with
+     * the authorization scheme before it if there is one. A bare token ends
+     * at a blank, quote, comma or bracket; '&' and ';' end it only where the
+     * next key=value starts ("?token=x&page=2"), so "password=Tr0ub&3" is
+     * masked whole. */
+    lv_buf_puts(&b, ")(?:\\\\*[\"'\\]])?\\s*(?:=>|[:=])\\s*");
+    /* A value that is already a replacement, left by an earlier rule, is
+     * left alone: "[REDACTED]" would otherwise read as a container and take
+     * the rest of the text ("id_token=[REDACTED]&state=x"). */
+    lv_buf_puts(&b, "(?!(?:");
+    for (const char *p = r->replacement; *p; p++)
+        append_char(&b, (unsigned char)*p);
+    /* Runs and repeats are possessive: a repeat of one character at a time
+     * costs the JIT a frame per character, and a value of 2 KB overflowed
+     * its stack (the record was withheld). */
+    lv_buf_puts(&b, "|hmac:[0-9a-f]{16})(?:[\\s\"'&;,}\\]]|$))(?|"
+                    "\"((?:[^\"\\\\]++|\\\\.)*+)\"?"
+                    "|\\\\+\"((?:[^\"\\\\]++|\\\\++[^\"\\\\])*+)"
+                    "|'((?:[^'\\\\]++|\\\\.)*+)'?"
                     "|([\\[{][\\s\\S]*)"
-                    "|((?:[^\\s\"'&;,}\\]]|[&;](?![A-Za-z0-9_.\\[\\]-]+=))+))");
+                    "|((?:(?:bearer|basic|digest|token|negotiate|ntlm|apikey|key|ssws)\\s+)?"
+                    "(?:[^\\s\"'&;,}\\]]++|[&;](?![A-Za-z0-9_.\\[\\]-]+=))++))");
     lv_buf_putc(&b, '\0');
     return b.data;
 }
@@ -522,10 +580,15 @@ static int put_hmac(const struct lv_redactor *r, const char *text, size_t len, s
         !HMAC(EVP_sha256(), r->hmac_key, (int)r->hmac_key_len, (const unsigned char *)text, len,
               md, &mdlen))
         return -EIO;
+    /* Digits by hand: snprintf's NUL after the last pair wrote one byte
+     * past the buffer. */
+    static const char digits[] = "0123456789abcdef";
     char hex[5 + 16];
     memcpy(hex, "hmac:", 5);
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 5 + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < 8; i++) {
+        hex[5 + 2 * i] = digits[md[i] >> 4];
+        hex[6 + 2 * i] = digits[md[i] & 15];
+    }
     return lv_buf_append(out, hex, sizeof hex);
 }
 
@@ -604,8 +667,10 @@ int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const ch
         hinted = 0;
     if (hinted)
         scan_text(r, s, len, &own);
+    /* A backslash makes the scan report every bit, rules or not: only the
+     * rules that exist are run. */
     uint64_t run = scan->rules & own.rules;
-    for (size_t i = 0; run >> i; i++) {
+    for (size_t i = 0; i < r->nrules; i++) {
         struct vrule *v = &r->rules[i];
         if (!(run & (1ull << i)))
             continue;
