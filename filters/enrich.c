@@ -111,6 +111,8 @@ int lv_time_parse(const char *s, size_t len, int64_t *ns, bool *utc)
     bool z;
     if (parse_offset(s + i, len - i, &off, &z) < 0)
         return -EINVAL;
+    if (y < 1678 || y > 2261)
+        return -EINVAL; /* nanoseconds since 1970 would not fit in 64 bits */
     int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - off;
     *ns = secs * 1000000000 + frac;

@@ -62,6 +62,8 @@ struct lv_json {
     int skip;          /* > 0: inside a redacted container */
     int pending_rule;  /* key rule for the next value, or -1 */
     bool root_seen;
+    yajl_handle h;
+    size_t root_end;   /* offset just past the root object */
     bool took_key; /* the current scalar is the sampling key */
     bool path_ok;
     size_t path_len;
@@ -201,8 +203,13 @@ static bool take_tsfield(struct lv_json *j, const char *s, size_t len, bool is_s
     int64_t ns;
     bool utc = false;
     int rc = is_string ? lv_time_parse(s, len, &ns, &utc) : lv_time_parse_epoch(s, len, &ns);
-    if (rc < 0)
-        return false; /* not a time: left as it is, and a second key is avoided */
+    if (rc < 0) {
+        /* Not a time: the record's own value stays, and no second key is
+         * added beside it. */
+        if (j->depth == 1)
+            j->res->has |= LV_HAS_TIMESTAMP;
+        return false;
+    }
     if (utc && j->depth == 1) {
         j->res->has |= LV_HAS_TIMESTAMP;
         return false;
@@ -446,6 +453,7 @@ static int close_container(void *ctx, bool is_map)
     struct frame *f = &j->stack[j->depth + 1];
     if (j->depth == 0) {
         j->res->empty = f->count == 0;
+        j->root_end = yajl_get_bytes_consumed(j->h); /* just past the '}' */
         return 1; /* the root's brace is the caller's, after enrichment */
     }
     j->path_len = j->stack[j->depth].path_len;
@@ -553,6 +561,16 @@ static bool utf8_valid(const char *s, size_t len)
     return true;
 }
 
+/* yajl's final step accepts an unterminated string after the root object
+ * ({"a":1}"}): anything but blanks after the root makes the line text. */
+static bool only_blanks(const char *s, size_t from, size_t len)
+{
+    for (size_t i = from; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return from > 0;
+}
+
 enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const char *line,
                                 size_t len, const struct lv_scan *scan, struct lv_buf *out,
                                 struct lv_json_result *res, lv_json_early_fn *early, void *arg)
@@ -566,14 +584,16 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
     if (mode == LV_JSON_REDACT && lv_buf_putc(out, '{') < 0)
         return LV_JSON_FAILED;
     lv_arena_reset(&j->arena);
-    yajl_handle h = yajl_alloc(&callbacks, &j->funcs, j);
+    yajl_handle h = j->h = yajl_alloc(&callbacks, &j->funcs, j);
     if (mode == LV_JSON_REDACT)
         yajl_config(h, yajl_dont_validate_strings, 1); /* we repair UTF-8 ourselves */
+    j->root_end = 0;
     yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     yajl_free(h);
-    if (st == yajl_status_ok && !j->root_seen)
+    j->h = NULL;
+    if (st == yajl_status_ok && (!j->root_seen || !only_blanks(line, j->root_end, len)))
         return LV_JSON_INVALID;
     if (st == yajl_status_client_canceled)
         return j->status;

@@ -26,6 +26,7 @@
 
 #define MAX_RULES 64
 #define MAX_WORDS 256
+#define MAX_SPANS (1u << 20)
 #define KEY_TARGET 0xff
 
 struct vrule {
@@ -75,6 +76,8 @@ struct lv_redactor {
     pcre2_match_data *md;
     struct lv_buf scratch[2];
     struct lv_buf keybuf;
+    struct span *spans; /* matches in the string being redacted */
+    size_t nspans, capspans;
 };
 
 /* Normalised form of each byte; 0 for the separators that vanish. */
@@ -115,7 +118,7 @@ struct builtin {
 };
 
 static const struct builtin builtins[] = {
-    {"bearer", "\\b(?:(?i:bearer)|Basic|BASIC|basic(?=\\s+[A-Za-z0-9+/]*[0-9+/=]))\\s+([A-Za-z0-9._~+/=-]{6,})",
+    {"bearer", "\\b(?:(?i:bearer)|Basic|BASIC|basic(?=\\s+[A-Za-z0-9+/]*[0-9+/=]))\\s+(?!(?i:bearer|basic)\\b)([A-Za-z0-9._~+/=-]{6,})",
      {"bearer", "basic"}, 1},
     /* From the start of the base64url word that holds "eyJ" (a lookahead
      * finds it), not from each "eyJ": "eyJ-eyJ-eyJ-..." was quadratic. */
@@ -440,6 +443,7 @@ void lv_redact_free(struct lv_redactor *r)
         free(v->replacement);
     }
     pcre2_match_data_free(r->md);
+    free(r->spans);
     lv_buf_free(&r->scratch[0]);
     lv_buf_free(&r->scratch[1]);
     lv_buf_free(&r->keybuf);
@@ -622,14 +626,30 @@ static int put_replacement(struct lv_redactor *r, const struct vrule *v, const c
     return lv_buf_append(out, rep, strlen(rep));
 }
 
-/* Runs one rule over `s`, writing the rewritten text to `out`. Returns the
- * number of replacements or a negative errno. */
-static int apply_rule(struct lv_redactor *r, struct vrule *v, const char *s, size_t len,
-                      struct lv_buf *out)
+/* A part of a string that a rule matched. */
+struct span {
+    size_t start, end;
+    size_t rule;
+};
+
+static int add_span(struct lv_redactor *r, size_t start, size_t end, size_t rule)
 {
-    size_t pos = 0, copied = 0;
+    if (r->nspans == r->capspans) {
+        if (r->capspans >= MAX_SPANS)
+            return -EIO; /* fail closed rather than grow without bound */
+        r->capspans = r->capspans ? r->capspans * 2 : 16;
+        r->spans = lv_xrealloc(r->spans, r->capspans * sizeof *r->spans);
+    }
+    r->spans[r->nspans++] = (struct span){start, end, rule};
+    return 0;
+}
+
+/* Finds every match of rule `i` in `s`; returns the count or -EIO. */
+static int find_spans(struct lv_redactor *r, size_t i, const char *s, size_t len)
+{
+    struct vrule *v = &r->rules[i];
+    size_t pos = 0;
     int count = 0;
-    out->len = 0;
     while (pos <= len) {
         int rc = pcre2_match(v->re, (PCRE2_SPTR)s, len, pos, 0, r->md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH)
@@ -638,19 +658,48 @@ static int apply_rule(struct lv_redactor *r, struct vrule *v, const char *s, siz
             return -EIO;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
         int g = (v->group < rc && ov[2 * v->group] != PCRE2_UNSET) ? v->group : 0;
-        size_t ms = ov[2 * g], me = ov[2 * g + 1], whole_end = ov[1];
-        if (me > ms) {
-            if (lv_buf_append(out, s + copied, ms - copied) < 0 ||
-                put_replacement(r, v, s + ms, me - ms, out) < 0)
-                return -ENOBUFS;
-            copied = me;
+        if (ov[2 * g + 1] > ov[2 * g]) {
+            if (add_span(r, ov[2 * g], ov[2 * g + 1], i) < 0)
+                return -EIO;
             count++;
         }
-        pos = whole_end > ov[0] ? whole_end : ov[0] + 1;
+        pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
     }
-    if (count && lv_buf_append(out, s + copied, len - copied) < 0)
-        return -ENOBUFS;
+    *v->hits += (uint64_t)count;
     return count;
+}
+
+static void sort_spans(struct span *sp, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        struct span x = sp[i];
+        size_t k = i;
+        for (; k > 0 && sp[k - 1].start > x.start; k--)
+            sp[k] = sp[k - 1];
+        sp[k] = x;
+    }
+}
+
+/* Writes `s` with every span replaced; overlapping spans are merged and
+ * take the action of the rule that starts first. */
+static int rewrite(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out)
+{
+    size_t copied = 0;
+    out->len = 0;
+    sort_spans(r->spans, r->nspans);
+    for (size_t i = 0; i < r->nspans;) {
+        struct span m = r->spans[i++];
+        while (i < r->nspans && r->spans[i].start < m.end) {
+            if (r->spans[i].end > m.end)
+                m.end = r->spans[i].end;
+            i++;
+        }
+        if (lv_buf_append(out, s + copied, m.start - copied) < 0 ||
+            put_replacement(r, &r->rules[m.rule], s + m.start, m.end - m.start, out) < 0)
+            return -EIO;
+        copied = m.end;
+    }
+    return lv_buf_append(out, s + copied, len - copied) < 0 ? -EIO : 0;
 }
 
 int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
@@ -658,7 +707,7 @@ int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const ch
 {
     const char *cur = s;
     size_t curlen = len;
-    int total = 0, which = 0;
+    int total = 0;
     /* The rules the line's scan selected whose hints are in this string. */
     struct lv_scan own = {r->always_rules, false, false};
     uint64_t hinted = scan->rules & ~r->always_rules;
@@ -667,24 +716,25 @@ int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const ch
         hinted = 0;
     if (hinted)
         scan_text(r, s, len, &own);
-    /* A backslash makes the scan report every bit, rules or not: only the
+    /* Every rule runs on the original text, so one rule's replacement
+     * cannot hide from another the words it needs ("Bearer password: x").
+     * A backslash makes the scan report every bit, rules or not: only the
      * rules that exist are run. */
     uint64_t run = scan->rules & own.rules;
+    r->nspans = 0;
     for (size_t i = 0; i < r->nrules; i++) {
-        struct vrule *v = &r->rules[i];
         if (!(run & (1ull << i)))
             continue;
-        struct lv_buf *dst = &r->scratch[which];
-        int n = apply_rule(r, v, cur, curlen, dst);
+        int n = find_spans(r, i, s, len);
         if (n < 0)
-            return n == -ENOBUFS ? -EIO : n;
-        if (n == 0)
-            continue;
-        *v->hits += (uint64_t)n;
+            return n;
         total += n;
-        cur = dst->data;
-        curlen = dst->len;
-        which ^= 1;
+    }
+    if (total) {
+        if (rewrite(r, s, len, &r->scratch[0]) < 0)
+            return -EIO;
+        cur = r->scratch[0].data;
+        curlen = r->scratch[0].len;
     }
     lv_metrics.redactions += (uint64_t)total;
     int rc = lv_json_string(out, cur, curlen, NULL);

@@ -1,7 +1,9 @@
 /*
  * Redaction rules: key rules (the value of a key whose normalised form
  * matches is redacted, whatever its type) and value rules (PCRE2 patterns run
- * on string values and on text lines). This module decides and rewrites; the
+ * on every string, object keys included, and on text lines). Value rules all
+ * run on the original text and their matches are merged, so no rule's
+ * replacement can hide from another the words it needs. This module decides and rewrites; the
  * JSON pass in parse_json.c calls it as it walks a record.
  *
  * A key's normalised form is its decoded text in lower case with '_', '-'
