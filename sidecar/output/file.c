@@ -241,7 +241,8 @@ static int file_flush(struct lv_output *out)
 {
     struct file_ctx *c = out->ctx;
 
-    if (c->open && fdatasync(c->fd) < 0)
+    /* A pipe or character device cannot be synced (EINVAL): nothing to do. */
+    if (c->open && fdatasync(c->fd) < 0 && errno != EINVAL)
         return -errno;
     return 0;
 }
