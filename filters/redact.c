@@ -512,6 +512,15 @@ static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
     scan->keys |= r->always.keys;
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
     size_t i = 0;
+    /* Six trigram positions from each eight-byte load. */
+    for (; i + 8 <= len; i += 6) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        w |= 0x2020202020202020ull;
+        for (unsigned k = 0; k < 6; k++)
+            if (LV_UNLIKELY(r->gram3[tri_hash((uint32_t)(w >> (8 * k)) & 0xffffffu)]))
+                check_words(r, p + i + k, end, scan);
+    }
     for (; i + 4 <= len; i++) {
         uint32_t w = load_folded(p + i) & 0xffffffu;
         if (LV_UNLIKELY(r->gram3[tri_hash(w)]))
