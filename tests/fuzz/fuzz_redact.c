@@ -407,8 +407,7 @@ static void seg_jwt(struct gen *g, char *s, size_t cap)
 
 static void seg_aws(struct gen *g, char *s, size_t cap)
 {
-    static const char *const heads[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA",
-                                        "ANVA"};
+    static const char *const heads[] = {"AKIA", "ASIA"}; /* access key ids */
     char body[17];
     snprintf(body, sizeof body, "ZX9Q%02uAWSLEAKKEY", g->nd->serial++ % 100);
     snprintf(s, cap, "%s%s", heads[rd_pick(g->rd, LV_ARRAY_LEN(heads))], body);
