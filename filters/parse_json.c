@@ -183,26 +183,40 @@ static void take_key(struct lv_json *j, const char *s, size_t len)
     memcpy(r->trace_id, s, r->trace_len);
 }
 
-static void take_time(struct lv_json *j, const char *s, size_t len, bool is_string)
-{
-    if (j->res->has_time)
-        return;
+/* A time field's value, parsed at most once per scalar (the timestamp field
+ * is usually also the first time field). */
+struct parsed_time {
+    bool done;
+    int rc;
     int64_t ns;
-    int rc = is_string ? lv_time_parse(s, len, &ns, NULL) : lv_time_parse_epoch(s, len, &ns);
-    if (rc == 0) {
-        j->res->time_ns = ns;
-        j->res->has_time = true;
+    bool utc;
+};
+
+static int parse_time(struct parsed_time *t, const char *s, size_t len, bool is_string)
+{
+    if (!t->done) {
+        t->done = true;
+        t->rc = is_string ? lv_time_parse(s, len, &t->ns, &t->utc)
+                          : lv_time_parse_epoch(s, len, &t->ns);
     }
+    return t->rc;
 }
 
-/* The record's own timestamp field: kept when already normalised, else
- * rewritten (REDACT) or handed over to REDACT mode (EXTRACT). Returns true
- * when the value was written here. */
-static bool take_tsfield(struct lv_json *j, const char *s, size_t len, bool is_string)
+static void take_time(struct lv_json *j, struct parsed_time *t, const char *s, size_t len,
+                      bool is_string)
 {
-    int64_t ns;
-    bool utc = false;
-    int rc = is_string ? lv_time_parse(s, len, &ns, &utc) : lv_time_parse_epoch(s, len, &ns);
+    if (j->res->has_time || parse_time(t, s, len, is_string) < 0)
+        return;
+    j->res->time_ns = t->ns;
+    j->res->has_time = true;
+}
+
+static bool take_tsfield(struct lv_json *j, struct parsed_time *t, const char *s, size_t len,
+                         bool is_string)
+{
+    int rc = parse_time(t, s, len, is_string);
+    int64_t ns = t->ns;
+    bool utc = is_string && t->utc;
     if (rc < 0) {
         /* Not a time: the record's own value stays, and no second key is
          * added beside it. */
@@ -243,6 +257,7 @@ static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string
     if (!j->path_ok || j->skip || j->path_len >= 64 || !(j->want_lens >> j->path_len & 1))
         return false;
     bool written = false, news = false;
+    struct parsed_time t = {0};
     for (size_t i = 0; i < j->nwants; i++) {
         const struct want *w = &j->wants[i];
         if (w->len != j->path_len || memcmp(w->path, j->path, w->len) != 0)
@@ -262,10 +277,10 @@ static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string
                 j->res->keep = true;
             break;
         case W_TIME:
-            take_time(j, s, len, is_string);
+            take_time(j, &t, s, len, is_string);
             break;
         case W_TSFIELD:
-            written |= take_tsfield(j, s, len, is_string);
+            written |= take_tsfield(j, &t, s, len, is_string);
             break;
         }
     }
