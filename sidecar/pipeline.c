@@ -585,6 +585,8 @@ void lv_source_flush(struct lv_source *src)
         src->dirty = true;
         src->p->dirty[src->p->ndirty++] = src;
     }
+    if (!src->p->cur) /* nothing was emitted: an empty batch carries the mark */
+        src->p->cur = batch_get(src->p);
     submit_current(src->p);
 }
 

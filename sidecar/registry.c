@@ -4,12 +4,13 @@
 #include "registry.h"
 
 extern const struct lv_input_type lv_input_stdin;
+extern const struct lv_input_type lv_input_tail;
 extern const struct lv_output_type lv_output_stdout;
 extern const struct lv_output_type lv_output_file;
 
 static const struct lv_input_type *const inputs[] = {
     [LV_INPUT_STDIN] = &lv_input_stdin,
-    [LV_INPUT_TAIL] = NULL, /* the tail input is not in this build yet */
+    [LV_INPUT_TAIL] = &lv_input_tail,
 };
 
 static const struct lv_output_type *const outputs[] = {

@@ -1,0 +1,640 @@
+/*
+ * The tail input: follows the files its globs name, as the kubelet and the
+ * container runtimes write them (docs/protocols.md §1), with at-least-once
+ * checkpoints.
+ *
+ * A file is known by its identity, (st_dev, st_ino) plus a fingerprint of its
+ * first bytes, so an inode the filesystem hands out again is a new file and
+ * never inherits a stale offset; a rotated file that the globs still match is
+ * the same file under a new name, not a second one. Each open file is one
+ * lv_source named by its path: the pipeline frames its lines and keeps a
+ * trailing incomplete line until its newline arrives.
+ *
+ * Discovery is a glob + stat scan every scan_interval; inotify only brings the
+ * next scan or read forward. A file the globs no longer name (renamed by
+ * rotation, deleted) keeps its descriptor: it is read to its end, kept
+ * rotate_wait seconds longer for late writes, its last partial line flushed,
+ * and closed once its records are acknowledged. Rotations can outpace the
+ * scans (a busy loop, a restart): files rotated away from a path since it
+ * was last looked at are found among its siblings and read too. A file
+ * shorter than the offset read, or whose first bytes changed, was truncated
+ * (copytruncate) and is read again from 0. At most max_open_files are open;
+ * beyond that, files with something to read wait, and the least recently
+ * active file that is fully read and acknowledged makes room.
+ *
+ * Checkpoints hold acknowledged offsets only (lv_source_acked()), never read
+ * offsets. They are written every second while they change, at once when a
+ * truncation resets one, at stop, and once more in destroy, after the
+ * pipeline has drained. Partial lines are not flushed at shutdown: the next
+ * run reads them again from the checkpoint.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <ev.h>
+
+#include "checkpoint.h"
+#include "logveil/log.h"
+#include "logveil/stage.h"
+#include "tail_file.h"
+#include "tail_scan.h"
+
+#define CHUNK (256 * 1024)
+#define CHUNKS_PER_TURN 4 /* per file, before the other files get a turn */
+#define HOUSEKEEPING 1.0  /* seconds: checkpoint, closing drained files, gauges */
+#define SOON 0.02         /* seconds: gathers a burst of inotify events into one scan */
+#define CHECKPOINT_MAX (64u << 20)
+
+struct tail_ctx {
+    struct lv_input *in;
+    char name[32];
+    char *ckpt_path;
+    struct lv_tail_file **files; /* in discovery order */
+    size_t nfiles, cap, nopen;
+    char *buf; /* one read buffer for every file */
+    struct lv_tail_watch *watch;
+    ev_io notify;
+    ev_timer scan_timer, soon, housekeeping;
+    ev_idle reader;
+    uint64_t gen;
+    int64_t scan_ns;      /* wall clock at the start of the current scan */
+    int64_t prev_scan_ns; /* ... of the previous one; at start, the checkpoint's */
+    bool first_start;     /* no checkpoint: read_from applies to the first scan */
+    bool scanned;
+    bool started, paused, stopped;
+    bool waiting_logged, ckpt_failing;
+    struct lv_buf ckpt_last;        /* the text last written */
+    uint64_t open_gauge, lag_gauge; /* this input's share of the global gauges */
+};
+
+static double now(const struct tail_ctx *t)
+{
+    return ev_now(t->in->loop);
+}
+
+static void write_checkpoint(struct tail_ctx *t);
+
+/* ---- the file table --------------------------------------------------------------- */
+
+static struct lv_tail_file *find_file(const struct tail_ctx *t, uint64_t dev, uint64_t ino)
+{
+    for (size_t i = 0; i < t->nfiles; i++)
+        if (t->files[i]->dev == dev && t->files[i]->ino == ino)
+            return t->files[i];
+    return NULL;
+}
+
+static struct lv_tail_file *add_file(struct tail_ctx *t, const char *path, uint64_t dev,
+                                     uint64_t ino)
+{
+    if (t->nfiles == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
+    }
+    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, path, dev, ino);
+    t->files[t->nfiles++] = f;
+    return f;
+}
+
+static void close_file(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    if (f->src)
+        t->nopen--;
+    lv_tail_file_close(f);
+}
+
+static void drop_file(struct tail_ctx *t, size_t i)
+{
+    close_file(t, t->files[i]);
+    lv_tail_file_free(t->files[i]);
+    memmove(&t->files[i], &t->files[i + 1], (t->nfiles - i - 1) * sizeof *t->files);
+    t->nfiles--;
+}
+
+static void watch_dirs(struct tail_ctx *t, const char *path)
+{
+    lv_tail_watch_dir_of(t->watch, path);
+    char *real = realpath(path, NULL); /* writes land in the target's directory */
+    if (real)
+        lv_tail_watch_dir_of(t->watch, real);
+    free(real);
+}
+
+static void open_file(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    int rc = lv_tail_file_open(f);
+    if (rc < 0)
+        return;
+    t->nopen++;
+    f->active_at = now(t);
+    watch_dirs(t, f->path);
+    if (rc == 1) /* a checkpointed offset was reset to 0: persist that now */
+        write_checkpoint(t);
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+/* Up to CHUNKS_PER_TURN chunks; true when there may be more. */
+static bool read_some(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    for (int k = 0; k < CHUNKS_PER_TURN; k++) {
+        enum lv_tail_read r = lv_tail_file_read(f, t->buf, CHUNK);
+        if (r == LV_TAIL_READ_RESTARTED)
+            write_checkpoint(t); /* the reset to 0 must not wait for the next tick */
+        if (r == LV_TAIL_READ_EOF || r == LV_TAIL_READ_FAILED)
+            return false;
+        if (r == LV_TAIL_READ_DATA)
+            f->active_at = now(t);
+        if (t->paused || t->stopped) /* the feed may have paused the input */
+            return true;
+    }
+    return true;
+}
+
+static void on_reader(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    struct tail_ctx *t = lv_container_of(w, struct tail_ctx, reader);
+    bool more = false;
+    (void)revents;
+    for (size_t i = 0; i < t->nfiles && !t->paused && !t->stopped; i++) {
+        struct lv_tail_file *f = t->files[i];
+        if (f->src && !f->flushed)
+            more |= read_some(t, f);
+    }
+    if (!more || t->paused || t->stopped)
+        ev_idle_stop(loop, w);
+}
+
+static void want_read(struct tail_ctx *t)
+{
+    if (t->started && !t->paused && !t->stopped)
+        ev_idle_start(t->in->loop, &t->reader);
+}
+
+/* ---- scanning ------------------------------------------------------------------------ */
+
+static void catch_up(struct tail_ctx *t, const char *path, int64_t since_ns);
+
+static void found(struct tail_ctx *t, const struct lv_tail_found *it)
+{
+    struct lv_tail_file *f = find_file(t, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino);
+    if (!f) {
+        f = add_file(t, it->path, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino);
+        f->at_tail = !t->scanned && t->first_start && t->in->conf->read_from == LV_READ_TAIL;
+        if (t->prev_scan_ns) /* its predecessors may have come and gone unseen */
+            catch_up(t, it->path, t->prev_scan_ns);
+    }
+    bool own = strcmp(f->path, it->path) == 0;
+    if (f->seen != t->gen) {
+        f->seen = t->gen;
+        f->seen_ns = t->scan_ns;
+        f->own_path_seen = own;
+        f->alt_path = it->path;
+        f->size = (uint64_t)it->st.st_size;
+        f->gone_at = f->flushed ? f->gone_at : 0;
+    } else {
+        f->own_path_seen |= own;
+    }
+}
+
+/* A file found under another name only (rotated, still matched) is renamed. */
+static void follow_rename(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    if (f->seen != t->gen || f->own_path_seen)
+        return;
+    lv_debug("input %s: %s is now %s", t->name, f->path, f->alt_path);
+    free(f->path);
+    f->path = lv_xstrdup(f->alt_path);
+}
+
+/* Files rotated away from `path` that no scan saw (see
+ * lv_tail_scan_rotated()): read from 0, then closed like any rotated file. */
+static void catch_up(struct tail_ctx *t, const char *path, int64_t since_ns)
+{
+    struct lv_tail_scan rot;
+    lv_tail_scan_rotated(path, since_ns, &rot);
+    for (size_t i = 0; i < rot.n; i++) {
+        const struct lv_tail_found *it = &rot.items[i];
+        if (find_file(t, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino))
+            continue;
+        lv_info("input %s: %s was rotated away before a scan saw it; reading it", t->name,
+                it->path);
+        struct lv_tail_file *f =
+            add_file(t, it->path, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino);
+        f->rotated = true;
+        f->gone_at = now(t);
+        f->size = (uint64_t)it->st.st_size;
+        lv_tail_file_probe(f);
+    }
+    lv_tail_scan_free(&rot);
+}
+
+/* A file the globs stopped naming: rotated (it keeps being read, under its
+ * new name, until it is done) or deleted. Files rotated after it that no
+ * scan saw are caught up. */
+static void went_away(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    char *was = lv_xstrdup(f->path);
+    f->rotated = lv_tail_file_locate(f);
+    f->gone_at = now(t);
+    if (!f->verified && f->rotated) /* from the checkpoint: check it is the same file */
+        lv_tail_file_probe(f);
+    if (f->rotated && strcmp(was, f->path) != 0)
+        lv_info("input %s: %s was rotated to %s", t->name, was, f->path);
+    else if (f->rotated)
+        lv_info("input %s: %s is no longer matched; reading it to the end", t->name, was);
+    else if (f->src)
+        lv_info("input %s: %s was deleted or moved away; reading it to the end", t->name, was);
+    else if (!f->verified)
+        lv_info("input %s: %s, checkpointed at offset %" PRIu64 ", is gone (deleted, or rotated "
+                "and compressed, while logveil was down)",
+                t->name, was, f->offset);
+    if (f->seen_ns)
+        catch_up(t, was, f->seen_ns);
+    free(was);
+}
+
+/* Files the scan did not find. Open ones are drained; closed ones that were
+ * rotated with bytes unread wait to be opened; the others are forgotten. */
+static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
+{
+    for (size_t i = t->nfiles; i-- > 0;) {
+        struct lv_tail_file *f = t->files[i];
+        if (f->seen == t->gen || !lv_tail_scan_covers(s, f->path))
+            continue;
+        if (!f->gone_at)
+            went_away(t, f);
+        else if (f->rotated && !f->src)
+            f->rotated = lv_tail_file_exists(f);
+        if (f->src || (f->rotated && f->size > f->read_to))
+            continue;
+        if (f->size > f->read_to)
+            lv_warn("input %s: %s went away with %" PRIu64 " bytes unread", t->name, f->path,
+                    f->size - f->read_to);
+        drop_file(t, i);
+    }
+}
+
+/* Makes room by closing the least recently active file that is fully read
+ * and acknowledged. */
+static bool evict_idle(struct tail_ctx *t)
+{
+    struct lv_tail_file *best = NULL;
+    for (size_t i = 0; i < t->nfiles; i++) {
+        struct lv_tail_file *f = t->files[i];
+        if (!f->src || f->gone_at || !f->eof || f->size > lv_source_read_offset(f->src) ||
+            !lv_source_settled(f->src))
+            continue;
+        if (!best || f->active_at < best->active_at)
+            best = f;
+    }
+    if (best) {
+        lv_debug("input %s: closing idle %s to make room", t->name, best->path);
+        close_file(t, best);
+    }
+    return best != NULL;
+}
+
+static void open_waiting(struct tail_ctx *t)
+{
+    size_t waiting = 0, max = (size_t)t->in->conf->max_open_files;
+    for (size_t i = 0; i < t->nfiles; i++) {
+        struct lv_tail_file *f = t->files[i];
+        if (f->src || !f->verified || (f->seen != t->gen && !f->rotated))
+            continue;
+        bool has_data = f->size != f->read_to;
+        if (t->nopen >= max && (!has_data || !evict_idle(t))) {
+            waiting += has_data;
+            continue;
+        }
+        open_file(t, f);
+    }
+    if (waiting && !t->waiting_logged)
+        lv_warn("input %s: max_open_files (%zu) reached; %zu files wait", t->name, max, waiting);
+    t->waiting_logged = waiting > 0;
+}
+
+/* After the globs: names, identities of files not yet checked, truncation
+ * of open files. */
+static void refresh(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    bool seen = f->seen == t->gen;
+    follow_rename(t, f);
+    if (seen && !f->src && !f->verified)
+        lv_tail_file_probe(f);
+    else if (seen && f->src && lv_tail_file_check(f))
+        write_checkpoint(t); /* the reset to 0 must not wait for the next tick */
+}
+
+static void update_gauges(struct tail_ctx *t);
+
+static void scan(struct tail_ctx *t)
+{
+    struct lv_tail_scan s;
+    lv_tail_watch_globs(t->watch, t->in->conf); /* a directory may have come (back) */
+    t->scan_ns = lv_now_ns();
+    lv_tail_scan_run(t->in->conf, t->name, &s);
+    t->gen++;
+    for (size_t i = 0; i < s.n; i++)
+        found(t, &s.items[i]);
+    for (size_t i = 0; i < t->nfiles; i++)
+        refresh(t, t->files[i]);
+    handle_unseen(t, &s);
+    lv_tail_scan_free(&s);
+    open_waiting(t);
+    t->scanned = true;
+    t->prev_scan_ns = t->scan_ns;
+    update_gauges(t);
+    want_read(t);
+}
+
+/* Closes drained files the globs no longer name, once rotate_wait has passed
+ * and their last records are acknowledged. */
+static void reap(struct tail_ctx *t)
+{
+    double wait = t->in->conf->rotate_wait;
+    for (size_t i = t->nfiles; i-- > 0;) {
+        struct lv_tail_file *f = t->files[i];
+        if (!f->src || !f->gone_at || now(t) - f->gone_at < wait)
+            continue;
+        if (!f->flushed) {
+            if (!f->eof || read_some(t, f)) /* one last read: nothing may be left */
+                continue;
+            /* Only when something is pending: flushing nothing would leave
+             * the source waiting for a batch that may never come. */
+            if (lv_source_read_offset(f->src) > lv_source_processed(f->src))
+                lv_source_flush(f->src);
+            f->flushed = true;
+        }
+        if (!lv_source_settled(f->src))
+            continue;
+        lv_debug("input %s: done with %s", t->name, f->path);
+        drop_file(t, i);
+    }
+}
+
+/* ---- checkpoints and gauges ---------------------------------------------------------- */
+
+static void write_checkpoint(struct tail_ctx *t)
+{
+    struct lv_checkpoint_entry *e = lv_xmalloc((t->nfiles + 1) * sizeof *e);
+    size_t n = 0;
+    for (size_t i = 0; i < t->nfiles; i++) {
+        const struct lv_tail_file *f = t->files[i];
+        if (f->fp_known)
+            e[n++] = (struct lv_checkpoint_entry){
+                f->dev, f->ino, f->fp, f->fp_len, f->src ? lv_source_acked(f->src) : f->offset,
+                f->path};
+    }
+    struct lv_buf text;
+    lv_buf_init(&text, 4096, CHECKPOINT_MAX);
+    int rc = lv_checkpoint_format(e, n, &text);
+    free(e);
+    bool same = text.len == t->ckpt_last.len && memcmp(text.data, t->ckpt_last.data, text.len) == 0;
+    if (rc == 0 && !same)
+        rc = lv_checkpoint_write(t->ckpt_path, text.data, text.len);
+    if (rc < 0 && !t->ckpt_failing)
+        lv_error("input %s: cannot write checkpoint %s: %s", t->name, t->ckpt_path, strerror(-rc));
+    if (rc == 0 && !same) {
+        lv_buf_free(&t->ckpt_last);
+        t->ckpt_last = text;
+    } else {
+        lv_buf_free(&text);
+    }
+    t->ckpt_failing = rc < 0;
+}
+
+static void load_checkpoint(struct tail_ctx *t)
+{
+    struct lv_checkpoint cp;
+    int rc = lv_checkpoint_load(t->ckpt_path, &cp);
+    t->first_start = rc < 0;
+    if (rc < 0 && rc != -ENOENT)
+        lv_warn("input %s: ignoring checkpoint %s (%s); starting without one", t->name,
+                t->ckpt_path, rc == -EINVAL ? "torn or corrupt" : strerror(-rc));
+    for (size_t i = 0; i < cp.n; i++) {
+        const struct lv_checkpoint_entry *e = &cp.entries[i];
+        if (find_file(t, e->dev, e->ino))
+            continue;
+        struct lv_tail_file *f = add_file(t, e->path, e->dev, e->ino);
+        f->fp = e->fp;
+        f->fp_len = e->fp_len;
+        f->fp_known = true;
+        f->offset = f->read_to = f->size = e->offset;
+    }
+    /* The previous run's last scan came at most one scan_interval before its
+     * last checkpoint: files rotated away since then went unseen. */
+    struct stat st;
+    if (rc == 0 && stat(t->ckpt_path, &st) == 0)
+        t->prev_scan_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec -
+                          (int64_t)(t->in->conf->scan_interval * 1e9);
+    if (rc == 0)
+        lv_info("input %s: checkpoint %s holds %zu files", t->name, t->ckpt_path, cp.n);
+    lv_checkpoint_free(&cp);
+}
+
+static bool has_gauge(const struct lv_file_gauge *g, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(g[i].file, path) == 0)
+            return true;
+    return false;
+}
+
+/* Newest first: when a deleted file and its successor share a path, the
+ * series is the live file's (a series must not appear twice). */
+static size_t file_gauges(void *arg, struct lv_file_gauge *out, size_t max)
+{
+    const struct tail_ctx *t = arg;
+    size_t n = 0;
+    for (size_t i = t->nfiles; i-- > 0 && n < max;) {
+        const struct lv_tail_file *f = t->files[i];
+        if (f->src && !has_gauge(out, n, f->path))
+            out[n++] = (struct lv_file_gauge){f->path, t->name, lv_source_read_offset(f->src),
+                                              lv_source_acked(f->src)};
+    }
+    return n;
+}
+
+static void update_gauges(struct tail_ctx *t)
+{
+    uint64_t lag = 0;
+    for (size_t i = 0; i < t->nfiles; i++)
+        if (t->files[i]->src)
+            lag += lv_source_read_offset(t->files[i]->src) - lv_source_acked(t->files[i]->src);
+    lv_metrics.files_open = lv_metrics.files_open - t->open_gauge + t->nopen;
+    lv_metrics.checkpoint_lag_bytes = lv_metrics.checkpoint_lag_bytes - t->lag_gauge + lag;
+    t->open_gauge = t->nopen;
+    t->lag_gauge = lag;
+}
+
+/* ---- watchers ------------------------------------------------------------------------ */
+
+static void on_scan_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    scan(w->data);
+}
+
+static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tail_ctx *t = lv_container_of(w, struct tail_ctx, housekeeping);
+    (void)loop;
+    (void)revents;
+    if (!t->stopped && !t->paused)
+        reap(t);
+    write_checkpoint(t);
+    update_gauges(t);
+}
+
+static void on_notify(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct tail_ctx *t = lv_container_of(w, struct tail_ctx, notify);
+    (void)revents;
+    int wants = lv_tail_watch_read(t->watch);
+    if ((wants & LV_TAIL_RESCAN) && !ev_is_active(&t->soon)) {
+        ev_timer_set(&t->soon, SOON, 0.);
+        ev_timer_start(loop, &t->soon);
+    }
+    if (wants & LV_TAIL_READ)
+        want_read(t);
+}
+
+/* ---- the input type ------------------------------------------------------------------ */
+
+static char *default_checkpoint(const struct lv_conf *conf, size_t index)
+{
+    const char *dir = conf->state_dir ? conf->state_dir : ".";
+    size_t len = strlen(dir) + 32;
+    char *path = lv_xmalloc(len);
+    snprintf(path, len, "%s/tail-%zu.ckpt", dir, index);
+    return path;
+}
+
+static int prepare_state(struct tail_ctx *t)
+{
+    int rc = lv_checkpoint_mkdir(t->ckpt_path);
+    char *slash = strrchr(t->ckpt_path, '/');
+    char *dir = slash ? lv_xstrndup(t->ckpt_path, (size_t)(slash - t->ckpt_path)) : NULL;
+    if (rc == 0 && access(dir ? (*dir ? dir : "/") : ".", W_OK) < 0)
+        rc = -errno;
+    free(dir);
+    if (rc < 0)
+        lv_error("input %s: checkpoint %s: cannot use its directory: %s", t->name, t->ckpt_path,
+                 strerror(-rc));
+    return rc;
+}
+
+static int tail_init(struct lv_input *in)
+{
+    struct tail_ctx *t = in->ctx;
+    const struct lv_conf *conf = lv_pipeline_conf(in->pipeline);
+    size_t index = (size_t)(in->conf - conf->inputs);
+    t->in = in;
+    snprintf(t->name, sizeof t->name, "tail-%zu", index);
+    t->ckpt_path =
+        in->conf->checkpoint ? lv_xstrdup(in->conf->checkpoint) : default_checkpoint(conf, index);
+    lv_buf_init(&t->ckpt_last, 0, CHECKPOINT_MAX);
+    ev_idle_init(&t->reader, on_reader);
+    ev_timer_init(&t->scan_timer, on_scan_timer, 0., 0.);
+    t->scan_timer.data = t;
+    ev_timer_init(&t->soon, on_scan_timer, 0., 0.);
+    t->soon.data = t;
+    ev_timer_init(&t->housekeeping, on_housekeeping, HOUSEKEEPING, HOUSEKEEPING);
+    int rc = prepare_state(t);
+    if (rc < 0)
+        return rc;
+    load_checkpoint(t);
+    t->buf = lv_xmalloc(CHUNK);
+    t->watch = lv_tail_watch_new(t->name);
+    if (t->watch)
+        ev_io_init(&t->notify, on_notify, lv_tail_watch_fd(t->watch), EV_READ);
+    return 0;
+}
+
+static int tail_start(struct lv_input *in)
+{
+    struct tail_ctx *t = in->ctx;
+    double every = in->conf->scan_interval > 0 ? in->conf->scan_interval : 2.0;
+    t->started = true;
+    lv_metrics_file_gauges(file_gauges, t);
+    if (t->watch)
+        ev_io_start(in->loop, &t->notify);
+    scan(t);
+    ev_timer_set(&t->scan_timer, every, every);
+    ev_timer_start(in->loop, &t->scan_timer);
+    ev_timer_start(in->loop, &t->housekeeping);
+    write_checkpoint(t);
+    return 0;
+}
+
+static void tail_pause(struct lv_input *in)
+{
+    struct tail_ctx *t = in->ctx;
+    t->paused = true;
+    ev_idle_stop(in->loop, &t->reader);
+}
+
+static void tail_resume(struct lv_input *in)
+{
+    struct tail_ctx *t = in->ctx;
+    t->paused = false;
+    want_read(t);
+}
+
+/* Shutdown: no more reading, and no flushing of partial lines; the
+ * housekeeping timer keeps checkpointing while the pipeline drains. */
+static void tail_stop(struct lv_input *in)
+{
+    struct tail_ctx *t = in->ctx;
+    if (!t->stopped) {
+        t->stopped = true;
+        ev_idle_stop(in->loop, &t->reader);
+        ev_timer_stop(in->loop, &t->scan_timer);
+        ev_timer_stop(in->loop, &t->soon);
+        if (t->watch)
+            ev_io_stop(in->loop, &t->notify);
+        if (t->started)
+            write_checkpoint(t);
+    }
+    lv_pipeline_input_done(in->pipeline, in);
+}
+
+static void tail_destroy(struct lv_input *in)
+{
+    struct tail_ctx *t = in->ctx;
+    if (!t || !t->in)
+        return;
+    ev_idle_stop(in->loop, &t->reader);
+    ev_timer_stop(in->loop, &t->scan_timer);
+    ev_timer_stop(in->loop, &t->soon);
+    ev_timer_stop(in->loop, &t->housekeeping);
+    if (t->watch)
+        ev_io_stop(in->loop, &t->notify);
+    if (t->started) {
+        write_checkpoint(t); /* after the drain: the last acknowledgements count */
+        lv_metrics_file_gauges(NULL, t);
+    }
+    while (t->nfiles)
+        drop_file(t, t->nfiles - 1);
+    update_gauges(t);
+    free(t->files);
+    lv_tail_watch_free(t->watch);
+    lv_buf_free(&t->ckpt_last);
+    free(t->buf);
+    free(t->ckpt_path);
+}
+
+const struct lv_input_type lv_input_tail = {
+    .name = "tail",
+    .ctx_size = sizeof(struct tail_ctx),
+    .init = tail_init,
+    .start = tail_start,
+    .pause = tail_pause,
+    .resume = tail_resume,
+    .stop = tail_stop,
+    .destroy = tail_destroy,
+};

@@ -1,0 +1,303 @@
+/*
+ * One followed file. Reads use pread() at the source's read offset, so the
+ * descriptor carries no position of its own: starting over after a
+ * truncation is only a new source at 0.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "logveil/log.h"
+#include "tail_file.h"
+#include "tail_scan.h"
+
+#define FP_MAX LV_CHECKPOINT_FP_MAX
+#define TAIL_LOOKBACK 65536
+
+struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name, const char *path,
+                                      uint64_t dev, uint64_t ino)
+{
+    struct lv_tail_file *f = lv_xcalloc(1, sizeof *f);
+    f->in = in;
+    f->input_name = input_name;
+    f->path = lv_xstrdup(path);
+    f->dev = dev;
+    f->ino = ino;
+    f->fd = -1;
+    return f;
+}
+
+void lv_tail_file_close(struct lv_tail_file *f)
+{
+    if (f->src) {
+        f->offset = lv_source_acked(f->src);
+        f->read_to = lv_source_read_offset(f->src);
+        lv_source_close(f->src);
+        f->src = NULL;
+    }
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
+void lv_tail_file_free(struct lv_tail_file *f)
+{
+    if (!f)
+        return;
+    lv_tail_file_close(f);
+    free(f->path);
+    free(f);
+}
+
+/* ---- identity -------------------------------------------------------------------- */
+
+static ssize_t pread_all(int fd, char *buf, size_t len, uint64_t at)
+{
+    ssize_t n;
+    do
+        n = pread(fd, buf, len, (off_t)at);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Whether a file starting with the `n` bytes `head` is the one `f` describes. */
+static bool same_content(const struct lv_tail_file *f, const char *head, size_t n)
+{
+    return !f->fp_known || (n >= f->fp_len && lv_checkpoint_fingerprint(head, f->fp_len) == f->fp);
+}
+
+static void set_fp(struct lv_tail_file *f, const char *head, size_t n)
+{
+    f->fp = lv_checkpoint_fingerprint(head, n);
+    f->fp_len = (uint32_t)n;
+    f->fp_known = true;
+}
+
+/* Opens the path and checks it is still the file the scan saw. */
+static int open_checked(struct lv_tail_file *f, struct stat *st)
+{
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        if (err != ENOENT && !f->error_logged)
+            lv_warn("input %s: cannot open %s: %s", f->input_name, f->path, strerror(err));
+        f->error_logged = err != ENOENT;
+        return -err;
+    }
+    if (fstat(fd, st) < 0 || (uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino) {
+        close(fd); /* replaced since the scan: the next scan sorts it out */
+        return -ESTALE;
+    }
+    f->error_logged = false;
+    return fd;
+}
+
+/* read_from: tail starts at the beginning of the last line, so that the
+ * line being written is read whole. */
+static uint64_t last_line_start(int fd, uint64_t size)
+{
+    char *buf = lv_xmalloc(TAIL_LOOKBACK);
+    size_t want = size < TAIL_LOOKBACK ? (size_t)size : TAIL_LOOKBACK;
+    ssize_t n = pread_all(fd, buf, want, size - want);
+    uint64_t start = size;
+    if (n == (ssize_t)want) {
+        char *nl = memrchr(buf, '\n', want);
+        if (nl)
+            start = size - want + (uint64_t)(nl - buf) + 1;
+        else if (want == size)
+            start = 0;
+    }
+    free(buf);
+    return start;
+}
+
+void lv_tail_file_probe(struct lv_tail_file *f)
+{
+    struct stat st;
+    char head[FP_MAX];
+    int fd = open_checked(f, &st);
+    if (fd < 0)
+        return;
+    ssize_t n = pread_all(fd, head, sizeof head, 0);
+    if (n >= 0) {
+        if (!same_content(f, head, (size_t)n)) {
+            lv_info("input %s: %s is a new file on a reused inode; reading it from the start",
+                    f->input_name, f->path);
+            f->offset = f->read_to = 0;
+        }
+        set_fp(f, head, (size_t)n);
+        if (f->at_tail)
+            f->offset = f->read_to = last_line_start(fd, (uint64_t)st.st_size);
+        f->at_tail = false;
+        f->verified = true;
+        f->size = (uint64_t)st.st_size;
+    }
+    close(fd);
+}
+
+/* ---- where it went --------------------------------------------------------------- */
+
+bool lv_tail_file_exists(struct lv_tail_file *f)
+{
+    struct stat st;
+    if (stat(f->path, &st) < 0 || (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino)
+        return false;
+    f->size = (uint64_t)st.st_size;
+    return true;
+}
+
+/* Looks for `f` among the rotated siblings of `path` (0.log ->
+ * 0.log.20251121-101010) and takes that name. */
+static bool find_sibling(struct lv_tail_file *f, const char *path)
+{
+    struct lv_tail_scan sib;
+    bool found = false;
+    lv_tail_scan_siblings(path, &sib);
+    for (size_t i = 0; i < sib.n && !found; i++) {
+        const struct lv_tail_found *it = &sib.items[i];
+        if ((uint64_t)it->st.st_dev != f->dev || (uint64_t)it->st.st_ino != f->ino)
+            continue;
+        free(f->path);
+        f->path = lv_xstrdup(it->path);
+        f->size = (uint64_t)it->st.st_size;
+        found = true;
+    }
+    lv_tail_scan_free(&sib);
+    return found;
+}
+
+bool lv_tail_file_locate(struct lv_tail_file *f)
+{
+    if (lv_tail_file_exists(f) || find_sibling(f, f->path))
+        return true;
+    char *real = realpath(f->path, NULL);
+    bool found = real && strcmp(real, f->path) != 0 && find_sibling(f, real);
+    free(real);
+    return found;
+}
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+static void count_truncation(const struct lv_tail_file *f, const char *what)
+{
+    lv_warn("input %s: %s %s; reading it again from the start", f->input_name, f->path, what);
+    lv_metrics.file_truncations++;
+}
+
+int lv_tail_file_open(struct lv_tail_file *f)
+{
+    struct stat st;
+    char head[FP_MAX];
+    int fd = open_checked(f, &st);
+    if (fd < 0)
+        return fd;
+    ssize_t n = pread_all(fd, head, sizeof head, 0);
+    if (n < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    uint64_t off = f->offset;
+    if (!same_content(f, head, (size_t)n)) {
+        lv_info("input %s: %s changed content (a reused inode, or rewritten); reading it from "
+                "the start",
+                f->input_name, f->path);
+        off = 0;
+    } else if (off > (uint64_t)st.st_size) {
+        count_truncation(f, "is shorter than its checkpoint");
+        off = 0;
+    }
+    int rc = off != f->offset;
+    set_fp(f, head, (size_t)n);
+    f->fd = fd;
+    f->offset = f->read_to = off;
+    f->size = (uint64_t)st.st_size;
+    f->src = lv_source_open(f->in->pipeline, f->in, f->path, off);
+    f->eof = f->flushed = false;
+    f->verified = true;
+    lv_debug("input %s: following %s from offset %" PRIu64, f->input_name, f->path, off);
+    return rc;
+}
+
+/* Truncated or rewritten under us: a new source from 0. The old one's
+ * partial line is not flushed; those bytes are gone from the file. */
+static void restart(struct lv_tail_file *f, const char *what)
+{
+    char head[FP_MAX];
+    count_truncation(f, what);
+    lv_source_close(f->src);
+    f->src = lv_source_open(f->in->pipeline, f->in, f->path, 0);
+    f->eof = f->flushed = false;
+    ssize_t n = pread_all(f->fd, head, sizeof head, 0);
+    f->fp_known = false;
+    if (n >= 0)
+        set_fp(f, head, (size_t)n);
+}
+
+/* Whether the file still starts as fingerprinted; a short file's
+ * fingerprint grows with it. */
+static bool same_start(struct lv_tail_file *f)
+{
+    char head[FP_MAX];
+    ssize_t n = pread_all(f->fd, head, sizeof head, 0);
+    if (n < 0)
+        return true; /* cannot tell; the read that follows reports errors */
+    if (!same_content(f, head, (size_t)n))
+        return false;
+    if (n > (ssize_t)f->fp_len)
+        set_fp(f, head, (size_t)n);
+    return true;
+}
+
+static enum lv_tail_read at_eof(struct lv_tail_file *f)
+{
+    struct stat st;
+    f->eof = true;
+    if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < lv_source_read_offset(f->src)) {
+        restart(f, "was truncated");
+        return LV_TAIL_READ_RESTARTED;
+    }
+    return LV_TAIL_READ_EOF;
+}
+
+bool lv_tail_file_check(struct lv_tail_file *f)
+{
+    struct stat st;
+    if (fstat(f->fd, &st) < 0)
+        return false;
+    f->size = (uint64_t)st.st_size;
+    if (f->size < lv_source_read_offset(f->src)) {
+        restart(f, "was truncated");
+        return true;
+    }
+    if (!same_start(f)) {
+        restart(f, "was rewritten from the start");
+        return true;
+    }
+    return false;
+}
+
+enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t len)
+{
+    ssize_t n = pread_all(f->fd, buf, len, lv_source_read_offset(f->src));
+    if (n < 0) {
+        if (!f->error_logged)
+            lv_warn("input %s: cannot read %s: %s", f->input_name, f->path, strerror(errno));
+        f->error_logged = true;
+        return LV_TAIL_READ_FAILED;
+    }
+    if (n == 0)
+        return at_eof(f);
+    /* New bytes: they must continue the file read so far, not a rewrite of
+     * it (truncated and written past our offset between two reads). */
+    if (!same_start(f)) {
+        restart(f, "was rewritten from the start");
+        return LV_TAIL_READ_RESTARTED;
+    }
+    f->eof = false;
+    lv_source_feed(f->src, buf, (size_t)n);
+    return LV_TAIL_READ_DATA;
+}

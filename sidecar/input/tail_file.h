@@ -1,0 +1,93 @@
+/*
+ * One file the tail input follows: its identity, its descriptor and source
+ * while open, and where reading resumes while closed.
+ *
+ * Identity is (st_dev, st_ino) plus a fingerprint of the first bytes (up to
+ * LV_CHECKPOINT_FP_MAX, taken again as a short file grows). Opening checks
+ * the file against the fingerprint known: a file whose first bytes changed
+ * (a reused inode, or truncated and rewritten) is read from 0, never from a
+ * stale offset. While open, a file found shorter than the offset read, or
+ * with changed first bytes, was truncated (copytruncate): its source is
+ * replaced by a new one at 0 and the truncation counted.
+ *
+ * Ownership: a struct lv_tail_file owns its path, descriptor and source;
+ * lv_tail_file_free() closes and releases them (the source without flushing).
+ * The fields below "the input's bookkeeping" belong to tail.c.
+ */
+#ifndef LOGVEIL_SIDECAR_INPUT_TAIL_FILE_H
+#define LOGVEIL_SIDECAR_INPUT_TAIL_FILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "logveil/stage.h"
+
+struct lv_tail_file {
+    struct lv_input *in;
+    const char *input_name; /* for log messages; the input's, outlives the file */
+    char *path;
+    uint64_t dev, ino;
+    uint64_t fp;
+    uint32_t fp_len;
+    bool fp_known;         /* fp and fp_len describe the file */
+    bool verified;         /* the identity was checked against the file this run */
+    bool at_tail;          /* the next probe starts it at its last line (read_from: tail) */
+    uint64_t offset;       /* while closed: where reading resumes (acknowledged) */
+    uint64_t read_to;      /* while closed: how far it had been read */
+    uint64_t size;         /* at the last scan or probe */
+    int fd;                /* -1 while closed */
+    struct lv_source *src; /* non-NULL exactly while open */
+    bool eof;              /* the last read found nothing more */
+    bool flushed;          /* closing for good: the partial line was emitted */
+    bool error_logged;
+
+    /* the input's bookkeeping */
+    bool rotated;         /* renamed out of the globs: read to its end while it exists */
+    uint64_t seen;        /* the last scan that found it */
+    int64_t seen_ns;      /* ... and when (wall clock) */
+    bool own_path_seen;   /* ... under its current path */
+    const char *alt_path; /* ... otherwise under this one (owned by the scan) */
+    double gone_at;       /* when the globs stopped naming it; 0 while they do */
+    double active_at;     /* when a read last returned bytes */
+};
+
+/* What one read did. */
+enum lv_tail_read {
+    LV_TAIL_READ_DATA,      /* fed a chunk; there may be more */
+    LV_TAIL_READ_EOF,       /* nothing more for now */
+    LV_TAIL_READ_RESTARTED, /* truncated: reading again from 0 */
+    LV_TAIL_READ_FAILED,    /* an error (logged once); try again later */
+};
+
+struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name, const char *path,
+                                      uint64_t dev, uint64_t ino);
+/* Closes without flushing, and frees; accepts NULL. */
+void lv_tail_file_free(struct lv_tail_file *f);
+
+/* Opens the file briefly to fingerprint it and check its identity: a
+ * changed first part resets the offset to 0; with at_tail, the offset
+ * becomes the start of its last line. */
+void lv_tail_file_probe(struct lv_tail_file *f);
+/* Opens it for reading at `offset`: 0; 1 when the offset was reset to 0
+ * (its content changed, or it is shorter than the offset); or -errno
+ * (ENOENT and ESTALE, "replaced since the scan", are not logged). */
+int lv_tail_file_open(struct lv_tail_file *f);
+/* Closes the descriptor and the source, without flushing; `offset` becomes
+ * the acknowledged offset, where the next open resumes. */
+void lv_tail_file_close(struct lv_tail_file *f);
+
+/* Whether its path still names it; refreshes `size`. */
+bool lv_tail_file_exists(struct lv_tail_file *f);
+/* Where a file the globs no longer name went: still at its path (outside the
+ * globs), or renamed next to it (0.log -> 0.log.20251121-101010) or next to
+ * its symlink's target; `path` and `size` follow it. False when it is
+ * nowhere to be found (deleted, or compressed into a new inode). */
+bool lv_tail_file_locate(struct lv_tail_file *f);
+
+/* Reads one chunk of at most `len` bytes into `buf` and feeds it. */
+enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t len);
+/* At a scan: detects truncation and rewriting, and fingerprints a short file
+ * that grew. True when the file was restarted at 0. */
+bool lv_tail_file_check(struct lv_tail_file *f);
+
+#endif
