@@ -78,6 +78,24 @@ uint64_t lv_frame_offset(const struct lv_frame *f)
     return f->offset;
 }
 
+/* A buffer grown by one long line gives its memory back once it is empty,
+ * so that many sources do not each keep a line's worth. */
+#define KEEP_BYTES (64 * 1024)
+
+static void shrink(struct lv_buf *b)
+{
+    if (b->len || b->cap <= KEEP_BYTES)
+        return;
+    size_t limit = b->limit;
+    lv_buf_free(b);
+    lv_buf_init(b, 0, limit);
+}
+
+size_t lv_frame_bytes(const struct lv_frame *f)
+{
+    return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap;
+}
+
 /* ---- joining fragments ---------------------------------------------------------- */
 
 /* Adds a fragment to the stream's join buffer, truncating at max_line. */
@@ -124,7 +142,9 @@ static int fragment(struct lv_frame *f, const char *s, size_t len, int64_t t, en
     if (!last)
         return 0;
     j->active = 0;
-    return emit_line(f, j->buf.data, j->buf.len, j->time_ns, st, j->truncated, emit, arg);
+    int rc = emit_line(f, j->buf.data, j->buf.len, j->time_ns, st, j->truncated, emit, arg);
+    shrink(&j->buf);
+    return rc;
 }
 
 /* ---- CRI ------------------------------------------------------------------------- */
@@ -345,6 +365,7 @@ static int end_line(struct lv_frame *f, const char *s, size_t len, lv_frame_emit
     int rc = raw_line(f, f->carry.data, f->carry.len, truncated, emit, arg);
     f->carry.len = 0;
     f->discarding = 0;
+    shrink(&f->carry);
     return rc;
 }
 

@@ -34,6 +34,8 @@ int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emi
                   void *arg);
 /* End of input: a last line without '\n' and pending partials are emitted. */
 int lv_frame_finish(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg);
+/* Memory held for incomplete lines (counted in the buffer budget). */
+size_t lv_frame_bytes(const struct lv_frame *f);
 /* Bytes fed so far. */
 uint64_t lv_frame_offset(const struct lv_frame *f);
 

@@ -66,6 +66,7 @@ struct lv_source {
     uint64_t processed;  /* after the last whole line processed */
     uint64_t acked;
     bool dirty;          /* processed lines into the current batch */
+    size_t frame_bytes;  /* what its framing holds, as counted in held_bytes */
     struct mark *marks;  /* sealed batches holding its lines, oldest first */
     size_t head, nmarks, capmarks;
 };
@@ -91,6 +92,7 @@ struct lv_pipeline {
     size_t nfree;
     size_t batches_out;   /* submitted, not yet settled */
     size_t held_bytes;    /* buffer bytes of those batches */
+    size_t frame_bytes;   /* partial lines held by the sources' framing */
     size_t max_bytes;
     bool paused;
     bool releasing; /* inside drop_oldest() */
@@ -165,8 +167,10 @@ static void update_pause(struct lv_pipeline *p)
     if (p->conf->when_full == LV_FULL_DROP_OLDEST && p->held_bytes >= p->max_bytes &&
         !p->releasing)
         drop_oldest(p);
-    lv_metrics.buffer_bytes = p->held_bytes;
-    bool over = p->held_bytes >= pause_at(p) || p->batches_out >= SEQ_RING / 2;
+    lv_metrics.buffer_bytes = p->held_bytes + p->frame_bytes;
+    bool over = p->held_bytes + p->frame_bytes >= pause_at(p) || p->batches_out >= SEQ_RING / 2;
+    /* Resuming looks at batches only: partial lines cannot shrink unless
+     * their sources are read again. */
     bool under = p->held_bytes <= p->max_bytes / 2;
     if (!p->paused && over && !p->stopping) {
         p->paused = true;
@@ -555,6 +559,14 @@ static uint32_t free_slot(struct lv_pipeline *p)
     return (uint32_t)p->nsources++;
 }
 
+/* Partial lines held by a source's framing count against the budget too. */
+static void count_frame(struct lv_source *src)
+{
+    size_t now = lv_frame_bytes(src->frame);
+    src->p->frame_bytes = src->p->frame_bytes - src->frame_bytes + now;
+    src->frame_bytes = now;
+}
+
 struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, const char *name,
                                  uint64_t offset)
 {
@@ -572,6 +584,8 @@ struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, con
 int lv_source_feed(struct lv_source *src, const char *data, size_t len)
 {
     int rc = lv_frame_feed(src->frame, data, len, on_line, src);
+    count_frame(src);
+    update_pause(src->p);
     submit_current(src->p);
     return rc;
 }
@@ -579,6 +593,7 @@ int lv_source_feed(struct lv_source *src, const char *data, size_t len)
 void lv_source_flush(struct lv_source *src)
 {
     lv_frame_finish(src->frame, on_line, src);
+    count_frame(src);
     /* A partial line at the very end was made a record: all is processed. */
     src->processed = src->base + lv_frame_offset(src->frame);
     if (!src->dirty) {
@@ -618,6 +633,7 @@ void lv_source_close(struct lv_source *src)
     if (src->dirty) /* its lines are in the current batch: seal it first */
         submit_current(p);
     p->sources[src->id] = NULL;
+    p->frame_bytes -= src->frame_bytes;
     lv_frame_free(src->frame);
     free(src->marks);
     free(src->name);
