@@ -8,16 +8,13 @@ the file and the secret nowhere in it.
 
 Usage: test_admin.py --binary PATH --source REPO
 """
-import argparse
-import http.client
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
 SECRET = "hunter2-s3cr3t"
 LINES = [
@@ -27,62 +24,6 @@ LINES = [
     {"level": "error", "msg": "admin-test-3 failed", "code": 500},
 ]
 STEP_TIMEOUT = 10.0
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-        return ok
-
-
-def free_port():
-    """A port that was free a moment ago; the sidecar cannot report port 0."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port, path, method="GET"):
-    """(status, content type, body), or None while nothing listens."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request(method, path)
-        resp = conn.getresponse()
-        return resp.status, resp.getheader("Content-Type"), resp.read().decode()
-    except OSError:
-        return None
-    finally:
-        conn.close()
-
-
-def poll(fn, proc, timeout=STEP_TIMEOUT):
-    """Calls fn until it returns (True, value) or time runs out; (ok, last value)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        ok, last = fn()
-        if ok or proc.poll() is not None:
-            return ok, last
-        time.sleep(0.05)
-    return False, last
-
-
-def sample(text, name):
-    """The value of the unlabelled sample `name` in an exposition, or None."""
-    for line in text.splitlines():
-        parts = line.split(" ")
-        if len(parts) == 2 and parts[0] == name:
-            return float(parts[1])
-    return None
 
 
 def write_config(tmp, port, out_path):
@@ -102,19 +43,20 @@ def write_config(tmp, port, out_path):
 
 
 def check_probes(c, port, proc):
-    ok, last = poll(lambda: ((r := request(port, "/readyz")) is not None and r[0] == 200, r), proc)
+    ok, last = harness.poll(lambda: ((r := harness.request(port, "/readyz")) is not None
+                                     and r[0] == 200, r), proc, STEP_TIMEOUT)
     c.check("/readyz turns 200", ok, f"last answer {last}")
     for path in ("/livez", "/healthz"):
-        r = request(port, path)
+        r = harness.request(port, path)
         c.check(f"{path} is 200", r is not None and r[0] == 200, f"got {r}")
-    r = request(port, "/nope")
+    r = harness.request(port, "/nope")
     c.check("unknown path is 404", r is not None and r[0] == 404, f"got {r}")
-    r = request(port, "/metrics", method="POST")
+    r = harness.request(port, "/metrics", method="POST")
     c.check("POST is 405", r is not None and r[0] == 405, f"got {r}")
 
 
 def check_metrics(c, port, proc):
-    r = request(port, "/metrics")
+    r = harness.request(port, "/metrics")
     c.check("/metrics is 200", r is not None and r[0] == 200, f"got {r and r[:2]}")
     c.check("/metrics has the Prometheus content type",
             r is not None and r[1] == "text/plain; version=0.0.4; charset=utf-8",
@@ -122,13 +64,13 @@ def check_metrics(c, port, proc):
     c.check("/metrics ends with a newline", r is not None and r[2].endswith("\n"))
 
     def counted():
-        r = request(port, "/metrics")
+        r = harness.request(port, "/metrics")
         if r is None or r[0] != 200:
             return False, None
-        got = (sample(r[2], "logveil_input_records_total"),
-               sample(r[2], "logveil_redactions_total"))
+        got = (harness.sample(r[2], "logveil_input_records_total"),
+               harness.sample(r[2], "logveil_redactions_total"))
         return got[0] == len(LINES) and got[1] is not None and got[1] >= 1, got
-    ok, got = poll(counted, proc)
+    ok, got = harness.poll(counted, proc, STEP_TIMEOUT)
     records, redactions = got if got else (None, None)
     c.check(f"logveil_input_records_total reaches {len(LINES)}",
             records == len(LINES), f"last {records}")
@@ -158,7 +100,7 @@ def check_output(c, out_path):
 
 
 def run(args, c, tmp):
-    port = free_port()
+    port = harness.free_port()
     out_path = os.path.join(tmp, "out.jsonl")
     cfg = write_config(tmp, port, out_path)
     err_path = os.path.join(tmp, "stderr.log")
@@ -187,21 +129,10 @@ def run(args, c, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    args = ap.parse_args()
-
-    c = Checks()
-    tmp = tempfile.mkdtemp(prefix="logveil-admin-")
-    try:
-        run(args, c, tmp)
-    except Exception as e:  # report, never hang or pass silently
-        c.check("test ran to the end", False, repr(e))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 1 if c.failed else 0
+    args = harness.parser(__doc__).parse_args()
+    c = harness.Checks()
+    harness.run_in_tmp(c, "logveil-admin-", lambda tmp: run(args, c, tmp))
+    return c.report()
 
 
 if __name__ == "__main__":

@@ -9,42 +9,19 @@ is held back, nothing is dropped), drop_newest and drop_oldest keep reading
 and count what they drop, shed drops DEBUG and INFO but never ERROR or audit
 records. Every loss shows in logveil_records_dropped_total{reason="buffer"}.
 """
-import argparse
 import os
-import re
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-RESULTS = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
-
-def check(name, ok, detail=""):
-    RESULTS.append(ok)
-    print("%s %s%s" % ("ok  " if ok else "FAIL", name, (": " + detail) if detail and not ok else ""))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def metrics(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=2) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
+CHECKS = harness.Checks()
+check = CHECKS.check
 
 
 def dropped(m, level=None):
@@ -80,7 +57,7 @@ class Writer(threading.Thread):
 
 
 def start(binary, policy, tmp):
-    port = free_port()
+    port = harness.free_port()
     cfg = os.path.join(tmp, "%s.yaml" % policy)
     with open(cfg, "w") as f:
         f.write("""environment: development
@@ -93,24 +70,9 @@ outputs: [{type: file, path: /dev/full}]
 """ % (policy, port))
     proc = subprocess.Popen([binary, "run", "--config", cfg], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={"PATH": os.environ.get("PATH", "")})
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            metrics(port)
-            break
-        except OSError:
-            time.sleep(0.05)
+                            env=harness.clean_env())
+    harness.wait_for(lambda: harness.metrics(port), 10)
     return proc, port
-
-
-def wait_for(pred, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 def stop(proc):
@@ -126,25 +88,22 @@ def stop(proc):
     return proc.returncode, err.decode(errors="replace")
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
 def test_block(binary, tmp):
     proc, port = start(binary, "block", tmp)
     w = Writer(proc.stdin, 100000, ["INFO"])  # about 23 MB
     w.start()
-    wait_for(lambda: metrics(port).get("logveil_input_paused_total", 0) >= 1, 10)
+    harness.wait_for(lambda: harness.metrics(port).get("logveil_input_paused_total", 0) >= 1,
+                     10, 0.1)
     time.sleep(1.0)
-    m = metrics(port)
+    m = harness.metrics(port)
     read = m["logveil_input_bytes_total"]
     check("block: inputs are paused", m["logveil_input_paused_total"] >= 1)
     check("block: reading stops near the budget (%d bytes read of 23 MB)" % read,
           read < 8 * 1024 * 1024, "read %d bytes" % read)
     check("block: the writer is held back", w.written < 100000, "wrote %d" % w.written)
     check("block: nothing is dropped while blocked", dropped(m) == 0, str(dropped(m)))
-    check("block: RSS stays bounded (%d KiB)" % rss_kib(proc.pid), rss_kib(proc.pid) < 48 * 1024)
+    check("block: RSS stays bounded (%d KiB)" % harness.rss_kib(proc.pid),
+          harness.rss_kib(proc.pid) < 48 * 1024)
     rc, err = stop(proc)
     check("block: shutdown with an undeliverable sink exits 1 and says so",
           rc == 1 and "undelivered" in err, "rc=%s err=%s" % (rc, err[-300:]))
@@ -156,12 +115,13 @@ def test_dropping(binary, tmp, policy):
     w.start()
     w.join(30)
     check("%s: the writer is never held back" % policy, w.written == 20000, str(w.written))
-    ok = wait_for(lambda: metrics(port)["logveil_input_records_total"] >= 20000, 10)
-    m = metrics(port)
+    ok = harness.wait_for(lambda: harness.metrics(port)["logveil_input_records_total"] >= 20000,
+                          10, 0.1)
+    m = harness.metrics(port)
     check("%s: every line is read" % policy, ok, str(m["logveil_input_records_total"]))
     check("%s: drops are counted with reason buffer" % policy, dropped(m) > 0)
-    check("%s: RSS stays bounded (%d KiB)" % (policy, rss_kib(proc.pid)),
-          rss_kib(proc.pid) < 48 * 1024)
+    check("%s: RSS stays bounded (%d KiB)" % (policy, harness.rss_kib(proc.pid)),
+          harness.rss_kib(proc.pid) < 48 * 1024)
     stop(proc)
 
 
@@ -169,28 +129,24 @@ def test_shed(binary, tmp):
     proc, port = start(binary, "shed", tmp)
     w = Writer(proc.stdin, 60000, ["DEBUG", "INFO", "ERROR", "DEBUG", "INFO"])
     w.start()
-    wait_for(lambda: dropped(metrics(port), "debug") > 0, 15)
+    harness.wait_for(lambda: dropped(harness.metrics(port), "debug") > 0, 15, 0.1)
     time.sleep(0.5)
-    m = metrics(port)
+    m = harness.metrics(port)
     check("shed: DEBUG records are shed first", dropped(m, "debug") > 0)
     check("shed: ERROR records are never shed", dropped(m, "error") == 0, str(dropped(m, "error")))
-    check("shed: RSS stays bounded (%d KiB)" % rss_kib(proc.pid), rss_kib(proc.pid) < 48 * 1024)
+    check("shed: RSS stays bounded (%d KiB)" % harness.rss_kib(proc.pid),
+          harness.rss_kib(proc.pid) < 48 * 1024)
     stop(proc)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    a = ap.parse_args()
+    a = harness.parser(__doc__).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         test_block(a.binary, tmp)
         test_dropping(a.binary, tmp, "drop_newest")
         test_dropping(a.binary, tmp, "drop_oldest")
         test_shed(a.binary, tmp)
-    failed = RESULTS.count(False)
-    print("%d passed, %d failed" % (len(RESULTS) - failed, failed))
-    raise SystemExit(1 if failed else 0)
+    raise SystemExit(CHECKS.report())
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ missing file.
 
 Usage: test_check_config.py --binary PATH --source REPO
 """
-import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
 SHIPPED = ["development", "staging", "canary", "production"]
 TIMEOUT = 30
@@ -76,23 +76,9 @@ redact:
 """
 
 
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-        return ok
-
-
 def clean_env(**extra):
-    """The caller's environment without the variables the configs read."""
+    """The caller's environment without the variables the configs read (unlike
+    harness.clean_env, the rest of it is kept)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("LOGVEIL_") and not k.startswith("LV_IT_")}
     env.update(extra)
@@ -190,23 +176,15 @@ def check_syntax_and_missing(c, args, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    args = ap.parse_args()
+    args = harness.parser(__doc__).parse_args()
+    c = harness.Checks()
 
-    c = Checks()
-    tmp = tempfile.mkdtemp(prefix="logveil-check-config-")
-    try:
+    def steps(tmp):
         for step in (check_shipped, check_bad, check_env, check_secret_file,
                      check_syntax_and_missing):
             step(c, args, tmp)
-    except Exception as e:  # report, never pass silently
-        c.check("test ran to the end", False, repr(e))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 1 if c.failed else 0
+    harness.run_in_tmp(c, "logveil-check-config-", steps)
+    return c.report()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Every run uses a clean environment (PATH plus what the test sets).
 Usage: test_cli.py --binary PATH --source REPO
 Prints one line per check and ends with "N passed, M failed".
 """
-import argparse
 import json
 import os
 import signal
@@ -17,36 +16,17 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 TIMEOUT = 20
 SECRET = "hunter2-cli-s3cr3t"
 ENVIRONMENTS = ["development", "staging", "canary", "production"]
 
 
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-        sys.stdout.flush()
-        return ok
-
-
-def clean_env(**extra):
-    env = {"PATH": os.environ["PATH"]}
-    env.update(extra)
-    return env
-
-
 def run(binary, *args, data=b"", env=None):
     return subprocess.run([binary, *args], input=data, capture_output=True,
-                          env=env or clean_env(), timeout=TIMEOUT)
+                          env=env or harness.clean_env(), timeout=TIMEOUT)
 
 
 def text(r):
@@ -113,7 +93,7 @@ def check_filter_empty(c, args):
             r.returncode == 0 and r.stdout == b"", f"exit {r.returncode}: {text(r)[:200]}")
     with open(os.devnull, "rb") as null:
         r = subprocess.run([args.binary, "filter"], stdin=null, capture_output=True,
-                           env=clean_env(), timeout=TIMEOUT)
+                           env=harness.clean_env(), timeout=TIMEOUT)
     c.check("filter with stdin from /dev/null: exit 0, no output",
             r.returncode == 0 and r.stdout == b"", f"exit {r.returncode}: {text(r)[:200]}")
 
@@ -126,7 +106,7 @@ def check_filter_from_file(c, args, tmp):
             f.write(json.dumps({"seq": i, "level": "info", "msg": "from a file"}) + "\n")
     with open(path, "rb") as f:
         r = subprocess.run([args.binary, "filter"], stdin=f, capture_output=True,
-                           env=clean_env(), timeout=TIMEOUT)
+                           env=harness.clean_env(), timeout=TIMEOUT)
     lines = r.stdout.decode().splitlines()
     c.check("filter with stdin from a regular file: exit 0 and every line out",
             r.returncode == 0 and len(lines) == 5000, f"exit {r.returncode}, {len(lines)} lines")
@@ -187,24 +167,20 @@ def check_run_to_eof(c, args, tmp):
     c.check("run to EOF: nothing on stdout", r.stdout == b"", repr(r.stdout[:200]))
 
 
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
+def start_run(binary, config, output):
+    """`logveil run --config CONFIG` with stdin a pipe, stdout and stderr to `output`."""
+    return subprocess.Popen([binary, "run", "--config", config], stdin=subprocess.PIPE,
+                            stdout=output, stderr=output, env=harness.clean_env())
 
 
 def check_run_sigterm(c, args, tmp):
     out_path = os.path.join(tmp, "sigterm.log")
     config = write_run_config(tmp, out_path, "sigterm.yaml")
-    proc = subprocess.Popen([args.binary, "run", "--config", config], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    proc = start_run(args.binary, config, subprocess.PIPE)
     try:
         proc.stdin.write(lines_for("before", 50))
         proc.stdin.flush()
-        written = wait_for(lambda: len(records_in(out_path)[0]) == 50, 10)
+        written = harness.wait_for(lambda: len(records_in(out_path)[0]) == 50, 10, 0.02)
         c.check("SIGTERM: records sent before it are written while running", written,
                 f"{len(records_in(out_path)[0])} records")
         # A line still being written when the signal comes is flushed too.
@@ -241,9 +217,7 @@ def check_repeated_signals_while_draining(c, args, tmp):
     """An output that cannot deliver (/dev/full) keeps the drain waiting; more
     signals during the drain must be harmless."""
     config = write_run_config(tmp, "/dev/full", "full.yaml")
-    proc = subprocess.Popen([args.binary, "run", "--config", config], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=clean_env())
+    proc = start_run(args.binary, config, subprocess.DEVNULL)
     try:
         proc.stdin.write(lines_for("full", 3))
         proc.stdin.flush()
@@ -262,11 +236,8 @@ def check_repeated_signals_while_draining(c, args, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    args = ap.parse_args()
-    c = Checks()
+    args = harness.parser(__doc__).parse_args()
+    c = harness.Checks()
     with tempfile.TemporaryDirectory(prefix="lv_cli_test_") as tmp:
         steps = [
             lambda: check_help_and_version(c, args),
@@ -277,13 +248,8 @@ def main():
             lambda: check_run_sigterm(c, args, tmp),
             lambda: check_repeated_signals_while_draining(c, args, tmp),
         ]
-        for step in steps:
-            try:
-                step()
-            except subprocess.TimeoutExpired as e:
-                c.check(f"no timeout: {' '.join(map(str, e.cmd))}", False, f"after {e.timeout} s")
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 0 if c.failed == 0 else 1
+        harness.run_steps(c, steps)
+    return c.report()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ known exactly:
 Usage: test_filter.py --binary PATH --source REPO
 Prints one line per check and ends with "N passed, M failed".
 """
-import argparse
 import json
 import math
 import os
@@ -30,6 +29,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
 TIMEOUT = 60
 MIB = 1024 * 1024
@@ -44,32 +46,11 @@ K8S_ENV = {
 }
 
 
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-        sys.stdout.flush()
-        return ok
-
-
-def clean_env(**extra):
-    env = {"PATH": os.environ["PATH"]}
-    env.update(extra)
-    return env
-
-
 def run_filter(binary, args, data, env=None, timeout=TIMEOUT):
     """Runs `logveil filter ARGS` on `data` (bytes); returns the CompletedProcess."""
     return subprocess.run([binary, "filter", *args], input=data, capture_output=True,
-                          env=env if env is not None else clean_env(), timeout=timeout)
+                          env=env if env is not None else harness.clean_env(),
+                          timeout=timeout)
 
 
 def parse_lines(stdout):
@@ -88,17 +69,6 @@ def parse_lines(stdout):
     if stdout and not stdout.endswith(b"\n"):
         problems.append("output does not end with a newline")
     return records, problems
-
-
-def metric(stats, name, **labels):
-    """The value of one sample in a Prometheus exposition, or None."""
-    want = name
-    if labels:
-        want += "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
-    for line in stats.splitlines():
-        if line.startswith(want + " "):
-            return float(line.split()[-1])
-    return None
 
 
 def dig(rec, path):
@@ -132,9 +102,9 @@ def check_huge_line(c, args):
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         gen = subprocess.Popen([sys.executable, "-c", HUGE_GENERATOR], stdout=subprocess.PIPE,
-                               env=clean_env())
+                               env=harness.clean_env())
         lv = subprocess.Popen([args.binary, "filter", "--stats"], stdin=gen.stdout, stdout=out,
-                              stderr=err, env=clean_env())
+                              stderr=err, env=harness.clean_env())
         gen.stdout.close()
         killer = threading.Timer(TIMEOUT, lambda: (lv.kill(), gen.kill()))
         killer.start()
@@ -164,8 +134,8 @@ def check_huge_line(c, args):
     c.check("50 MB line: peak RSS below 64 MB (also under AddressSanitizer)",
             usage.ru_maxrss < 64 * 1024, f"{usage.ru_maxrss // 1024} MB")
     c.check("50 MB line: counted as truncated",
-            metric(stats, "logveil_lines_truncated_total") == 1,
-            str(metric(stats, "logveil_lines_truncated_total")))
+            harness.sample(stats, "logveil_lines_truncated_total") == 1,
+            str(harness.sample(stats, "logveil_lines_truncated_total")))
 
 
 def check_nesting_bomb(c, args):
@@ -185,7 +155,7 @@ def check_nesting_bomb(c, args):
             f"{len(records)} records: {[str(x)[:120] for x in records]}")
     c.check("nesting bomb: the next record is intact",
             bool(records) and records[-1].get("msg") == "after", str(records[-1:])[:200])
-    depth = metric(stats, "logveil_records_dropped_total", reason="depth", level="unknown")
+    depth = harness.sample(stats, "logveil_records_dropped_total", reason="depth", level="unknown")
     c.check("nesting bomb: counted as dropped, reason depth", depth == 2, f"depth drops: {depth}")
 
 
@@ -344,7 +314,7 @@ def docker_sample():
 
 def check_kubernetes(c, args):
     data = b'{"level":"info","msg":"in a pod"}\nplain text in a pod\n'
-    r = run_filter(args.binary, [], data, env=clean_env(**K8S_ENV))
+    r = run_filter(args.binary, [], data, env=harness.clean_env(**K8S_ENV))
     records, problems = parse_lines(r.stdout)
     ok = r.returncode == 0 and not problems and len(records) == 2
     c.check("kubernetes: exit 0 and two records", ok, f"exit {r.returncode}, {problems}")
@@ -452,10 +422,10 @@ def check_production_sampling(c, args):
     for level in SAMPLED_LEVELS:
         dropped = sum(1 for s, (_, lvl, audit) in enumerate(meta)
                       if lvl == level and not audit and s not in kept)
-        got = metric(stats, "logveil_records_dropped_total", reason="sampled", level=level)
+        got = harness.sample(stats, "logveil_records_dropped_total", reason="sampled", level=level)
         c.check(f'production: --stats dropped{{reason="sampled",level="{level}"}} equals the '
                 f"{dropped} {level} records dropped", got == dropped, f"stats say {got}")
-    got = metric(stats, "logveil_input_records_total")
+    got = harness.sample(stats, "logveil_input_records_total")
     c.check("production: --stats counts every input record", got == n, f"stats say {got}")
 
 
@@ -496,7 +466,7 @@ def check_production_config(c, args, tmp):
     data = (b'{"level":"error","msg":"card declined","password":"hunter2","trace_id":"t1"}\n'
             b'{"level":"info","msg":"audit","log":{"type":"audit"},"trace_id":"t2"}\n'
             b"plain line apikey=sk_live_0123456789abcdef01234567\n")
-    env = clean_env(LOGVEIL_LABELS_FILE=labels, **K8S_ENV)
+    env = harness.clean_env(LOGVEIL_LABELS_FILE=labels, **K8S_ENV)
     r = run_filter(args.binary, ["--config", config], data, env=env)
     records, problems = parse_lines(r.stdout)
     ok = r.returncode == 0 and not problems
@@ -514,11 +484,8 @@ def check_production_config(c, args, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    args = ap.parse_args()
-    c = Checks()
+    args = harness.parser(__doc__).parse_args()
+    c = harness.Checks()
     with tempfile.TemporaryDirectory(prefix="lv_filter_test_") as tmp:
         steps = [
             lambda: check_huge_line(c, args),  # first: see its docstring
@@ -533,13 +500,8 @@ def main():
             lambda: check_low_rate_envs(c, args),
             lambda: check_production_config(c, args, tmp),
         ]
-        for step in steps:
-            try:
-                step()
-            except subprocess.TimeoutExpired as e:
-                c.check(f"no timeout: {' '.join(map(str, e.cmd))}", False, f"after {e.timeout} s")
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 0 if c.failed == 0 else 1
+        harness.run_steps(c, steps)
+    return c.report()
 
 
 if __name__ == "__main__":

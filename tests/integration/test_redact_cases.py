@@ -6,14 +6,13 @@ The case file describes its own format. All cases that share a configuration
 input line must give exactly one output line, every output line must be a
 JSON object, and each case's expectations are checked on its line.
 
-The binary runs under `env -i` with only PATH, so the host's POD_* and
+The binary runs with only PATH in its environment, so the host's POD_* and
 CONTAINER_NAME variables cannot add fields.
 
 Usage: test_redact_cases.py --binary PATH/logveil --source REPO [--cases FILE]
                             [-k SUBSTRING] [-v]
 Prints one line per failure and ends with "N passed, M failed".
 """
-import argparse
 import json
 import os
 import re
@@ -21,6 +20,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
 # Fields logveil may add to a record; ignored unless the expected record names them.
 ENRICH = {"@timestamp", "stream", "environment", "kubernetes", "sample_rate", "log",
@@ -220,10 +222,9 @@ def config_path(name, configs, source, tmp):
 def run_group(binary, args, cases):
     """Output lines of one `logveil filter` over the cases' inputs, or an error."""
     data = b"".join(c.input + b"\n" for c in cases)
-    path = os.environ.get("PATH", "/usr/bin:/bin")
-    cmd = ["env", "-i", f"PATH={path}", binary, "filter"] + args
     try:
-        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=PROCESS_TIMEOUT)
+        proc = subprocess.run([binary, "filter"] + args, input=data, capture_output=True,
+                              env=harness.clean_env(), timeout=PROCESS_TIMEOUT)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {PROCESS_TIMEOUT} s"
     if proc.returncode != 0:
@@ -237,26 +238,23 @@ def run_group(binary, args, cases):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
+    ap = harness.parser(__doc__)
     ap.add_argument("--cases", help="case file (default: SOURCE/tests/cases/redact.cases)")
     ap.add_argument("-k", dest="only", help="run only cases whose name contains this")
     ap.add_argument("-v", dest="verbose", action="store_true", help="print passing cases too")
     opts = ap.parse_args()
     path = opts.cases or os.path.join(opts.source, "tests", "cases", "redact.cases")
+    checks = harness.Checks(show_ok=opts.verbose)
     try:
         cases, configs = parse_file(path)
         for c in cases:
             if c.config is not None and c.config not in configs:
                 raise ValueError(f"{path}:{c.lineno}: no [config {c.config}]")
     except (OSError, ValueError) as e:
-        print(f"FAIL reading the cases: {e}")
-        print("0 passed, 1 failed")
-        return 1
+        checks.check("reading the cases", False, str(e))
+        return checks.report()
     if opts.only:
         cases = [c for c in cases if opts.only in c.name]
-    passed = failed = 0
     tmp = tempfile.mkdtemp(prefix="logveil-cases-")
     try:
         with open(os.path.join(tmp, "hmac.key"), "wb") as f:
@@ -272,24 +270,17 @@ def main():
                 args += ["--env", env]
             lines, err = run_group(opts.binary, args, group)
             if err:
-                failed += len(group)
-                print(f"FAIL group config={config} env={env}: {err}")
+                checks.check(f"group config={config} env={env}", False, err, count=len(group))
                 continue
             for case, raw in zip(group, lines):
                 problems = check_case(case, raw)
-                if problems:
-                    failed += 1
-                    print(f"FAIL {case.title()}")
+                if not checks.check(case.title(), not problems):
                     for p in problems:
                         print(f"     {p}")
-                else:
-                    passed += 1
-                    if opts.verbose:
-                        print(f"ok   {case.title()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not passed else 0
+    status = checks.report()
+    return status if checks.passed else 1  # no case run is a failure too
 
 
 if __name__ == "__main__":

@@ -9,22 +9,19 @@ go to disk), keeps its memory bounded, and once the output is back, every
 record arrives, in order. A second scenario stops logveil while the output
 is down and starts it again: the spool left by the first run is replayed.
 """
-import argparse
 import json
 import os
-import re
 import signal
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 
-RESULTS = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
-
-def check(name, ok, detail=""):
-    RESULTS.append(ok)
-    print("%s %s%s" % ("ok  " if ok else "FAIL", name, (": " + detail) if detail and not ok else ""))
+CHECKS = harness.Checks()
+check = CHECKS.check
 
 
 def write_config(tmp, name):
@@ -56,15 +53,6 @@ def seqs(path):
     return out
 
 
-def rss_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            m = re.search(r"VmRSS:\s+(\d+)", f.read())
-        return int(m.group(1)) if m else 0
-    except OSError:
-        return 0
-
-
 def feed(proc, first, count, close=True):
     for i in range(first, first + count):
         proc.stdin.write(('{"level":"INFO","seq":%d,"msg":"%s"}\n' % (i, "y" * 300)).encode())
@@ -76,33 +64,20 @@ def feed(proc, first, count, close=True):
 def start(binary, cfg):
     return subprocess.Popen([binary, "run", "--config", cfg], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={"PATH": os.environ.get("PATH", "")})
+                            env=harness.clean_env())
 
 
 def wait_lines(path, n, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        got = seqs(path)
-        if len(got) >= n:
-            return got
-        time.sleep(0.2)
-    return seqs(path)
+    """The seqs in `path` once there are `n` of them, or when `seconds` pass."""
+    return harness.poll(lambda: (len(got := seqs(path)) >= n, got), None, seconds, 0.2)[1]
 
 
 def test_outage_then_recovery(binary, tmp):
     real = os.path.join(tmp, "real.log")
     point(tmp, "/dev/full")
     proc = start(binary, write_config(tmp, "a"))
-    peak = [0]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_kib(proc.pid))
-            time.sleep(0.05)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
+    rss = harness.RssSampler(lambda: proc.pid, interval=0.05)
+    rss.start()
     n = 40000  # about 13 MB, far past the 1 MiB budget
     feed(proc, 0, n, close=False)
     time.sleep(1.0)
@@ -114,13 +89,14 @@ def test_outage_then_recovery(binary, tmp):
     got = wait_lines(real, n, 60)
     proc.stdin.close()
     proc.wait(timeout=30)
-    stop.set()
+    rss.stop()
+    peak = (rss.peak() or 0) // 1024  # KiB
     check("after recovery every record arrives (%d of %d)" % (len(set(got)), n),
           set(got) == set(range(n)))
     bad = next((i for i in range(1, len(got)) if got[i] < got[i - 1]), None)
     check("order is kept", bad is None,
           "at line %s: %s" % (bad, got[bad - 3:bad + 3] if bad else ""))
-    check("RSS stays bounded (peak %d KiB)" % peak[0], 0 < peak[0] < 48 * 1024)
+    check("RSS stays bounded (peak %d KiB)" % peak, 0 < peak < 48 * 1024)
     check("exit status 0", proc.returncode == 0, str(proc.returncode))
     check("the spool is empty again", not os.listdir(os.path.join(tmp, "spool")),
           str(os.listdir(os.path.join(tmp, "spool"))))
@@ -149,17 +125,12 @@ def test_restart_replays(binary, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    a = ap.parse_args()
+    a = harness.parser(__doc__).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         test_outage_then_recovery(a.binary, tmp)
     with tempfile.TemporaryDirectory() as tmp:
         test_restart_replays(a.binary, tmp)
-    failed = RESULTS.count(False)
-    print("%d passed, %d failed" % (len(RESULTS) - failed, failed))
-    raise SystemExit(1 if failed else 0)
+    raise SystemExit(CHECKS.report())
 
 
 if __name__ == "__main__":

@@ -25,37 +25,21 @@ with its own directory and sidecar:
 Usage: test_tail_basic.py --binary PATH --source REPO
 Prints one line per check and ends with "N passed, M failed".
 """
-import argparse
 import collections
-import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 STEP_TIMEOUT = 10.0
 TS = "2024-05-01T10:00:00.123456789Z"
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-        sys.stdout.flush()
-        return ok
 
 
 def cri(src, seq, tag="F", stream="stdout"):
@@ -71,31 +55,6 @@ def append_records(path, src, seqs):
     append(path, "".join(cri(src, s) for s in seqs))
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metrics(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/metrics")
-        return conn.getresponse().read().decode()
-    except OSError:
-        return ""
-    finally:
-        conn.close()
-
-
-def sample(text, name):
-    for line in text.splitlines():
-        parts = line.split(" ")
-        if len(parts) == 2 and parts[0] == name:
-            return float(parts[1])
-    return None
-
-
 class Sidecar:
     """One `logveil run` with a tail input on `paths` and a file output."""
 
@@ -107,7 +66,7 @@ class Sidecar:
         self.tmp = tmp
         self.out = os.path.join(tmp, "out.jsonl")
         self.err = os.path.join(tmp, "stderr.log")
-        self.port = free_port() if admin else None
+        self.port = harness.free_port() if admin else None
         self.ckpt = os.path.join(tmp, "state", "tail.ckpt") if checkpoint else \
             os.path.join(tmp, "state", "tail-0.ckpt")
         self.cfg = os.path.join(tmp, "logveil.yaml")
@@ -141,7 +100,7 @@ class Sidecar:
         err.close()
         Sidecar.running.append(self.proc)
         # Ready once the first scan ran: the checkpoint is written then.
-        poll(lambda: (os.path.exists(self.ckpt), None), self, timeout=STEP_TIMEOUT)
+        self.poll(lambda: (os.path.exists(self.ckpt), None))
 
     def stop(self):
         """SIGTERM and the exit status (None when it had to be killed)."""
@@ -157,6 +116,14 @@ class Sidecar:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def poll(self, fn, timeout=STEP_TIMEOUT):
+        """harness.poll, giving up early if this sidecar exits."""
+        return harness.poll(fn, self.proc, timeout)
+
+    def metric(self, name):
+        """An unlabelled sample from /metrics, or None."""
+        return harness.sample(harness.metrics_text(self.port), name)
 
     def records(self):
         """Every output record written whole so far, as parsed JSON."""
@@ -182,20 +149,9 @@ class Sidecar:
             return ""
 
 
-def poll(fn, sidecar, timeout=STEP_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    ok, last = False, None
-    while time.monotonic() < deadline:
-        ok, last = fn()
-        if ok or (sidecar and sidecar.proc and sidecar.proc.poll() is not None):
-            return ok, last
-        time.sleep(0.05)
-    return ok, last
-
-
 def wait_seqs(sc, src, n, timeout=STEP_TIMEOUT):
     """Waits until records 0..n-1 of `src` have all arrived; their Counter."""
-    ok, got = poll(lambda: (len(c := sc.seqs(src)) >= n, c), sc, timeout)
+    ok, got = sc.poll(lambda: (len(c := sc.seqs(src)) >= n, c), timeout)
     return got or collections.Counter()
 
 
@@ -239,16 +195,17 @@ def discovery(args, c, tmp):
                    sc.seqs("b"), range(200))
         c.check("discovery: excluded .gz is not read",
                 not any("not a log" in m for m in sc.messages()), str(sc.messages()[:3]))
-        text = metrics(sc.port)
+        text = harness.metrics_text(sc.port)
         size_b = os.path.getsize(b)
         line = f'logveil_file_read_offset_bytes{{file="{b}",input="tail-0"}} {size_b}'
         c.check("metrics: read offset per open file", line in text.splitlines(),
                 "no line " + line)
         acked = f'logveil_file_acked_offset_bytes{{file="{b}",input="tail-0"}}'
         c.check("metrics: acknowledged offset per open file", acked in text)
-        c.check("metrics: files open gauge", (sample(text, "logveil_files_open") or 0) >= 2)
+        c.check("metrics: files open gauge",
+                (harness.sample(text, "logveil_files_open") or 0) >= 2)
         c.check("metrics: inotify overflow counter exposed",
-                sample(text, "logveil_inotify_overflows_total") is not None)
+                harness.sample(text, "logveil_inotify_overflows_total") is not None)
     finally:
         rc = sc.stop()
     c.check("discovery: SIGTERM exits 0", rc == 0, f"exit status {rc}")
@@ -277,8 +234,8 @@ def rotation_and_deletion(args, c, tmp):
         time.sleep(0.3)
         append_records(rotated, "r", range(120, 130))
         append_records(r, "r", range(130, 200))
-        ok, text = poll(lambda: (f'file="{rotated}"' in (m := metrics(sc.port))
-                                 and f'file="{r}"' in m, m), sc)
+        ok, text = sc.poll(lambda: (f'file="{rotated}"' in (m := harness.metrics_text(sc.port))
+                                    and f'file="{r}"' in m, m))
         c.check("rename rotation: the rotated file keeps its own series under its new name", ok)
         series = [l.rsplit(" ", 1)[0] for l in (text or "").splitlines()
                   if l and not l.startswith("#")]
@@ -297,7 +254,7 @@ def rotation_and_deletion(args, c, tmp):
         got = wait_seqs(sc, "d", 151)
         check_once(c, "deleted file drained, its unterminated last line flushed at close",
                    got, range(151))
-        ok, _ = poll(lambda: ("done with " + d in sc.stderr_tail(), None), sc)
+        ok, _ = sc.poll(lambda: ("done with " + d in sc.stderr_tail(), None))
         c.check("deleted file closed after rotate_wait", ok)
     finally:
         writer.close()
@@ -337,7 +294,7 @@ def fast_rotation(args, c, tmp):
                    sc.seqs("f"), range(300))
         c.check("fast rotation: files rotated before the sidecar started are not read",
                 not sc.seqs("old"), str(sc.seqs("old")))
-        ok, n = poll(lambda: ((v := sample(metrics(sc.port), "logveil_files_open")) == 1, v), sc)
+        ok, n = sc.poll(lambda: ((v := sc.metric("logveil_files_open")) == 1, v))
         c.check("fast rotation: rotated files closed once drained (logveil_files_open 1)", ok,
                 f"last {n}")
     finally:
@@ -361,8 +318,7 @@ def copytruncate(args, c, tmp):
         append_records(p, "c", range(100, 150))
         check_once(c, "copytruncate: lines after the truncation read from 0, once each",
                    wait_seqs(sc, "c", 150), range(150))
-        ok, got = poll(lambda: ((v := sample(metrics(sc.port),
-                                             "logveil_file_truncations_total")) == 1, v), sc)
+        ok, got = sc.poll(lambda: ((v := sc.metric("logveil_file_truncations_total")) == 1, v))
         c.check("copytruncate: counted in logveil_file_truncations_total", ok, f"got {got}")
         # Truncated and rewritten past the old offset before the next look:
         # the changed first bytes give it away.
@@ -467,7 +423,7 @@ def partial_lines(args, c, tmp):
         c.check("partial: line without newline at EOF not emitted", 10 not in sc.seqs("p"))
         append(p, "\n")
         append(p, f"{TS} stdout F second-half\n")
-        ok, msgs = poll(lambda: (bool(m := sc.messages()), m), sc)
+        ok, msgs = sc.poll(lambda: (bool(m := sc.messages()), m))
         c.check("partial: emitted once its F arrives",
                 msgs == ["first-half|second-half"], str(msgs))
         c.check("partial: the completed line arrives", sc.seqs("p").get(10) == 1)
@@ -482,12 +438,8 @@ SCENARIOS = [discovery, rotation_and_deletion, fast_rotation, copytruncate, rest
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    args = ap.parse_args()
-
-    c = Checks()
+    args = harness.parser(__doc__).parse_args()
+    c = harness.Checks()
     root = tempfile.mkdtemp(prefix="logveil-tail-")
     try:
         for scenario in SCENARIOS:
@@ -507,8 +459,7 @@ def main():
                 proc.kill()
                 proc.wait()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 1 if c.failed else 0
+    return c.report()
 
 
 if __name__ == "__main__":

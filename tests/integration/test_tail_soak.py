@@ -52,8 +52,6 @@ stall runs, which tells file discovery bugs from others.
 Usage: test_tail_soak.py --binary PATH --source REPO [--quick] [--only a,b] [--keep]
                          [--seed N] [--match-rotated]
 """
-import argparse
-import http.client
 import json
 import os
 import random
@@ -61,7 +59,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -73,6 +70,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import cri_writer  # noqa: E402
+import harness  # noqa: E402
 
 WRITER = os.path.join(HERE, "cri_writer.py")
 MIB = 1 << 20
@@ -101,25 +99,6 @@ SLOW_METRICS_TIMEOUT = 20.0
 
 
 # ---- reporting -------------------------------------------------------------------
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-        self.failures = []
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            # Details are for failures; a short one is shown on success too.
-            short = detail and len(detail) <= 100
-            print(f"ok   {name}" + (f" ({detail})" if short else ""), flush=True)
-        else:
-            self.failed += 1
-            self.failures.append(name)
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""), flush=True)
-        return ok
-
 
 def figure(text):
     print(f"FIGURE: {text}", flush=True)
@@ -153,40 +132,16 @@ def ranges(seqs, limit=12):
 
 # ---- processes and probes ----------------------------------------------------------
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(port, path, timeout=5.0):
-    """(status, body, seconds taken), or None while nothing answers."""
-    t0 = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode(), time.monotonic() - t0
-    except OSError:
-        return None
-    finally:
-        conn.close()
-
-
 def metrics(port, timeout=5.0):
-    """{name or name{labels}: value}, or {} when there is no answer."""
-    r = http_get(port, "/metrics", timeout)
+    """{name or name{labels}: value} and "_latency", the seconds the answer
+    took; {} when there is no answer."""
+    t0 = time.monotonic()
+    r = harness.request(port, "/metrics", timeout=timeout)
+    latency = time.monotonic() - t0
     if r is None or r[0] != 200:
         return {}
-    out = {}
-    for line in r[1].splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            try:
-                out[name] = float(value)
-            except ValueError:
-                pass
-    out["_latency"] = r[2]
+    out = harness.parse_metrics(r[2])
+    out["_latency"] = latency
     return out
 
 
@@ -208,45 +163,6 @@ def mib(v):
     return "?" if v is None else f"{v / MIB:.1f}"
 
 
-def vmrss_bytes(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-class RssSampler(threading.Thread):
-    """VmRSS of whatever process pid_fn() names, every `interval` seconds."""
-
-    def __init__(self, pid_fn, interval=0.1):
-        super().__init__(daemon=True)
-        self.pid_fn = pid_fn
-        self.interval = interval
-        self.samples = []
-        self.halt = threading.Event()
-
-    def run(self):
-        while not self.halt.is_set():
-            pid = self.pid_fn()
-            if pid:
-                rss = vmrss_bytes(pid)
-                if rss is not None:
-                    self.samples.append((time.monotonic(), rss))
-            self.halt.wait(self.interval)
-
-    def stop(self):
-        self.halt.set()
-        self.join(timeout=2)
-
-    def peak(self, since=None):
-        vals = [r for t, r in self.samples if since is None or t >= since]
-        return max(vals) if vals else None
-
-
 class Deadline:
     def __init__(self, seconds):
         self.end = time.monotonic() + seconds
@@ -258,13 +174,7 @@ class Deadline:
     def wait_for(self, fn, timeout, interval=0.25):
         """Calls fn until it is true; False when `timeout` (or the scenario)
         runs out."""
-        end = time.monotonic() + self.left(timeout)
-        while True:
-            if fn():
-                return True
-            if time.monotonic() >= end:
-                return False
-            time.sleep(interval)
+        return bool(harness.wait_for(fn, self.left(timeout), interval))
 
 
 class Sidecar:
@@ -299,7 +209,7 @@ class Sidecar:
         def ready():
             if not self.alive():
                 return True
-            r = http_get(self.port, "/readyz", timeout=1.0)
+            r = harness.request(self.port, "/readyz", timeout=1.0)
             return r is not None and r[0] == 200
         return deadline.wait_for(ready, timeout, 0.05) and self.alive()
 
@@ -767,7 +677,7 @@ def rotation_run(ctx, dl, name, mode):
     live = os.path.join(logs, "0.log")
     out = os.path.join(d, "out.log")
     ckpt = os.path.join(d, "state", "tail.ckpt")
-    port = free_port()
+    port = harness.free_port()
     if mode == "rename":
         paths = [os.path.join(logs, "*.log"), os.path.join(logs, "0.log*")]
         wargs = ["--rotate-mode", "rename", "--reopen-lag", "20", "--flush", "line",
@@ -788,7 +698,7 @@ def rotation_run(ctx, dl, name, mode):
     if not c.check(f"{name}: logveil starts and is ready", sc.wait_ready(dl),
                    f"log: {sc.log_tail()}"):
         return d
-    rss = RssSampler(sc.pid)
+    rss = harness.RssSampler(sc.pid)
     rss.start()
     shape = writer_shape(wargs)
     t0 = time.monotonic()
@@ -853,7 +763,7 @@ def scenario_crash(ctx, dl):
     live = os.path.join(logs, "0.log")
     out = os.path.join(d, "out.log")
     ckpt = os.path.join(d, "state", "tail.ckpt")
-    port = free_port()
+    port = harness.free_port()
     paths = live_paths(ctx, logs)
     # Rate-limited so that the run lasts long enough for three kills with a
     # checkpoint interval between them.
@@ -876,7 +786,7 @@ def scenario_crash(ctx, dl):
     if not c.check(f"{name}: logveil starts and is ready", sc.wait_ready(dl),
                    f"log: {sc.log_tail()}"):
         return d
-    rss = RssSampler(sc.pid)
+    rss = harness.RssSampler(sc.pid)
     rss.start()
     shape = writer_shape(wargs)
     t0 = time.monotonic()
@@ -1049,7 +959,7 @@ def scenario_slow(ctx, dl):
     fifo = os.path.join(d, "out.fifo")
     os.mkfifo(fifo)
     ckpt = os.path.join(d, "state", "tail.ckpt")
-    port = free_port()
+    port = harness.free_port()
     paths = live_paths(ctx, logs)
     wargs = ["--count", str(100 * ctx.lines), "--max-bytes", str(ctx.slow_bytes),
              "--rotate-bytes", str(20 * MIB), "--rotate-mode", "rename", "--flush", "batch"]
@@ -1072,7 +982,7 @@ def scenario_slow(ctx, dl):
                    f"log: {sc.log_tail()}"):
         reader.fast.set()
         return d
-    rss = RssSampler(sc.pid)
+    rss = harness.RssSampler(sc.pid)
     rss.start()
     t0 = time.monotonic()
     w = Writer(live, wargs, os.path.join(d, "writer.err"), os.path.join(d, "writer.progress"),
@@ -1164,7 +1074,7 @@ def scenario_stall(ctx, dl):
     live = os.path.join(logs, "0.log")
     out = os.path.join(d, "out.log")
     ckpt = os.path.join(d, "state", "tail.ckpt")
-    port = free_port()
+    port = harness.free_port()
     paths = live_paths(ctx, logs)
     fsize = 8 * MIB
     write_bytes = max(40 * MIB, ctx.slow_bytes // 4)
@@ -1187,7 +1097,7 @@ def scenario_stall(ctx, dl):
     if not c.check(f"{name}: logveil starts and is ready", sc.wait_ready(dl),
                    f"log: {sc.log_tail()}"):
         return d
-    rss = RssSampler(sc.pid)
+    rss = harness.RssSampler(sc.pid)
     rss.start()
     shape = writer_shape(wargs)
     w = Writer(live, wargs, os.path.join(d, "writer.err"), os.path.join(d, "writer.progress"),
@@ -1265,7 +1175,7 @@ def tail_available(binary, tmp):
     os.makedirs(os.path.join(d, "logs"))
     cfg = write_config(os.path.join(d, "c.yaml"), paths=[os.path.join(d, "logs", "*.log")],
                        checkpoint=os.path.join(d, "ckpt"), output=os.path.join(d, "out"),
-                       port=free_port(), state_dir=d)
+                       port=harness.free_port(), state_dir=d)
     try:
         p = subprocess.run([binary, "run", "--config", cfg], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=1.5)
@@ -1278,9 +1188,7 @@ def tail_available(binary, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
+    ap = harness.parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="sizes divided by ten")
     ap.add_argument("--lines", type=int, default=0, help="lines per run (default 1,000,000)")
     ap.add_argument("--slow-bytes", type=int, default=0, help="bytes for the slow sink run")
@@ -1293,7 +1201,7 @@ def main():
     args = ap.parse_args()
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
-    c = Checks()
+    c = harness.Checks(ok_detail=True)
     ctx = Ctx(args, c)
     t_start = time.monotonic()
     print(f"sizes: {ctx.lines} lines per run, {ctx.slow_bytes // MIB} MB for the slow sink"
@@ -1302,9 +1210,8 @@ def main():
     why = tail_available(args.binary, ctx.root)
     if why is not None:
         c.check("the build has a working tail input", False, why)
-        print(f"{c.passed} passed, {c.failed} failed")
         shutil.rmtree(ctx.root, ignore_errors=True)
-        return 1
+        return c.report()
     only = [s for s in args.only.split(",") if s]
     for name, fn in SCENARIOS:
         if only and name not in only:
@@ -1347,8 +1254,7 @@ def main():
     figure(f"whole soak took {total:.1f} s")
     if not ctx.failed_dirs:
         shutil.rmtree(ctx.root, ignore_errors=True)
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 1 if c.failed else 0
+    return c.report()
 
 
 if __name__ == "__main__":
