@@ -489,7 +489,31 @@ static void input_init(void *elem, const void *parent)
     in->max_open_files = 64;
     in->scan_interval = 2.0;
     in->rotate_wait = 5.0;
+    in->multiline.timeout = 1.0;
+    in->multiline.max_lines = 500;
 }
+
+/* Any map turns joining on, `multiline: {}` with the default pattern. */
+static void multiline_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void *base,
+                            const char *where)
+{
+    struct lv_multiline_conf *m = base;
+    (void)ctx;
+    (void)node;
+    (void)where;
+    m->enabled = true;
+    if (!m->pattern)
+        m->pattern = lv_xstrdup(LV_MULTILINE_CONTINUE);
+}
+
+#define M(f) offsetof(struct lv_multiline_conf, f)
+static const struct lv_conf_map_key multiline_keys[] = {
+    {KEY("continue", &regex_type, M(pattern)), .flags = NONEMPTY},
+    {KEY("timeout", &lv_conf_map_double, M(timeout)), .min = 0.01, .max = 3600},
+    {KEY("max_lines", &lv_conf_map_int, M(max_lines)), .min = 1, .max = 100000},
+    {0},
+};
+#undef M
 
 #define I(f) offsetof(struct lv_input_conf, f)
 static const struct lv_conf_map_key input_keys[] = {
@@ -502,6 +526,8 @@ static const struct lv_conf_map_key input_keys[] = {
     {KEY("scan_interval", &lv_conf_map_double, I(scan_interval)), .min = 0.01, .max = 3600},
     {KEY("rotate_wait", &lv_conf_map_double, I(rotate_wait)), .min = 0, .max = 3600},
     {KEY("read_from", &lv_conf_map_enum, I(read_from)), .choices = read_from_names},
+    {KEY("multiline", &lv_conf_map_map, I(multiline)), .sub = multiline_keys,
+     .check = multiline_check},
     {0},
 };
 #undef I
@@ -513,7 +539,7 @@ static const struct lv_conf_map_array input_array = {
     .init = input_init,
     .check = input_check,
     .expected = "a map with type, format, paths, exclude, checkpoint, max_open_files, "
-                "scan_interval, rotate_wait and read_from",
+                "scan_interval, rotate_wait, read_from and multiline",
 };
 
 static void output_init(void *elem, const void *parent)

@@ -103,10 +103,13 @@ static int run_pipeline(const struct lv_conf *conf, bool stats)
     return rc;
 }
 
-/* `filter`: the configured rules, but stdin in and stdout out. */
+/* `filter`: the configured rules, but stdin in and stdout out. The first
+ * input's format and multiline joining stay, as rules for its lines. */
 static void as_filter(struct lv_conf *conf, int format)
 {
     enum lv_format fmt = conf->ninputs ? conf->inputs[0].format : LV_FORMAT_JSON;
+    struct lv_multiline_conf ml =
+        conf->ninputs ? conf->inputs[0].multiline : (struct lv_multiline_conf){0};
     for (size_t i = 0; i < conf->ninputs; i++) {
         struct lv_input_conf *ic = &conf->inputs[i];
         for (size_t k = 0; k < ic->npaths; k++)
@@ -116,6 +119,8 @@ static void as_filter(struct lv_conf *conf, int format)
         free(ic->paths);
         free(ic->exclude);
         free(ic->checkpoint);
+        if (i > 0)
+            free(ic->multiline.pattern);
     }
     for (size_t i = 0; i < conf->noutputs; i++) {
         free(conf->outputs[i].name);
@@ -124,7 +129,8 @@ static void as_filter(struct lv_conf *conf, int format)
     conf->ninputs = 1;
     conf->inputs = lv_xrealloc(conf->inputs, sizeof *conf->inputs);
     conf->inputs[0] = (struct lv_input_conf){.kind = LV_INPUT_STDIN,
-                                             .format = format >= 0 ? (enum lv_format)format : fmt};
+                                             .format = format >= 0 ? (enum lv_format)format : fmt,
+                                             .multiline = ml};
     conf->noutputs = 1;
     conf->outputs = lv_xrealloc(conf->outputs, sizeof *conf->outputs);
     conf->outputs[0] = (struct lv_output_conf){.kind = LV_OUTPUT_STDOUT};

@@ -10,6 +10,10 @@
  * offset advances over its marks, in order, as their batches settle; so it
  * never passes a record some output has not settled.
  *
+ * With multiline joining, a record held back waiting for its continuation
+ * lines keeps `processed` at the offset where it begins: a restart reads it
+ * again whole, and no checkpoint passes it before it is sent.
+ *
  * With a disk spool, a batch sealed while the memory budget is spent (or
  * while older batches are still spooled, to keep order) is written to disk
  * instead; once on disk it counts as settled, so checkpoints move on, and it
@@ -30,6 +34,7 @@
 #include "frame.h"
 #include "logveil/chain.h"
 #include "logveil/log.h"
+#include "multiline.h"
 #include "pipeline.h"
 #include "registry.h"
 
@@ -63,10 +68,15 @@ struct lv_source {
     char *name;
     struct lv_frame *frame;
     uint64_t base;       /* offset of the frame's first byte */
-    uint64_t processed;  /* after the last whole line processed */
+    uint64_t framed;     /* after the last line the frame handed on */
+    uint64_t processed;  /* after the last line processed, before any held record */
     uint64_t acked;
+    struct lv_multiline *join[2]; /* by stream; NULL without multiline */
+    uint64_t held_from[2];        /* where each joiner's held record begins */
+    ev_tstamp held_at[2];         /* when each joiner last took a line */
+    ev_timer join_timer;          /* the timeout of held records */
     bool dirty;          /* processed lines into the current batch */
-    size_t frame_bytes;  /* what its framing holds, as counted in held_bytes */
+    size_t frame_bytes;  /* what its framing and joiners hold, as counted in p->frame_bytes */
     struct mark *marks;  /* sealed batches holding its lines, oldest first */
     size_t head, nmarks, capmarks;
 };
@@ -76,6 +86,7 @@ struct lv_pipeline {
     const struct lv_conf *conf;
     struct lv_chain *chain;
     struct lv_input *inputs;
+    struct lv_multiline_rule **rules; /* by input; NULL: no multiline */
     bool *done;
     size_t ninputs, ndone;
     struct lv_source **sources; /* by id; NULL slots are free */
@@ -92,7 +103,7 @@ struct lv_pipeline {
     size_t nfree;
     size_t batches_out;   /* submitted, not yet settled */
     size_t held_bytes;    /* buffer bytes of those batches */
-    size_t frame_bytes;   /* partial lines held by the sources' framing */
+    size_t frame_bytes;   /* partial lines and held records of the sources */
     size_t max_bytes;
     bool paused;
     bool releasing; /* inside drop_oldest() */
@@ -522,7 +533,13 @@ void lv_output_done(struct lv_output *out, struct lv_batch *b, enum lv_outcome o
 
 /* ---- lines ---------------------------------------------------------------------- */
 
-static int on_line(void *arg, const struct lv_line *line)
+static size_t input_index(const struct lv_pipeline *p, const struct lv_input *in)
+{
+    return (size_t)(in - p->inputs);
+}
+
+/* Runs the chain on a complete record, into the current batch. */
+static int to_chain(void *arg, const struct lv_line *line)
 {
     struct lv_source *src = arg;
     struct lv_pipeline *p = src->p;
@@ -535,17 +552,118 @@ static int on_line(void *arg, const struct lv_line *line)
         b->cap *= 2;
         b->recs = lv_xrealloc(b->recs, b->cap * sizeof *b->recs);
     }
-    struct lv_line l = *line;
-    l.pos.source = src->id;
-    l.pos.end += src->base;
-    if (lv_chain_process(p->chain, &l, &b->data, &b->recs[b->n]) == 1)
+    if (lv_chain_process(p->chain, line, &b->data, &b->recs[b->n]) == 1)
         b->n++;
-    src->processed = l.pos.end;
+    return 0;
+}
+
+static bool holding(const struct lv_source *src, int stream)
+{
+    return src->join[stream] && lv_multiline_holding(src->join[stream]);
+}
+
+/* Partial lines held by a source's framing, and records held by its
+ * joiners, count against the budget too. */
+static void count_frame(struct lv_source *src)
+{
+    size_t now = lv_frame_bytes(src->frame);
+    for (int st = 0; st < 2; st++)
+        now += src->join[st] ? lv_multiline_bytes(src->join[st]) : 0;
+    src->p->frame_bytes = src->p->frame_bytes - src->frame_bytes + now;
+    src->frame_bytes = now;
+}
+
+/* `processed` moves past every line handed on, but never past the start of
+ * a record still held; the next batch sealed carries it as the mark. */
+static void update_processed(struct lv_source *src)
+{
+    uint64_t at = src->framed;
+    for (int st = 0; st < 2; st++)
+        if (holding(src, st) && src->held_from[st] < at)
+            at = src->held_from[st];
+    src->processed = at;
     if (!src->dirty) {
         src->dirty = true;
-        p->dirty[p->ndirty++] = src;
+        src->p->dirty[src->p->ndirty++] = src;
     }
+}
+
+/* The line goes to its stream's joiner; the timer runs while one holds. */
+static void to_joiner(struct lv_source *src, const struct lv_line *l, uint64_t start)
+{
+    int st = l->stream == LV_STREAM_STDERR;
+    struct ev_loop *loop = src->p->loop;
+    if (lv_multiline_push(src->join[st], l, to_chain, src) == 1)
+        src->held_from[st] = start;
+    src->held_at[st] = ev_now(loop);
+    if (holding(src, st) && !ev_is_active(&src->join_timer)) {
+        ev_timer_set(&src->join_timer, src->in->conf->multiline.timeout, 0.);
+        ev_timer_start(loop, &src->join_timer);
+    }
+}
+
+/* The frame's callback: positions become the source's, then the line goes
+ * to the chain, or through its stream's joiner. */
+static int on_line(void *arg, const struct lv_line *line)
+{
+    struct lv_source *src = arg;
+    struct lv_line l = *line;
+    uint64_t start = src->framed;
+    l.pos.source = src->id;
+    l.pos.end += src->base;
+    src->framed = l.pos.end;
+    if (src->join[0])
+        to_joiner(src, &l, start);
+    else
+        to_chain(src, &l);
+    update_processed(src);
     return 0;
+}
+
+static bool flush_joiners(struct lv_source *src)
+{
+    bool any = false;
+    for (int st = 0; st < 2; st++) {
+        any |= holding(src, st);
+        if (src->join[st])
+            lv_multiline_flush(src->join[st], to_chain, src);
+    }
+    ev_timer_stop(src->p->loop, &src->join_timer);
+    return any;
+}
+
+/* Sends the records held longer than the timeout; waits again for the
+ * others. Once the input is done nothing is sent: a stopped tail input
+ * reads them again from its checkpoint, stdin flushed them at its end. */
+static void join_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lv_source *src = lv_container_of(w, struct lv_source, join_timer);
+    struct lv_pipeline *p = src->p;
+    ev_tstamp now = ev_now(loop), timeout = src->in->conf->multiline.timeout, next = 0;
+    bool sent = false;
+    (void)revents;
+    if (p->stopping || p->done[input_index(p, src->in)])
+        return;
+    for (int st = 0; st < 2; st++) {
+        if (!holding(src, st))
+            continue;
+        ev_tstamp due = src->held_at[st] + timeout;
+        if (due <= now + 0.001) {
+            lv_multiline_flush(src->join[st], to_chain, src);
+            sent = true;
+        } else if (!next || due < next) {
+            next = due;
+        }
+    }
+    if (next) {
+        ev_timer_set(w, next - now, 0.);
+        ev_timer_start(loop, w);
+    }
+    if (sent) {
+        update_processed(src);
+        count_frame(src);
+        submit_current(p);
+    }
 }
 
 static uint32_t free_slot(struct lv_pipeline *p)
@@ -559,24 +677,20 @@ static uint32_t free_slot(struct lv_pipeline *p)
     return (uint32_t)p->nsources++;
 }
 
-/* Partial lines held by a source's framing count against the budget too. */
-static void count_frame(struct lv_source *src)
-{
-    size_t now = lv_frame_bytes(src->frame);
-    src->p->frame_bytes = src->p->frame_bytes - src->frame_bytes + now;
-    src->frame_bytes = now;
-}
-
 struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, const char *name,
                                  uint64_t offset)
 {
     struct lv_source *src = lv_xcalloc(1, sizeof *src);
+    struct lv_multiline_rule *rule = p->rules[input_index(p, in)];
     src->p = p;
     src->in = in;
     src->id = free_slot(p);
     src->name = lv_xstrdup(name);
     src->frame = lv_frame_new(in->conf->format, p->conf->limits.max_line, src->id);
-    src->base = src->processed = src->acked = offset;
+    src->base = src->framed = src->processed = src->acked = offset;
+    for (int st = 0; rule && st < 2; st++)
+        src->join[st] = lv_multiline_new(rule);
+    ev_timer_init(&src->join_timer, join_due, 0., 0.);
     p->sources[src->id] = src;
     return src;
 }
@@ -593,13 +707,11 @@ int lv_source_feed(struct lv_source *src, const char *data, size_t len)
 void lv_source_flush(struct lv_source *src)
 {
     lv_frame_finish(src->frame, on_line, src);
+    flush_joiners(src);
     count_frame(src);
     /* A partial line at the very end was made a record: all is processed. */
-    src->processed = src->base + lv_frame_offset(src->frame);
-    if (!src->dirty) {
-        src->dirty = true;
-        src->p->dirty[src->p->ndirty++] = src;
-    }
+    src->framed = src->base + lv_frame_offset(src->frame);
+    update_processed(src);
     if (!src->p->cur) /* nothing was emitted: an empty batch carries the mark */
         src->p->cur = batch_get(src->p);
     submit_current(src->p);
@@ -622,7 +734,7 @@ uint64_t lv_source_acked(const struct lv_source *src)
 
 bool lv_source_settled(const struct lv_source *src)
 {
-    return !src->dirty && src->nmarks == 0;
+    return !src->dirty && src->nmarks == 0 && !holding(src, 0) && !holding(src, 1);
 }
 
 void lv_source_close(struct lv_source *src)
@@ -630,19 +742,21 @@ void lv_source_close(struct lv_source *src)
     if (!src)
         return;
     struct lv_pipeline *p = src->p;
+    /* Whole lines already read (a file truncated under us) go out as they
+     * would have without joining; not once the input is done. */
+    if (!p->stopping && !p->done[input_index(p, src->in)] && flush_joiners(src))
+        update_processed(src);
+    ev_timer_stop(p->loop, &src->join_timer);
     if (src->dirty) /* its lines are in the current batch: seal it first */
         submit_current(p);
     p->sources[src->id] = NULL;
     p->frame_bytes -= src->frame_bytes;
     lv_frame_free(src->frame);
+    lv_multiline_free(src->join[0]);
+    lv_multiline_free(src->join[1]);
     free(src->marks);
     free(src->name);
     free(src);
-}
-
-static size_t input_index(const struct lv_pipeline *p, const struct lv_input *in)
-{
-    return (size_t)(in - p->inputs);
 }
 
 const struct lv_conf *lv_pipeline_conf(const struct lv_pipeline *p)
@@ -731,11 +845,27 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     maybe_finish(p);
 }
 
+/* One compiled pattern per input, before its init opens sources. */
+static int setup_multiline(struct lv_pipeline *p, size_t i, char *err, size_t errlen)
+{
+    const struct lv_multiline_conf *mc = &p->conf->inputs[i].multiline;
+    char why[300];
+    if (!mc->enabled)
+        return 0;
+    p->rules[i] = lv_multiline_rule_new(mc, p->conf->limits.max_line, why, sizeof why);
+    if (!p->rules[i]) {
+        snprintf(err, errlen, "input %zu: %s", i, why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int setup_inputs(struct lv_pipeline *p, char *err, size_t errlen)
 {
     const struct lv_conf *conf = p->conf;
     p->ninputs = conf->ninputs;
     p->inputs = lv_xcalloc(p->ninputs, sizeof *p->inputs);
+    p->rules = lv_xcalloc(p->ninputs, sizeof *p->rules);
     p->done = lv_xcalloc(p->ninputs, sizeof *p->done);
     for (size_t i = 0; i < p->ninputs; i++) {
         const struct lv_input_conf *ic = &conf->inputs[i];
@@ -744,6 +874,8 @@ static int setup_inputs(struct lv_pipeline *p, char *err, size_t errlen)
             snprintf(err, errlen, "input %zu: this build has no tail input yet", i);
             return -ENOTSUP;
         }
+        if (setup_multiline(p, i, err, errlen) < 0)
+            return -EINVAL;
         struct lv_input *in = &p->inputs[i];
         *in = (struct lv_input){t, ic, p, p->loop, lv_xcalloc(1, t->ctx_size)};
         int rc = t->init(in);
@@ -853,6 +985,8 @@ void lv_pipeline_free(struct lv_pipeline *p)
     }
     for (size_t i = 0; i < p->nsources; i++)
         lv_source_close(p->sources[i]);
+    for (size_t i = 0; p->rules && i < p->ninputs; i++)
+        lv_multiline_rule_free(p->rules[i]);
     for (size_t i = 0; p->outputs && i < p->noutputs; i++) {
         ev_timer_stop(p->loop, &p->retry[i].timer);
         if (p->outputs[i].type)
@@ -867,6 +1001,7 @@ void lv_pipeline_free(struct lv_pipeline *p)
     if (p->cur)
         batch_free(p->cur);
     free(p->inputs);
+    free(p->rules);
     free(p->done);
     free(p->sources);
     free(p->dirty);

@@ -104,6 +104,22 @@ struct lv_limits {
 
 enum lv_read_from { LV_READ_HEAD, LV_READ_TAIL };
 
+/* The continuation lines `multiline: {}` joins: indented lines (Java "\tat"
+ * frames and "... N more", Python "File" lines and source), "Caused by: ",
+ * exception lines ("java.lang.IllegalStateException: boom", "ValueError: x")
+ * and Python's "Traceback (most recent call last):". */
+#define LV_MULTILINE_CONTINUE \
+    "^(\\s|Caused by: |[\\w$.]+(Exception|Error)(: |$)|Traceback \\(most recent call last\\):)"
+
+/* Joining of continuation lines (stack traces) into one record; see
+ * filters/multiline.h. */
+struct lv_multiline_conf {
+    bool enabled;   /* the input has a multiline map */
+    char *pattern;  /* `continue`: a line matching it joins the record before it */
+    double timeout; /* seconds without a line before a held record is sent (1.0) */
+    int max_lines;  /* lines in one record at most (500); a line past them starts the next */
+};
+
 struct lv_input_conf {
     enum lv_input_kind kind;
     enum lv_format format;
@@ -116,6 +132,7 @@ struct lv_input_conf {
     double scan_interval; /* tail: seconds between stat/glob reconciliations (2) */
     double rotate_wait;   /* tail: seconds a rotated file is kept after EOF (5) */
     enum lv_read_from read_from; /* tail: where a file with no checkpoint starts */
+    struct lv_multiline_conf multiline;
     int line;
 };
 

@@ -46,6 +46,7 @@ struct lv_metrics {
     uint64_t input_bytes;
     uint64_t lines_truncated;  /* longer than limits.max_line */
     uint64_t lines_not_json;   /* shipped as {"message": ...} */
+    uint64_t lines_joined;     /* multiline: appended to the record before them */
     uint64_t lines_invalid_utf8;
     uint64_t records_fast_path; /* validated and copied through verbatim */
     uint64_t records_kept[LV_LEVEL_COUNT];

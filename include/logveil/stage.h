@@ -122,16 +122,20 @@ struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, con
                                  uint64_t offset);
 /* Bytes read at the source's current read offset. */
 int lv_source_feed(struct lv_source *s, const char *data, size_t len);
-/* The stream ended for good: a last line without '\n' and pending partial
- * fragments become records. (A file that may still grow is not flushed.) */
+/* The stream ended for good: a last line without '\n', pending partial
+ * fragments and records held for multiline joining become records. (A file
+ * that may still grow is not flushed.) */
 void lv_source_flush(struct lv_source *s);
-/* Offsets: bytes fed so far, end of the last whole line processed, and the
+/* Offsets: bytes fed so far, end of the last whole line processed (but not
+ * past the start of a record held for multiline joining), and the
  * acknowledged checkpoint. */
 uint64_t lv_source_read_offset(const struct lv_source *s);
 uint64_t lv_source_processed(const struct lv_source *s);
 uint64_t lv_source_acked(const struct lv_source *s);
-/* Everything processed has been acknowledged. */
+/* Everything processed has been acknowledged, and no record is held. */
 bool lv_source_settled(const struct lv_source *s);
+/* Records held for joining are sent first, unless the input is done or the
+ * pipeline stopping (a tail input then reads them again from its checkpoint). */
 void lv_source_close(struct lv_source *s);
 
 /* The input will feed nothing more (end of stdin, or it was stopped). */

@@ -878,6 +878,50 @@ static void missing_or_empty_inputs_and_outputs_are_errors(void **state)
                      "output its own name");
 }
 
+static void multiline_is_off_unless_the_input_has_a_multiline_map(void **state)
+{
+    struct lv_conf c;
+    (void)state;
+    assert_loads("inputs:\n"
+                 "  - {type: stdin}\n"
+                 "  - {type: tail, paths: [/a], multiline: {}}\n"
+                 "  - {type: tail, paths: [/b], multiline: {continue: '^\\+', timeout: 2.5, "
+                 "max_lines: 20}}\n",
+                 &c);
+    assert_false(c.inputs[0].multiline.enabled);
+    assert_true(c.inputs[1].multiline.enabled);
+    assert_string_equal(c.inputs[1].multiline.pattern, LV_MULTILINE_CONTINUE);
+    assert_true(c.inputs[1].multiline.timeout == 1.0);
+    assert_int_equal(c.inputs[1].multiline.max_lines, 500);
+    assert_true(c.inputs[2].multiline.enabled);
+    assert_string_equal(c.inputs[2].multiline.pattern, "^\\+");
+    assert_true(c.inputs[2].multiline.timeout == 2.5);
+    assert_int_equal(c.inputs[2].multiline.max_lines, 20);
+    lv_conf_free(&c);
+}
+
+static void bad_multiline_settings_are_reported_with_their_line(void **state)
+{
+    (void)state;
+    assert_one_error("inputs:\n"
+                     "  - type: stdin\n"
+                     "    multiline:\n"
+                     "      continue: '^(\\s|at '\n",
+                     4,
+                     "inputs[0].multiline.continue: bad regular expression at offset 8: missing "
+                     "closing parenthesis");
+    assert_one_error("inputs: [{type: stdin, multiline: {continue: ''}}]\n", 1,
+                     "inputs[0].multiline.continue: expected a non-empty string, got \"\"");
+    assert_one_error("inputs: [{type: stdin, multiline: {timeout: 0}}]\n", 1,
+                     "inputs[0].multiline.timeout: expected a number from 0.01 to 3600, got "
+                     "\"0\"");
+    assert_one_error("inputs: [{type: stdin, multiline: {max_lines: 0}}]\n", 1,
+                     "inputs[0].multiline.max_lines: expected an integer from 1 to 100000, got "
+                     "\"0\"");
+    assert_one_error("inputs: [{type: stdin, multiline: true}]\n", 1,
+                     "inputs[0].multiline: expected a map, got \"true\"");
+}
+
 static void admin_listen_must_be_an_ipv4_host_and_port(void **state)
 {
     (void)state;
@@ -934,6 +978,8 @@ int main(void)
         cmocka_unit_test(key_that_normalises_to_nothing_is_an_error),
         cmocka_unit_test(inputs_and_outputs_are_loaded),
         cmocka_unit_test(missing_or_empty_inputs_and_outputs_are_errors),
+        cmocka_unit_test(multiline_is_off_unless_the_input_has_a_multiline_map),
+        cmocka_unit_test(bad_multiline_settings_are_reported_with_their_line),
         cmocka_unit_test(admin_listen_must_be_an_ipv4_host_and_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
