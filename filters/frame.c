@@ -12,6 +12,7 @@
 
 struct join {
     struct lv_buf buf;
+    uint64_t start;   /* offset of the raw line holding the first fragment */
     int64_t time_ns;
     int truncated;
     int active;
@@ -22,6 +23,7 @@ struct lv_frame {
     size_t max_line;
     uint32_t source;
     uint64_t offset;      /* bytes fed */
+    uint64_t raw_start;   /* offset where the current raw line starts */
     struct lv_buf carry;  /* the incomplete raw line */
     int discarding;       /* past the cap: skip to the next '\n', flag the line */
     struct join join[2];  /* per stream */
@@ -91,6 +93,15 @@ static void shrink(struct lv_buf *b)
     lv_buf_init(b, 0, limit);
 }
 
+uint64_t lv_frame_pending_start(const struct lv_frame *f)
+{
+    uint64_t at = UINT64_MAX;
+    for (int st = 0; st < 2; st++)
+        if (f->join[st].active && f->join[st].start < at)
+            at = f->join[st].start;
+    return at;
+}
+
 size_t lv_frame_bytes(const struct lv_frame *f)
 {
     return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap;
@@ -104,6 +115,7 @@ static void join_add(struct lv_frame *f, struct join *j, const char *s, size_t l
 {
     if (!j->active) {
         j->active = 1;
+        j->start = f->raw_start;
         j->time_ns = t;
         j->truncated = 0;
         j->buf.len = 0;
@@ -381,6 +393,7 @@ int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emi
         }
         f->offset += (uint64_t)(nl + 1 - p);
         int rc = end_line(f, p, (size_t)(nl - p), emit, arg);
+        f->raw_start = f->offset;
         if (rc < 0)
             return rc;
         p = nl + 1;

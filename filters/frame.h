@@ -34,6 +34,9 @@ int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emi
                   void *arg);
 /* End of input: a last line without '\n' and pending partials are emitted. */
 int lv_frame_finish(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg);
+/* Offset of the earliest raw line whose fragments wait to be joined
+ * (UINT64_MAX when none): a checkpoint must not pass it. */
+uint64_t lv_frame_pending_start(const struct lv_frame *f);
 /* Memory held for incomplete lines (counted in the buffer budget). */
 size_t lv_frame_bytes(const struct lv_frame *f);
 /* Bytes fed so far. */

@@ -581,6 +581,10 @@ static void update_processed(struct lv_source *src)
     for (int st = 0; st < 2; st++)
         if (holding(src, st) && src->held_from[st] < at)
             at = src->held_from[st];
+    /* Nor past a CRI/Docker fragment of the other stream waiting for its end. */
+    uint64_t pending = lv_frame_pending_start(src->frame);
+    if (pending != UINT64_MAX && src->base + pending < at)
+        at = src->base + pending;
     src->processed = at;
     if (!src->dirty) {
         src->dirty = true;

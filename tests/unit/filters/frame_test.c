@@ -406,6 +406,30 @@ static void cri_partial_at_end_of_input_is_flushed_by_finish(void **state)
     collector_clear(&c);
 }
 
+static void waiting_fragment_of_one_stream_holds_back_the_checkpoint(void **state)
+{
+    static const char first[] = "2024-05-01T08:00:00Z stdout F done\n";
+    static const char partial[] = "2024-05-01T08:00:01Z stdout P half \n";
+    static const char other[] = "2024-05-01T08:00:02Z stderr F other stream\n";
+    static const char end[] = "2024-05-01T08:00:03Z stdout F and the rest\n";
+    struct collector c = {0};
+    struct lv_frame *f = lv_frame_new(LV_FORMAT_CRI, 0, 7);
+    (void)state;
+    lv_frame_feed(f, first, sizeof first - 1, collect, &c);
+    assert_true(lv_frame_pending_start(f) == UINT64_MAX);
+    lv_frame_feed(f, partial, sizeof partial - 1, collect, &c);
+    lv_frame_feed(f, other, sizeof other - 1, collect, &c);
+    /* The stderr line ended past the stdout fragment, which still waits. */
+    assert_int_equal(c.n, 2);
+    assert_int_equal(lv_frame_pending_start(f), sizeof first - 1);
+    lv_frame_feed(f, end, sizeof end - 1, collect, &c);
+    assert_int_equal(c.n, 3);
+    assert_line(&c, 2, "half and the rest", lv_frame_offset(f));
+    assert_true(lv_frame_pending_start(f) == UINT64_MAX);
+    lv_frame_free(f);
+    collector_clear(&c);
+}
+
 static void non_cri_line_is_passed_through_as_it_is(void **state)
 {
     static const char *const lines[] = {
@@ -578,6 +602,7 @@ int main(void)
         cmocka_unit_test(json_lines_split_across_chunks_at_every_byte_come_out_whole),
         cmocka_unit_test(json_lines_fed_one_byte_at_a_time_come_out_whole),
         cmocka_unit_test(crlf_line_endings_are_stripped),
+        cmocka_unit_test(waiting_fragment_of_one_stream_holds_back_the_checkpoint),
         cmocka_unit_test(positions_are_the_byte_offset_after_each_line),
         cmocka_unit_test(negative_return_from_emit_stops_the_feed),
         cmocka_unit_test(raw_json_line_longer_than_max_line_is_truncated_and_flagged),
