@@ -11,6 +11,7 @@
  * values occurs in the raw line (and the line has no escapes) a record
  * cannot be kept by them, and the early decision is safe.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +24,12 @@
 #include "redact.h"
 #include "sample.h"
 
+struct needle {
+    const char *text;
+    size_t len;
+    size_t pivot;
+};
+
 struct lv_chain {
     struct lv_redactor *redactor;
     struct lv_json *json;
@@ -30,6 +37,7 @@ struct lv_chain {
     struct lv_enricher *enricher;
     const struct lv_keep_rule *keep;
     size_t nkeep;
+    struct needle *keep_needles;
     bool count_field;
     bool may_drop;
     int max_depth;
@@ -42,6 +50,8 @@ struct lv_chain {
     double rate;
     enum lv_drop_reason why;
 };
+
+static size_t pivot_of(const char *t, size_t len);
 
 struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errlen)
 {
@@ -57,6 +67,11 @@ struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errl
     c->may_drop = lv_sample_may_drop(c->sampler);
     c->keep = conf->sample.keep;
     c->nkeep = conf->sample.nkeep;
+    c->keep_needles = lv_xcalloc(c->nkeep, sizeof *c->keep_needles);
+    for (size_t i = 0; i < c->nkeep; i++) {
+        const char *t = c->keep[i].equals;
+        c->keep_needles[i] = (struct needle){t, strlen(t), pivot_of(t, strlen(t))};
+    }
     c->count_field = conf->redact.count_field;
     c->max_depth = conf->limits.max_depth;
     c->record_cap = 6 * (conf->limits.max_line ? conf->limits.max_line : 1 << 20) + 65536;
@@ -71,6 +86,7 @@ void lv_chain_free(struct lv_chain *c)
     lv_redact_free(c->redactor);
     lv_sample_free(c->sampler);
     lv_enrich_free(c->enricher);
+    free(c->keep_needles);
     free(c);
 }
 
@@ -99,19 +115,57 @@ static bool early_decision(void *arg, const struct lv_json_result *r)
     return !c->kept;
 }
 
+/* Finds `n` in `s` by its least common character (memchr is vectorised;
+ * glibc's memmem is not, and this runs on every line). */
+static bool find(const char *s, size_t len, const struct needle *n)
+{
+    if (!n->len || n->len > len)
+        return n->len == 0;
+    const char *from = s + n->pivot, *end = s + len - (n->len - n->pivot) + 1;
+    while (from < end) {
+        const char *hit = memchr(from, n->text[n->pivot], (size_t)(end - from));
+        if (!hit)
+            return false;
+        if (memcmp(hit - n->pivot, n->text, n->len) == 0)
+            return true;
+        from = hit + 1;
+    }
+    return false;
+}
+
+/* The character of `t` least frequent in English text and JSON logs. */
+static size_t pivot_of(const char *t, size_t len)
+{
+    static const char common[] = "\" :,etaoinshrdlcumwfgypbvkjxqz";
+    size_t best = 0, best_rank = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *at = strchr(common, tolower((unsigned char)t[i]));
+        size_t rank = at && t[i] ? (size_t)(at - common) : sizeof common;
+        if (rank > best_rank) {
+            best_rank = rank;
+            best = i;
+        }
+    }
+    return best;
+}
+
 static bool keep_possible(const struct lv_chain *c, const char *s, size_t len)
 {
     for (size_t i = 0; i < c->nkeep; i++)
-        if (memmem(s, len, c->keep[i].equals, strlen(c->keep[i].equals)))
+        if (find(s, len, &c->keep_needles[i]))
             return true;
     return false;
 }
 
 /* ---- records --------------------------------------------------------------------- */
 
-/* The verbatim object without its closing brace (and trailing blanks). */
+/* The verbatim object without its closing brace (and trailing blanks).
+ * -EINVAL when it may not be copied as it is: only the rewriting pass
+ * repairs UTF-8 that yajl lets through (overlong forms, surrogates). */
 static int copy_verbatim(const char *s, size_t len, struct lv_buf *out)
 {
+    if (!lv_utf8_valid(s, len))
+        return -EINVAL;
     while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
                    s[len - 1] == '\n'))
         len--;
@@ -167,15 +221,18 @@ static enum lv_json_status parse(struct lv_chain *c, const struct lv_scan *scan,
     enum lv_json_mode mode = candidate ? LV_JSON_REDACT : LV_JSON_EXTRACT;
     enum lv_json_status st =
         lv_json_run(c->json, mode, l->data, l->len, scan, out, res, early_decision, c);
+    if (st == LV_JSON_OK && mode == LV_JSON_EXTRACT) {
+        if (copy_verbatim(l->data, l->len, out) == 0) {
+            lv_metrics.records_fast_path++;
+            return st;
+        }
+        st = LV_JSON_NEEDS_REDACT;
+    }
     if (mode == LV_JSON_EXTRACT && (st == LV_JSON_NEEDS_REDACT || st == LV_JSON_INVALID)) {
         /* Invalid UTF-8 or a timestamp to rewrite: only REDACT can. */
         out->len = start;
         st = lv_json_run(c->json, LV_JSON_REDACT, l->data, l->len, scan, out, res,
                          early_decision, c);
-    } else if (st == LV_JSON_OK && mode == LV_JSON_EXTRACT) {
-        lv_metrics.records_fast_path++;
-        if (copy_verbatim(l->data, l->len, out) < 0)
-            return LV_JSON_FAILED;
     }
     if (res->repaired_utf8)
         lv_metrics.lines_invalid_utf8++;
@@ -207,8 +264,10 @@ static int sample_first(struct lv_chain *c, size_t start, struct lv_buf *out,
     struct lv_scan scan;
     if (lv_redact_scan(c->redactor, l->data, l->len, &scan))
         return -1;
+    if (copy_verbatim(l->data, l->len, out) < 0)
+        return -1;
     lv_metrics.records_fast_path++;
-    return copy_verbatim(l->data, l->len, out) < 0 ? -1 : LV_JSON_OK;
+    return LV_JSON_OK;
 }
 
 static bool may_keep(const struct lv_chain *c, const struct lv_line *l)

@@ -557,24 +557,6 @@ static void reset_run(struct lv_json *j, enum lv_json_mode mode, const struct lv
 /* yajl checks only the shape of UTF-8 sequences: overlong forms, encoded
  * surrogates and code points past U+10FFFF pass, and a verbatim copy would
  * ship them. This is the strict check, eight ASCII bytes at a time. */
-static bool utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        uint64_t w;
-        if (end - p >= 8 && (memcpy(&w, p, 8), !(w & 0x8080808080808080ull))) {
-            p += 8;
-        } else if (*p < 0x80) {
-            p++;
-        } else {
-            size_t n = lv_utf8_seq_len(p, (size_t)(end - p));
-            if (!n)
-                return false;
-            p += n;
-        }
-    }
-    return true;
-}
 
 /* yajl's final step accepts an unterminated string after the root object
  * ({"a":1}"}): anything but blanks after the root makes the line text. */
@@ -593,9 +575,6 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
     reset_run(j, mode, scan, out, res);
     j->early = early;
     j->early_arg = arg;
-    /* Only REDACT writes strings out again, repairing them. */
-    if (mode == LV_JSON_EXTRACT && !utf8_valid(line, len))
-        return LV_JSON_NEEDS_REDACT;
     if (mode == LV_JSON_REDACT && lv_buf_putc(out, '{') < 0)
         return LV_JSON_FAILED;
     lv_arena_reset(&j->arena);
