@@ -433,8 +433,44 @@ def partial_lines(args, c, tmp):
     return sc
 
 
+def huge_line(args, c, tmp):
+    """A 50 MB line, split by the runtime into 16 KiB P fragments: one record,
+    cut at limits.max_line and flagged; the lines around it are whole; memory
+    stays bounded; the checkpoint passes it."""
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    p = os.path.join(logs, "0.log")
+    append_records(p, "h", range(0, 5))
+    chunk = "x" * 16384
+    with open(p, "a") as f:
+        for _ in range(50 * 1024 * 1024 // 16384):
+            f.write(f"{TS} stdout P {chunk}\n")
+        f.write(f"{TS} stdout F end\n")
+    append_records(p, "h", range(5, 10))
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")], admin=True)
+    sc.start()
+    try:
+        got = wait_seqs(sc, "h", 10, timeout=60)
+        with open(f"/proc/{sc.proc.pid}/status") as f:  # the high-water mark
+            peak = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+        check_once(c, "huge: the lines around a 50 MB line arrive once each", got, range(10))
+        big = [r for r in sc.records() if "message" in r]
+        c.check("huge: the 50 MB line is one record, cut and flagged",
+                len(big) == 1 and big[0].get("truncated") is True
+                and len(big[0]["message"]) <= 1024 * 1024,
+                str([(len(r["message"]), r.get("truncated")) for r in big]))
+        c.check(f"huge: RSS stays bounded (peak {peak} KiB)", 0 < peak < 64 * 1024, str(peak))
+        ok, lag = sc.poll(lambda: ((v := sc.metric("logveil_checkpoint_lag_bytes")) == 0, v),
+                          timeout=15)
+        c.check("huge: the checkpoint passes it (lag 0)", ok, f"lag {lag}")
+    finally:
+        rc = sc.stop()
+    c.check("huge: exits 0", rc == 0, f"exit status {rc}")
+    return sc
+
+
 SCENARIOS = [discovery, rotation_and_deletion, fast_rotation, copytruncate, restart,
-             reused_inode, partial_lines]
+             reused_inode, partial_lines, huge_line]
 
 
 def main():
