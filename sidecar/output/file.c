@@ -15,6 +15,11 @@
  * oldest, path.<max_files>, so at most max_files rotated files are kept. A
  * file already larger than max_bytes, or a batch larger than it, is written
  * anyway rather than split.
+ *
+ * A named pipe is written without blocking: batches queue in the output and
+ * are written as the reader makes room (an ev_io on the loop), so a slow
+ * reader holds batches in the pipeline's budget (which pauses the inputs)
+ * instead of stalling the loop. Pipes are never rotated.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,12 +30,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "logveil/log.h"
 #include "logveil/stage.h"
 
 #define FILE_DEFAULT_MAX_FILES 5
 /* Room for ".<int>" after the path. */
 #define FILE_SUFFIX_MAX 12
+/* Batches a pipe output queues before it answers -EAGAIN. */
+#define PIPE_QUEUE 64
 
 /* Zeroed by the pipeline before init; `open` guards `fd`, since a zeroed fd
  * would be stdin. */
@@ -40,6 +49,14 @@ struct file_ctx {
     bool failing;  /* an error was logged and no batch has succeeded since */
     uint64_t size; /* bytes in the current file */
     int max_files;
+    /* named pipes */
+    bool pipe;
+    bool pumping;
+    ev_io writable;
+    struct lv_output *out;
+    struct lv_batch *queue[PIPE_QUEUE];
+    size_t head, n;
+    size_t written; /* bytes of the head batch already written */
 };
 
 static const char *file_name(const struct lv_output *out)
@@ -90,11 +107,16 @@ static int file_open(struct lv_output *out)
     c->fd = fd;
     c->open = true;
     c->size = (uint64_t)st.st_size;
+    c->pipe = S_ISFIFO(st.st_mode);
+    if (c->pipe)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return 0;
 }
 
 static void file_close(struct file_ctx *c)
 {
+    if (c->out && c->out->loop)
+        ev_io_stop(c->out->loop, &c->writable);
     if (c->open)
         close(c->fd);
     c->open = false;
@@ -107,6 +129,7 @@ static int file_init(struct lv_output *out)
     const char *path = out->conf->path;
 
     c->fd = -1;
+    c->out = out;
     c->max_files = out->conf->max_files > 0 ? out->conf->max_files : FILE_DEFAULT_MAX_FILES;
     if (!path || !*path) {
         lv_error("output %s: no path given", file_name(out));
@@ -209,9 +232,78 @@ static int file_append(struct lv_output *out, const struct lv_batch *b)
     return 0;
 }
 
+/* ---- named pipes ------------------------------------------------------------------- */
+
+static void pipe_sent(struct lv_output *out, struct lv_batch *b)
+{
+    out->counter->records += b->n;
+    out->counter->bytes += b->data.len;
+    lv_output_done(out, b, LV_SENT, NULL);
+}
+
+/* Writes queued batches until the pipe is full; then waits to be writable.
+ * A write error hands every queued batch back for a retry. */
+static void pipe_pump(struct lv_output *out)
+{
+    struct file_ctx *c = out->ctx;
+    if (c->pumping)
+        return; /* a done() callback submitted more: the loop below takes it */
+    c->pumping = true;
+    while (c->n) {
+        struct lv_batch *b = c->queue[c->head];
+        ssize_t w = write(c->fd, b->data.data + c->written, b->data.len - c->written);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN) {
+            ev_io_start(out->loop, &c->writable);
+            break;
+        }
+        if (w < 0) {
+            out->counter->errors++;
+            lv_error("output %s: cannot write %s: %s", file_name(out), out->conf->path,
+                     strerror(errno));
+            for (; c->n; c->n--, c->head = (c->head + 1) % PIPE_QUEUE, c->written = 0)
+                lv_output_done(out, c->queue[c->head], LV_RETRY, NULL);
+            break;
+        }
+        c->written += (size_t)w;
+        if (c->written < b->data.len)
+            continue;
+        c->head = (c->head + 1) % PIPE_QUEUE;
+        c->n--;
+        c->written = 0;
+        pipe_sent(out, b);
+    }
+    if (!c->n)
+        ev_io_stop(out->loop, &c->writable);
+    c->pumping = false;
+}
+
+static void pipe_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct file_ctx *c = lv_container_of(w, struct file_ctx, writable);
+    (void)loop;
+    (void)revents;
+    pipe_pump(c->out);
+}
+
+static int pipe_submit(struct lv_output *out, struct lv_batch *b)
+{
+    struct file_ctx *c = out->ctx;
+    if (c->n == PIPE_QUEUE)
+        return -EAGAIN;
+    if (!ev_is_active(&c->writable) && !c->n)
+        ev_io_init(&c->writable, pipe_writable, c->fd, EV_WRITE);
+    c->queue[(c->head + c->n++) % PIPE_QUEUE] = b;
+    pipe_pump(out);
+    return 0;
+}
+
 static int file_submit(struct lv_output *out, struct lv_batch *b)
 {
     struct file_ctx *c = out->ctx;
+    if (c->open && c->pipe && out->loop)
+        return pipe_submit(out, b);
     int err = b->data.len > 0 ? file_append(out, b) : 0;
 
     if (err < 0) {
