@@ -62,6 +62,7 @@ struct lv_metrics {
     uint64_t spool_bytes;      /* gauge: bytes in the disk spool */
     uint64_t inotify_overflows;   /* tail: inotify queue overflows (events lost) */
     uint64_t file_truncations;    /* tail: files found shorter than the offset read */
+    uint64_t files_read_compressed; /* tail: gone files resumed from their rotated .gz */
     uint64_t files_open;          /* tail: gauge, files held open */
     uint64_t checkpoint_lag_bytes; /* tail: gauge, bytes read but not yet acknowledged */
     uint64_t spool_corrupt;       /* spool: batches skipped, damaged on disk */

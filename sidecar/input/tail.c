@@ -231,6 +231,44 @@ static void catch_up(struct tail_ctx *t, const char *path, int64_t since_ns)
     lv_tail_scan_free(&rot);
 }
 
+static bool is_known(void *arg, uint64_t dev, uint64_t ino)
+{
+    return find_file(arg, dev, ino) != NULL;
+}
+
+/* A closed file gone from disk with its end unread may live on as its
+ * compressed rotation (0.log.<ts> -> 0.log.<ts>.gz, done by the kubelet at
+ * the next rotation): read the rest of it from there. */
+static bool find_compressed(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    if (f->src || !lv_tail_file_find_compressed(f, is_known, t))
+        return false;
+    f->rotated = true;
+    f->gone_at = f->gone_at ? f->gone_at : now(t);
+    return true;
+}
+
+/* A checkpointed file whose inode now holds another file (the kubelet
+ * compressed it, and the new 0.log got the freed inode): its rest may be in
+ * the compressed rotation. `was` is its entry before the probe. */
+static void find_compressed_for(struct tail_ctx *t, const struct lv_tail_file *was)
+{
+    struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, was->path, 0, 0);
+    g->fp = was->fp;
+    g->fp_len = was->fp_len;
+    g->fp_known = was->fp_known;
+    g->offset = g->read_to = was->offset;
+    if (!find_compressed(t, g)) {
+        lv_tail_file_free(g);
+        return;
+    }
+    if (t->nfiles == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
+    }
+    t->files[t->nfiles++] = g;
+}
+
 /* A file the globs stopped naming: rotated (it keeps being read, under its
  * new name, until it is done) or deleted. Files rotated after it that no
  * scan saw are caught up. */
@@ -247,6 +285,8 @@ static void went_away(struct tail_ctx *t, struct lv_tail_file *f)
         lv_info("input %s: %s is no longer matched; reading it to the end", t->name, was);
     else if (f->src)
         lv_info("input %s: %s was deleted or moved away; reading it to the end", t->name, was);
+    else if (find_compressed(t, f))
+        lv_debug("input %s: %s continues in %s", t->name, was, f->path);
     else if (!f->verified)
         lv_info("input %s: %s, checkpointed at offset %" PRIu64 ", is gone (deleted, or rotated "
                 "and compressed, while logveil was down)",
@@ -266,8 +306,9 @@ static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
             continue;
         if (!f->gone_at)
             went_away(t, f);
-        else if (f->rotated && !f->src)
-            f->rotated = lv_tail_file_exists(f);
+        else if (f->rotated && !f->src && !(f->rotated = lv_tail_file_exists(f)) &&
+                 f->size > f->read_to)
+            find_compressed(t, f); /* gone before it was opened again */
         if (f->src || (f->rotated && f->size > f->read_to))
             continue;
         if (f->size > f->read_to)
@@ -321,10 +362,21 @@ static void open_waiting(struct tail_ctx *t)
 static void refresh(struct tail_ctx *t, struct lv_tail_file *f)
 {
     bool seen = f->seen == t->gen;
+    bool probe = seen && !f->src && !f->verified;
+    struct lv_tail_file was = *f;                  /* the checkpoint's entry, before the probe */
+    was.path = probe ? lv_xstrdup(f->path) : NULL; /* ... and its name, before a rename */
     follow_rename(t, f);
-    if (seen && !f->src && !f->verified)
-        lv_tail_file_probe(f);
-    else if (seen && f->src && lv_tail_file_check(f))
+    if (probe) {
+        if (lv_tail_file_probe_changed(f)) {
+            /* A new file on the checkpointed one's inode: the files
+             * rotated away from its path meanwhile went unseen too. */
+            if (was.fp_known && was.offset > 0)
+                find_compressed_for(t, &was);
+            if (t->prev_scan_ns)
+                catch_up(t, f->path, t->prev_scan_ns);
+        }
+        free(was.path);
+    } else if (seen && f->src && lv_tail_file_check(f))
         write_checkpoint(t); /* the reset to 0 must not wait for the next tick */
 }
 

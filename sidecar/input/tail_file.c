@@ -12,10 +12,13 @@
 #include "checkpoint.h"
 #include "logveil/log.h"
 #include "tail_file.h"
+#include "tail_gz.h"
 #include "tail_scan.h"
 
 #define FP_MAX LV_CHECKPOINT_FP_MAX
 #define TAIL_LOOKBACK 65536
+/* A compressed file's decompressed size is known once read to its end. */
+#define GZ_SIZE_UNKNOWN UINT64_MAX
 
 struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name, const char *path,
                                       uint64_t dev, uint64_t ino)
@@ -41,6 +44,8 @@ void lv_tail_file_close(struct lv_tail_file *f)
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
+    lv_tail_gz_close(f->gzf);
+    f->gzf = NULL;
 }
 
 void lv_tail_file_free(struct lv_tail_file *f)
@@ -114,28 +119,68 @@ static uint64_t last_line_start(int fd, uint64_t size)
     return start;
 }
 
+static bool ends_with_gz(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+/* A checkpointed file whose bytes do not match may be a compressed one
+ * resumed in the previous run: compare its decompressed first bytes. */
+static bool became_gz(struct lv_tail_file *f, int fd, char *head, ssize_t *n)
+{
+    if (f->gz || !f->fp_known || f->fp_len == 0 || !ends_with_gz(f->path))
+        return false;
+    ssize_t k = lv_tail_gz_head(fd, head, FP_MAX);
+    if (k < 0 || !same_content(f, head, (size_t)k))
+        return false;
+    lv_info("input %s: %s is a compressed rotation; resuming it at offset %" PRIu64
+            " of its decompressed content",
+            f->input_name, f->path, f->offset);
+    f->gz = true;
+    lv_metrics.files_read_compressed++;
+    *n = k;
+    return true;
+}
+
+/* The first bytes of content: decompressed for a gz file. */
+static ssize_t read_head(const struct lv_tail_file *f, int fd, char *head)
+{
+    return f->gz ? lv_tail_gz_head(fd, head, FP_MAX) : pread_all(fd, head, FP_MAX, 0);
+}
+
 void lv_tail_file_probe(struct lv_tail_file *f)
+{
+    (void)lv_tail_file_probe_changed(f);
+}
+
+bool lv_tail_file_probe_changed(struct lv_tail_file *f)
 {
     struct stat st;
     char head[FP_MAX];
+    bool changed = false;
     int fd = open_checked(f, &st);
     if (fd < 0)
-        return;
-    ssize_t n = pread_all(fd, head, sizeof head, 0);
+        return false;
+    ssize_t n = read_head(f, fd, head);
+    if (n >= 0 && !same_content(f, head, (size_t)n))
+        became_gz(f, fd, head, &n);
     if (n >= 0) {
         if (!same_content(f, head, (size_t)n)) {
+            changed = true;
             lv_info("input %s: %s is a new file on a reused inode; reading it from the start",
                     f->input_name, f->path);
             f->offset = f->read_to = 0;
         }
         set_fp(f, head, (size_t)n);
-        if (f->at_tail)
+        if (f->at_tail && !f->gz)
             f->offset = f->read_to = last_line_start(fd, (uint64_t)st.st_size);
         f->at_tail = false;
         f->verified = true;
-        f->size = (uint64_t)st.st_size;
+        f->size = f->gz ? GZ_SIZE_UNKNOWN : (uint64_t)st.st_size;
     }
     close(fd);
+    return changed;
 }
 
 /* ---- where it went --------------------------------------------------------------- */
@@ -145,7 +190,8 @@ bool lv_tail_file_exists(struct lv_tail_file *f)
     struct stat st;
     if (stat(f->path, &st) < 0 || (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino)
         return false;
-    f->size = (uint64_t)st.st_size;
+    if (!f->gz) /* a compressed file's size is that of its content */
+        f->size = (uint64_t)st.st_size;
     return true;
 }
 
@@ -179,12 +225,88 @@ bool lv_tail_file_locate(struct lv_tail_file *f)
     return found;
 }
 
+bool lv_tail_file_find_compressed(struct lv_tail_file *f,
+                                  bool (*known)(void *arg, uint64_t dev, uint64_t ino), void *arg)
+{
+    /* An empty fingerprint would match any file. */
+    if (f->src || f->gz || !f->fp_known || f->fp_len == 0)
+        return false;
+    struct lv_tail_scan gz;
+    bool found = false;
+    lv_tail_scan_compressed(f->path, &gz);
+    for (size_t i = 0; i < gz.n && !found; i++) {
+        const struct lv_tail_found *it = &gz.items[i];
+        char head[FP_MAX];
+        if (known(arg, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino))
+            continue;
+        int fd = open(it->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        ssize_t n = -1;
+        if (fstat(fd, &st) == 0 && st.st_dev == it->st.st_dev && st.st_ino == it->st.st_ino)
+            n = lv_tail_gz_head(fd, head, sizeof head);
+        close(fd);
+        if (n < 0 || !same_content(f, head, (size_t)n))
+            continue;
+        lv_info("input %s: %s is gone; its compressed rotation %s holds the same content; "
+                "resuming it at offset %" PRIu64 " of its decompressed content",
+                f->input_name, f->path, it->path, f->offset);
+        free(f->path);
+        f->path = lv_xstrdup(it->path);
+        f->dev = (uint64_t)it->st.st_dev;
+        f->ino = (uint64_t)it->st.st_ino;
+        set_fp(f, head, (size_t)n);
+        f->gz = true;
+        f->verified = true;
+        f->size = GZ_SIZE_UNKNOWN;
+        lv_metrics.files_read_compressed++;
+        found = true;
+    }
+    lv_tail_scan_free(&gz);
+    return found;
+}
+
 /* ---- reading ---------------------------------------------------------------------- */
 
 static void count_truncation(const struct lv_tail_file *f, const char *what)
 {
     lv_warn("input %s: %s %s; reading it again from the start", f->input_name, f->path, what);
     lv_metrics.file_truncations++;
+}
+
+/* A compressed file is read from its start, through zlib; the reads skip
+ * to the offset. It is never truncated or rewritten (the kubelet writes a
+ * .tmp and renames it), and one whose content is not the one fingerprinted
+ * is not read at all. */
+static int open_gz(struct lv_tail_file *f, int fd)
+{
+    char head[FP_MAX];
+    ssize_t n = lv_tail_gz_head(fd, head, sizeof head);
+    if (n < 0 || !same_content(f, head, (size_t)n)) {
+        if (!f->error_logged)
+            lv_warn("input %s: %s is no longer the compressed file it was; not reading it",
+                    f->input_name, f->path);
+        f->error_logged = true;
+        f->size = f->read_to; /* nothing more to read: forgotten at the next scan */
+        close(fd);
+        return -EINVAL;
+    }
+    set_fp(f, head, (size_t)n);
+    f->gzf = lv_tail_gz_open(fd);
+    if (!f->gzf) {
+        int err = errno;
+        lv_warn("input %s: cannot decompress %s: %s", f->input_name, f->path, strerror(err));
+        return -err;
+    }
+    f->gz_pos = 0;
+    f->read_to = f->offset;
+    f->src = lv_source_open(f->in->pipeline, f->in, f->path, f->offset);
+    f->eof = f->flushed = false;
+    f->verified = true;
+    lv_debug("input %s: following compressed %s from offset %" PRIu64, f->input_name, f->path,
+             f->offset);
+    return 0;
 }
 
 int lv_tail_file_open(struct lv_tail_file *f)
@@ -194,6 +316,8 @@ int lv_tail_file_open(struct lv_tail_file *f)
     int fd = open_checked(f, &st);
     if (fd < 0)
         return fd;
+    if (f->gz)
+        return open_gz(f, fd);
     ssize_t n = pread_all(fd, head, sizeof head, 0);
     if (n < 0) {
         int err = errno;
@@ -266,6 +390,8 @@ static enum lv_tail_read at_eof(struct lv_tail_file *f)
 bool lv_tail_file_check(struct lv_tail_file *f)
 {
     struct stat st;
+    if (f->gz)
+        return false;
     if (fstat(f->fd, &st) < 0)
         return false;
     f->size = (uint64_t)st.st_size;
@@ -280,8 +406,45 @@ bool lv_tail_file_check(struct lv_tail_file *f)
     return false;
 }
 
+/* Decompresses one chunk: skipped while short of the source's offset (a
+ * resumed checkpoint), fed after. */
+static enum lv_tail_read read_gz(struct lv_tail_file *f, char *buf, size_t len)
+{
+    uint64_t at = lv_source_read_offset(f->src);
+    bool skip = f->gz_pos < at;
+    if (skip && at - f->gz_pos < len)
+        len = (size_t)(at - f->gz_pos);
+    const char *what = NULL;
+    ssize_t n = lv_tail_gz_read(f->gzf, buf, len, &what);
+    if (n < 0) {
+        if (!f->error_logged)
+            lv_warn("input %s: cannot decompress %s: %s", f->input_name, f->path, what);
+        f->error_logged = true;
+        /* A damaged stream does not mend: what was read is all there is. */
+        f->size = f->gz_pos;
+        f->eof = true;
+        return LV_TAIL_READ_FAILED;
+    }
+    if (n == 0) {
+        if (skip && !f->error_logged)
+            lv_warn("input %s: %s holds %" PRIu64 " bytes, fewer than its offset %" PRIu64,
+                    f->input_name, f->path, f->gz_pos, at);
+        f->error_logged |= skip;
+        f->size = f->gz_pos;
+        f->eof = true;
+        return LV_TAIL_READ_EOF;
+    }
+    f->gz_pos += (uint64_t)n;
+    f->eof = false;
+    if (!skip)
+        lv_source_feed(f->src, buf, (size_t)n);
+    return LV_TAIL_READ_DATA;
+}
+
 enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t len)
 {
+    if (f->gz)
+        return read_gz(f, buf, len);
     ssize_t n = pread_all(f->fd, buf, len, lv_source_read_offset(f->src));
     if (n < 0) {
         if (!f->error_logged)

@@ -10,6 +10,12 @@
  * with changed first bytes, was truncated (copytruncate): its source is
  * replaced by a new one at 0 and the truncation counted.
  *
+ * A file gone from disk while closed with its end unread may survive as its
+ * compressed rotation (the kubelet gzips 0.log.<ts> into 0.log.<ts>.gz, a
+ * new inode): lv_tail_file_find_compressed() takes the .gz sibling whose
+ * decompressed first bytes match the fingerprint, and `gz` files are read
+ * through zlib, their offsets in the decompressed stream.
+ *
  * Ownership: a struct lv_tail_file owns its path, descriptor and source;
  * lv_tail_file_free() closes and releases them (the source without flushing).
  * The fields below "the input's bookkeeping" belong to tail.c.
@@ -40,6 +46,9 @@ struct lv_tail_file {
     bool eof;              /* the last read found nothing more */
     bool flushed;          /* closing for good: the partial line was emitted */
     bool error_logged;
+    bool gz;              /* gzip-compressed: offsets are in the decompressed stream */
+    struct gzFile_s *gzf; /* gz while open (it owns the descriptor; fd stays -1) */
+    uint64_t gz_pos;      /* decompressed bytes read from gzf */
 
     /* the input's bookkeeping */
     bool rotated;         /* renamed out of the globs: read to its end while it exists */
@@ -68,6 +77,9 @@ void lv_tail_file_free(struct lv_tail_file *f);
  * changed first part resets the offset to 0; with at_tail, the offset
  * becomes the start of its last line. */
 void lv_tail_file_probe(struct lv_tail_file *f);
+/* The same, and true when the file turned out to be another one (its
+ * offset was reset to 0). */
+bool lv_tail_file_probe_changed(struct lv_tail_file *f);
 /* Opens it for reading at `offset`: 0; 1 when the offset was reset to 0
  * (its content changed, or it is shorter than the offset); or -errno
  * (ENOENT and ESTALE, "replaced since the scan", are not logged). */
@@ -83,6 +95,15 @@ bool lv_tail_file_exists(struct lv_tail_file *f);
  * its symlink's target; `path` and `size` follow it. False when it is
  * nowhere to be found (deleted, or compressed into a new inode). */
 bool lv_tail_file_locate(struct lv_tail_file *f);
+
+/* For a file that is gone with its end unread: the compressed rotated
+ * sibling of its path (<path>.<suffix>.gz), or of its symlink's target,
+ * whose decompressed first bytes match its fingerprint; `known` (with `arg`)
+ * leaves out files followed already. The file takes that name and identity
+ * and resumes at its offset in the decompressed stream. False when there is
+ * none (or no fingerprint to match). */
+bool lv_tail_file_find_compressed(struct lv_tail_file *f,
+                                  bool (*known)(void *arg, uint64_t dev, uint64_t ino), void *arg);
 
 /* Reads one chunk of at most `len` bytes into `buf` and feeds it. */
 enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t len);

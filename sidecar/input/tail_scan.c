@@ -123,20 +123,45 @@ static bool uncompressed(const void *arg, const char *path)
     return !ends_with(path, ".gz") && !ends_with(path, ".tmp");
 }
 
-void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out)
+static bool any(const void *arg, const char *path)
 {
-    *out = (struct lv_tail_scan){.complete = true};
+    (void)arg;
+    (void)path;
+    return true;
+}
+
+/* Adds the files named `<path><suffix>`, `suffix` a glob pattern. */
+static void siblings(const char *path, const char *suffix, struct lv_tail_scan *out,
+                     bool (*keep)(const void *arg, const char *path))
+{
     /* The path is literal: escape what glob would read as a pattern. */
-    char *pattern = lv_xmalloc(strlen(path) * 2 + 3);
+    char *pattern = lv_xmalloc(strlen(path) * 2 + strlen(suffix) + 1);
     char *p = pattern;
     for (const char *s = path; *s; s++) {
         if (strchr("*?[]\\", *s))
             *p++ = '\\';
         *p++ = *s;
     }
-    memcpy(p, ".*", 3);
-    expand(pattern, out, uncompressed, NULL);
+    memcpy(p, suffix, strlen(suffix) + 1);
+    expand(pattern, out, keep, NULL);
     free(pattern);
+}
+
+void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out)
+{
+    *out = (struct lv_tail_scan){.complete = true};
+    siblings(path, ".*", out, uncompressed);
+}
+
+void lv_tail_scan_compressed(const char *path, struct lv_tail_scan *out)
+{
+    *out = (struct lv_tail_scan){.complete = true};
+    siblings(path, ".gz", out, any); /* a rotated name: 0.log.<ts> -> 0.log.<ts>.gz */
+    siblings(path, ".*.gz", out, any);
+    char *real = realpath(path, NULL);
+    if (real && strcmp(real, path) != 0)
+        siblings(real, ".*.gz", out, any);
+    free(real);
 }
 
 static int64_t mtime_ns(const struct stat *st)

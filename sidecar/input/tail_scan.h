@@ -47,6 +47,10 @@ bool lv_tail_scan_covers(const struct lv_tail_scan *s, const char *path);
 /* Rotated siblings of `path` (`<path>.<suffix>`, the kubelet's
  * `0.log.20251121-101010`), compressed and temporary ones left out. */
 void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out);
+/* Compressed rotations of `path`: `<path>.gz` (a rotated name compressed)
+ * and `<path>.<suffix>.gz` (the kubelet's `0.log.20251121-101010.gz`), the
+ * latter also next to its symlink's target. */
+void lv_tail_scan_compressed(const char *path, struct lv_tail_scan *out);
 /* The siblings of `path`, and of its symlink's target, last written since
  * `since_ns` (wall clock; a second's margin for coarse file times): the
  * files rotated away from `path` after the file there was last seen at

@@ -18,6 +18,9 @@ with its own directory and sidecar:
   from 0;
 - restart: SIGTERM, more lines and two rotations while the sidecar is down,
   restart: it resumes from the checkpoint without loss or duplicates;
+- compressed while down: a checkpointed file rotated and then gzipped by the
+  kubelet's next rotation is finished from its .gz (decompressed, from the
+  checkpoint offset); an unrelated .gz next to it is not read;
 - a file whose inode comes back with other content is read from 0;
 - a partial CRI line (P) at the end of a file is not emitted until its F
   arrives, and not flushed at shutdown either.
@@ -26,6 +29,7 @@ Usage: test_tail_basic.py --binary PATH --source REPO
 Prints one line per check and ends with "N passed, M failed".
 """
 import collections
+import gzip
 import json
 import os
 import shutil
@@ -378,6 +382,52 @@ def restart(args, c, tmp):
     return sc
 
 
+def compressed_while_down(args, c, tmp):
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    p = os.path.join(logs, "0.log")
+    append_records(p, "z", range(0, 100))
+    # Compressed before the sidecar knew anything: never read.
+    unrelated = p + ".20240101-000000.gz"
+    with gzip.open(unrelated, "wt") as f:
+        f.write("".join(cri("old", s) for s in range(0, 10)))
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")], admin=True)
+    sc.start()
+    wait_seqs(sc, "z", 100)
+    time.sleep(1.2)  # a checkpoint tick
+    rc = sc.stop()
+    c.check("compressed: first run exits 0", rc == 0, f"exit status {rc}")
+    # While down: more lines, a kubelet rotation, then the next one, which
+    # compresses the file rotated before (to .tmp, renamed to .gz, the
+    # original deleted) before renaming the live file.
+    append_records(p, "z", range(100, 200))
+    first = p + ".20250101-000000"
+    os.rename(p, first)
+    append_records(p, "z", range(200, 210))
+    with open(first, "rb") as src, gzip.open(first + ".gz.tmp", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.rename(first + ".gz.tmp", first + ".gz")
+    os.unlink(first)
+    os.rename(p, p + ".20250101-000100")
+    append_records(p, "z", range(210, 220))
+    sc.start()
+    try:
+        got = wait_seqs(sc, "z", 220)
+        time.sleep(0.5)  # room for duplicates to show up
+        check_once(c, "compressed: the rest of a checkpointed file is read from its .gz, "
+                   "every record once", sc.seqs("z"), range(220))
+        c.check("compressed: an unrelated .gz is not read", not sc.seqs("old"),
+                str(sc.seqs("old")))
+        ok, n = sc.poll(lambda: ((v := sc.metric("logveil_files_read_compressed_total")) == 1, v))
+        c.check("compressed: counted in logveil_files_read_compressed_total", ok, f"got {n}")
+        ok, _ = sc.poll(lambda: ("done with " + first + ".gz" in sc.stderr_tail(), None))
+        c.check("compressed: the .gz is closed once read and settled", ok)
+    finally:
+        rc = sc.stop()
+    c.check("compressed: second run exits 0", rc == 0, f"exit status {rc}")
+    return sc
+
+
 def reused_inode(args, c, tmp):
     logs = os.path.join(tmp, "logs")
     os.makedirs(logs)
@@ -470,7 +520,7 @@ def huge_line(args, c, tmp):
 
 
 SCENARIOS = [discovery, rotation_and_deletion, fast_rotation, copytruncate, restart,
-             reused_inode, partial_lines, huge_line]
+             compressed_while_down, reused_inode, partial_lines, huge_line]
 
 
 def main():
