@@ -667,6 +667,21 @@ static void check_environment(struct lv_conf_map_ctx *ctx, const yaml_node_t *ro
                       conf->environment, names);
 }
 
+/* The longest line must fit in the buffer, or one line could break the
+ * memory bound the buffer promises. */
+static void check_budget(struct lv_conf_map_ctx *ctx, const yaml_node_t *root,
+                         const struct lv_conf *conf)
+{
+    if (conf->limits.max_line <= conf->buffer_max_bytes)
+        return;
+    const yaml_node_t *buffer = lv_conf_map_get(ctx, root, "buffer");
+    lv_conf_map_error(ctx, buffer ? buffer : lv_conf_map_get(ctx, root, "limits"),
+                      "buffer.max_bytes",
+                      "%llu bytes is less than limits.max_line (%zu bytes), expected a buffer "
+                      "at least one line long",
+                      (unsigned long long)conf->buffer_max_bytes, conf->limits.max_line);
+}
+
 static void bind_file(struct lv_conf_map_ctx *ctx, struct lv_conf *conf)
 {
     const yaml_node_t *root = lv_conf_map_root(ctx);
@@ -677,6 +692,7 @@ static void bind_file(struct lv_conf_map_ctx *ctx, struct lv_conf *conf)
     lv_conf_map_bind(ctx, top_keys, root, conf, "");
     check_inputs(ctx, conf);
     check_outputs(ctx, conf);
+    check_budget(ctx, root, conf);
     if (lv_conf_map_get(ctx, root, "environment"))
         check_environment(ctx, root, conf);
 }

@@ -448,6 +448,14 @@ static void hash_action_without_a_key_is_an_error(void **state)
 
 /* ---- reports ------------------------------------------------------------------- */
 
+static void buffer_smaller_than_a_line_is_an_error(void **state)
+{
+    (void)state;
+    assert_one_error("limits: {max_line: 1MiB}\nbuffer: {max_bytes: 512KiB}\n", 2,
+                     "buffer.max_bytes: 524288 bytes is less than limits.max_line (1048576 "
+                     "bytes), expected a buffer at least one line long");
+}
+
 static void unknown_key_is_reported_with_its_line_and_the_expected_keys(void **state)
 {
     (void)state;
@@ -954,6 +962,7 @@ int main(void)
         cmocka_unit_test(hmac_key_and_hmac_key_file_together_are_an_error),
         cmocka_unit_test(hash_action_without_a_key_is_an_error),
         cmocka_unit_test(unknown_key_is_reported_with_its_line_and_the_expected_keys),
+        cmocka_unit_test(buffer_smaller_than_a_line_is_an_error),
         cmocka_unit_test(unknown_key_in_redact_lists_the_file_variant_of_secrets),
         cmocka_unit_test(wrong_type_is_reported_with_what_was_expected),
         cmocka_unit_test(bad_regex_is_reported_with_its_offset),
