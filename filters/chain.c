@@ -203,15 +203,13 @@ static int text_record(struct lv_chain *c, const struct lv_scan *scan, struct lv
 }
 
 /* Replaces whatever was written with a record that says why. */
-static void failure_record(struct lv_chain *c, const char *why, struct lv_buf *out,
-                           struct lv_json_result *res)
+static void failure_record(const char *why, struct lv_buf *out, struct lv_json_result *res)
 {
     memset(res, 0, sizeof *res);
     res->keep = true; /* the failure itself must reach the store */
     lv_buf_puts(out, "{\"message\":\"logveil: record withheld: ");
     lv_buf_append(out, why, strlen(why));
     lv_buf_puts(out, "\",\"logveil_error\":true");
-    (void)c;
 }
 
 static enum lv_json_status parse(struct lv_chain *c, const struct lv_scan *scan, bool candidate,
@@ -312,7 +310,7 @@ static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv
         snprintf(msg, sizeof msg, "JSON nested deeper than %d levels", c->max_depth);
     else
         snprintf(msg, sizeof msg, "redaction could not complete");
-    failure_record(c, msg, out, res);
+    failure_record(msg, out, res);
     return true;
 }
 
@@ -374,7 +372,7 @@ int lv_chain_process(struct lv_chain *c, const struct lv_line *line, struct lv_b
     if (out->len - start > c->record_cap || finish(c, start, out, &res, rec) < 0) {
         out->len = start;
         lv_metrics_drop(LV_DROP_REDACT_FAILED, res.level);
-        failure_record(c, "record larger than the output cap", out, &res);
+        failure_record("record larger than the output cap", out, &res);
         if (finish(c, start, out, &res, rec) < 0) {
             out->len = start;
             return 0;

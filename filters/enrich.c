@@ -452,8 +452,7 @@ static int put_frag(struct lv_buf *out, const struct lv_buf *frag, bool *first)
     return lv_buf_append(out, frag->data + skip, frag->len - skip);
 }
 
-static int put_ecs(struct lv_enricher *e, const struct lv_enrich_in *in, bool *first,
-                   struct lv_buf *out)
+static int put_ecs(const struct lv_enrich_in *in, bool *first, struct lv_buf *out)
 {
     static const char *const lower[LV_LEVEL_COUNT] = {"unknown", "trace", "debug", "info",
                                                       "warn",    "error", "fatal"};
@@ -493,7 +492,7 @@ int lv_enrich_append(struct lv_enricher *e, const struct lv_enrich_in *in, bool 
     if (!(in->has & LV_HAS_KUBERNETES))
         rc |= put_frag(out, &e->k8s_frag, &first);
     if (e->ecs)
-        rc |= put_ecs(e, in, &first, out);
+        rc |= put_ecs(in, &first, out);
     if (!(in->has & LV_HAS_SAMPLE_RATE)) {
         if (in->sample_rate != e->cached_rate) {
             e->cached_rate = in->sample_rate;

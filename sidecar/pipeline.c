@@ -278,10 +278,8 @@ static void batch_release(struct lv_pipeline *p, struct lv_batch *b)
 static void offer(struct lv_pipeline *p, size_t i, struct lv_batch *b)
 {
     struct lv_output *out = &p->outputs[i];
-    int rc = out->type->submit(out, b);
-    if (rc == -EAGAIN)
-        lv_output_done(out, b, LV_RETRY, NULL);
-    else if (rc < 0)
+    /* -EAGAIN (full) and errors alike: offered again after a backoff. */
+    if (out->type->submit(out, b) < 0)
         lv_output_done(out, b, LV_RETRY, NULL);
 }
 

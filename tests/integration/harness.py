@@ -193,3 +193,36 @@ def poll(fn, proc=None, timeout=10.0, interval=0.05):
         return last[0] or (proc is not None and proc.poll() is not None)
     wait_for(step, timeout, interval)
     return last[0], last[1]
+
+
+def run_scenarios(doc, prefix, scenarios, running):
+    """Runs each scenario(args, checks, dir) in its own temp directory; an
+    exception is a failed check, and a failing scenario's stderr.log is
+    printed. Processes left in `running` are killed at the end. Returns the
+    exit status."""
+    args = parser(doc).parse_args()
+    c = Checks()
+    root = tempfile.mkdtemp(prefix=prefix)
+    try:
+        for scenario in scenarios:
+            tmp = os.path.join(root, scenario.__name__)
+            os.makedirs(tmp)
+            failed = c.failed
+            try:
+                scenario(args, c, tmp)
+            except Exception as e:  # report, never hang or pass silently
+                c.check(f"{scenario.__name__} ran to the end", False, repr(e))
+            if c.failed != failed:
+                try:
+                    with open(os.path.join(tmp, "stderr.log"), errors="replace") as f:
+                        print(f"--- logveil stderr ({scenario.__name__}) ---\n" +
+                              f.read()[-6000:])
+                except OSError:
+                    pass
+    finally:
+        for proc in running:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    return c.report()

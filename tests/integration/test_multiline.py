@@ -23,11 +23,9 @@ Prints one line per check and ends with "N passed, M failed".
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -321,32 +319,7 @@ SCENARIOS = [stdin_cri, filter_command, tail_timeout, tail_restart, tail_truncat
 
 
 def main():
-    args = harness.parser(__doc__).parse_args()
-    c = harness.Checks()
-    root = tempfile.mkdtemp(prefix="logveil-multiline-")
-    try:
-        for scenario in SCENARIOS:
-            tmp = os.path.join(root, scenario.__name__)
-            os.makedirs(tmp)
-            failed = c.failed
-            try:
-                scenario(args, c, tmp)
-            except Exception as e:  # report, never hang or pass silently
-                c.check(f"{scenario.__name__} ran to the end", False, repr(e))
-            if c.failed != failed:
-                try:
-                    with open(os.path.join(tmp, "stderr.log"), errors="replace") as f:
-                        print(f"--- logveil stderr ({scenario.__name__}) ---\n" +
-                              f.read()[-6000:])
-                except OSError:
-                    pass
-    finally:
-        for proc in Tail.running:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
-    return c.report()
+    return harness.run_scenarios(__doc__, "logveil-multiline-", SCENARIOS, Tail.running)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -524,28 +523,7 @@ SCENARIOS = [discovery, rotation_and_deletion, fast_rotation, copytruncate, rest
 
 
 def main():
-    args = harness.parser(__doc__).parse_args()
-    c = harness.Checks()
-    root = tempfile.mkdtemp(prefix="logveil-tail-")
-    try:
-        for scenario in SCENARIOS:
-            tmp = os.path.join(root, scenario.__name__)
-            os.makedirs(tmp)
-            failed = c.failed
-            try:
-                scenario(args, c, tmp)
-            except Exception as e:  # report, never hang or pass silently
-                c.check(f"{scenario.__name__} ran to the end", False, repr(e))
-            if c.failed != failed:
-                with open(os.path.join(tmp, "stderr.log"), errors="replace") as f:
-                    print(f"--- logveil stderr ({scenario.__name__}) ---\n" + f.read()[-6000:])
-    finally:
-        for proc in Sidecar.running:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
-    return c.report()
+    return harness.run_scenarios(__doc__, "logveil-tail-", SCENARIOS, Sidecar.running)
 
 
 if __name__ == "__main__":
