@@ -216,18 +216,28 @@ static enum lv_json_status parse(struct lv_chain *c, const struct lv_scan *scan,
                                  size_t start, struct lv_buf *out, struct lv_json_result *res)
 {
     const struct lv_line *l = c->line;
-    enum lv_json_mode mode = candidate ? LV_JSON_REDACT : LV_JSON_EXTRACT;
-    enum lv_json_status st =
-        lv_json_run(c->json, mode, l->data, l->len, scan, out, res, early_decision, c);
-    if (st == LV_JSON_OK && mode == LV_JSON_EXTRACT) {
-        if (copy_verbatim(l->data, l->len, out) == 0) {
-            lv_metrics.records_fast_path++;
-            return st;
+    enum lv_json_status st;
+    if (!candidate) {
+        st = lv_json_run(c->json, LV_JSON_EXTRACT, l->data, l->len, scan, out, res,
+                         early_decision, c);
+        if (st == LV_JSON_OK) {
+            if (copy_verbatim(l->data, l->len, out) == 0) {
+                lv_metrics.records_fast_path++;
+                return st;
+            }
+            st = LV_JSON_NEEDS_REDACT;
         }
-        st = LV_JSON_NEEDS_REDACT;
+        /* Invalid UTF-8 or a timestamp to rewrite: only REDACT or PATCH can. */
+        if (st != LV_JSON_NEEDS_REDACT && st != LV_JSON_INVALID)
+            return st;
+        out->len = start;
     }
-    if (mode == LV_JSON_EXTRACT && (st == LV_JSON_NEEDS_REDACT || st == LV_JSON_INVALID)) {
-        /* Invalid UTF-8 or a timestamp to rewrite: only REDACT can. */
+    /* Without escapes and with valid UTF-8, the line can be patched rather
+     * than written anew. */
+    bool patch = !scan->escapes && lv_utf8_valid(l->data, l->len);
+    st = lv_json_run(c->json, patch ? LV_JSON_PATCH : LV_JSON_REDACT, l->data, l->len, scan, out,
+                     res, early_decision, c);
+    if (st == LV_JSON_NEEDS_REDACT) { /* a token PATCH could not place */
         out->len = start;
         st = lv_json_run(c->json, LV_JSON_REDACT, l->data, l->len, scan, out, res,
                          early_decision, c);

@@ -24,12 +24,15 @@ enum want_kind { W_LEVEL, W_KEY, W_KEEP, W_TIME, W_TSFIELD };
 struct want {
     char *path;
     size_t len;
+    uint64_t head; /* the path's first eight bytes, zero-padded */
     enum want_kind kind;
     size_t idx;
 };
 
 struct frame {
     bool is_map;
+    bool drop_comma; /* PATCH: all members so far were dropped, and so
+                        goes the comma before the next one */
     size_t count;    /* members written so far */
     size_t path_len; /* path length at this container's start */
 };
@@ -46,6 +49,8 @@ struct lv_json {
     struct want wants[MAX_WANTS];
     size_t nwants;
     uint64_t want_lens; /* bit n set: some wanted path has length n (n < 64) */
+    uint8_t want_from[65]; /* wants of length n: want_from[n] .. want_from[n+1] */
+    size_t want_max;       /* the longest wanted path that can match (< 64) */
     const struct lv_keep_rule *keep;
     struct { const char *name; size_t len; unsigned flag; } tops[8];
     size_t keep_len[MAX_WANTS];
@@ -65,6 +70,10 @@ struct lv_json {
     yajl_handle h;
     size_t root_end;   /* offset just past the root object */
     bool took_key; /* the current scalar is the sampling key */
+    const char *line;    /* PATCH: the line, which is copied in runs */
+    size_t line_len;
+    size_t copied;       /* PATCH: where the next run starts */
+    size_t vstart, vend; /* PATCH: the current scalar's place in the line */
     bool path_ok;
     size_t path_len;
     char path[PATH_MAX_LEN];
@@ -75,8 +84,44 @@ static void add_want(struct lv_json *j, const char *path, enum want_kind kind, s
     if (!path || !*path || j->nwants == MAX_WANTS)
         return;
     size_t len = strlen(path);
-    j->wants[j->nwants++] = (struct want){lv_xstrdup(path), len, kind, idx};
+    j->wants[j->nwants++] = (struct want){.path = lv_xstrdup(path), .len = len, .kind = kind, .idx = idx};
     j->want_lens |= len < 64 ? 1ull << len : 0;
+}
+
+/* The first eight bytes of `s` (which has room for them), zero-padded
+ * after `len`. */
+static uint64_t head_of(const char *s, size_t len)
+{
+    uint64_t h;
+    memcpy(&h, s, sizeof h);
+    return len >= 8 ? h : h & ((1ull << (8 * len)) - 1);
+}
+
+/* Orders the wants by length, keeping their order within one length (the
+ * time field before the timestamp field), and indexes them by length. */
+static void index_wants(struct lv_json *j)
+{
+    for (size_t i = 1; i < j->nwants; i++) {
+        struct want w = j->wants[i];
+        size_t k = i;
+        for (; k > 0 && j->wants[k - 1].len > w.len; k--)
+            j->wants[k] = j->wants[k - 1];
+        j->wants[k] = w;
+    }
+    size_t i = 0;
+    for (size_t len = 0; len <= 64; len++) {
+        while (i < j->nwants && j->wants[i].len < len)
+            i++;
+        j->want_from[len] = (uint8_t)i;
+    }
+    j->want_max = 0;
+    for (i = 0; i < j->nwants; i++) {
+        if (j->wants[i].len < 64 && j->wants[i].len > j->want_max)
+            j->want_max = j->wants[i].len;
+        char pad[8] = {0};
+        memcpy(pad, j->wants[i].path, j->wants[i].len < 8 ? j->wants[i].len : 8);
+        j->wants[i].head = head_of(pad, j->wants[i].len);
+    }
 }
 
 static void add_top(struct lv_json *j, const char *name, unsigned flag)
@@ -116,6 +161,7 @@ struct lv_json *lv_json_new(const struct lv_conf *conf, struct lv_redactor *reda
     add_top(j, "trace", LV_HAS_TRACE);
     add_top(j, "sample_rate", LV_HAS_SAMPLE_RATE);
     add_top(j, "redacted", LV_HAS_REDACTED);
+    index_wants(j);
     return j;
 }
 
@@ -141,7 +187,35 @@ static int cancel(struct lv_json *j, enum lv_json_status why)
 
 static bool writing(const struct lv_json *j)
 {
-    return j->mode == LV_JSON_REDACT && j->skip == 0;
+    return j->mode != LV_JSON_EXTRACT && j->skip == 0;
+}
+
+/* Where the current token ends in the line. */
+static size_t consumed(const struct lv_json *j)
+{
+    return yajl_get_bytes_consumed(j->h);
+}
+
+/* PATCH: is [start, end) a token of the line after what was copied, and
+ * does it begin with `c` (if c >= 0)? Always, for a line yajl takes in one piece; a
+ * token that yajl completes only at the end of the input (a truncated
+ * line) has no place, and the line goes to REDACT. */
+static bool in_line(struct lv_json *j, size_t start, size_t end, int c)
+{
+    if (start <= end && end <= j->line_len && start >= j->copied && start < end &&
+        (c < 0 || j->line[start] == c))
+        return true;
+    cancel(j, LV_JSON_NEEDS_REDACT);
+    return false;
+}
+
+/* PATCH: the line goes out unchanged up to `to`; the next run starts at
+ * `from` (what lies between is replaced, or dropped). */
+static int copy_until(struct lv_json *j, size_t to, size_t from)
+{
+    int rc = lv_buf_append(j->out, j->line + j->copied, to - j->copied);
+    j->copied = from;
+    return rc;
 }
 
 /* The comma before a member of the current container. */
@@ -237,6 +311,10 @@ static bool take_tsfield(struct lv_json *j, struct parsed_time *t, const char *s
     j->res->has |= LV_HAS_TIMESTAMP;
     if (!writing(j))
         return false;
+    if (j->mode == LV_JSON_PATCH && copy_until(j, j->vstart, j->vend) < 0) {
+        cancel(j, LV_JSON_FAILED);
+        return true;
+    }
     char buf[40];
     buf[0] = '"';
     size_t n = lv_time_format(ns, buf + 1);
@@ -258,9 +336,11 @@ static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string
         return false;
     bool written = false, news = false;
     struct parsed_time t = {0};
-    for (size_t i = 0; i < j->nwants; i++) {
+    size_t plen = j->path_len;
+    uint64_t head = head_of(j->path, plen);
+    for (size_t i = j->want_from[plen]; i < j->want_from[plen + 1]; i++) {
         const struct want *w = &j->wants[i];
-        if (w->len != j->path_len || memcmp(w->path, j->path, w->len) != 0)
+        if (w->head != head || (plen > 8 && memcmp(w->path + 8, j->path + 8, plen - 8) != 0))
             continue;
         switch (w->kind) {
         case W_LEVEL:
@@ -291,16 +371,46 @@ static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string
 
 /* ---- callbacks ------------------------------------------------------------------- */
 
+/* PATCH: a scalar is rewritten only when a rule touches it. */
+static int patch_scalar(struct lv_json *j, const char *s, size_t len, bool is_string)
+{
+    if (j->pending_rule >= 0) {
+        j->res->redactions++;
+        if (copy_until(j, j->vstart, j->vend) < 0)
+            return -ENOBUFS;
+        return lv_redact_key_value(j->redactor, j->pending_rule, s, len, j->out);
+    }
+    if (!is_string || !j->scan->rules)
+        return 0;
+    int n = lv_redact_find(j->redactor, j->scan, s, len);
+    if (n <= 0)
+        return n;
+    j->res->redactions += n;
+    if (copy_until(j, j->vstart, j->vend) < 0)
+        return -ENOBUFS;
+    int rc = lv_redact_write(j->redactor, s, len, j->out);
+    return rc < 0 ? rc : n;
+}
+
 static int scalar(struct lv_json *j, const char *s, size_t len, bool is_string)
 {
     if (j->depth == 0)
         return cancel(j, LV_JSON_INVALID); /* the root must be an object */
+    if (j->mode == LV_JSON_PATCH) {
+        /* No escapes: a string's token is its text in quotes. */
+        j->vend = consumed(j);
+        j->vstart = j->vend - len - (is_string ? 2 : 0);
+        if (!in_line(j, j->vstart, j->vend, is_string ? '"' : -1))
+            return 0;
+    }
     if (extract(j, s, len, is_string) || !writing(j))
         goto done;
-    if (value_sep(j) < 0)
-        return cancel(j, LV_JSON_FAILED);
     int rc;
-    if (j->pending_rule >= 0) {
+    if (j->mode == LV_JSON_PATCH) {
+        rc = patch_scalar(j, s, len, is_string);
+    } else if (value_sep(j) < 0) {
+        return cancel(j, LV_JSON_FAILED);
+    } else if (j->pending_rule >= 0) {
         rc = lv_redact_key_value(j->redactor, j->pending_rule, s, len, j->out);
         j->res->redactions++;
     } else if (is_string) {
@@ -346,7 +456,9 @@ static void path_push_key(struct lv_json *j, const char *key, size_t len)
 {
     size_t base = j->stack[j->depth].path_len;
     j->path_len = base;
-    if (base == SIZE_MAX || base + len + 1 > PATH_MAX_LEN) {
+    /* Paths only grow: one longer than every wanted path, and all below
+     * it, cannot match. */
+    if (base == SIZE_MAX || base + len + 1 > PATH_MAX_LEN || base + len > j->want_max) {
         j->path_ok = false;
         return;
     }
@@ -360,7 +472,8 @@ static void path_push_key(struct lv_json *j, const char *key, size_t len)
 static void note_top_key(struct lv_json *j, const char *key, size_t len)
 {
     for (size_t i = 0; i < j->ntops; i++)
-        if (j->tops[i].len == len && memcmp(j->tops[i].name, key, len) == 0)
+        if (j->tops[i].len == len && j->tops[i].name[0] == key[0] &&
+            memcmp(j->tops[i].name, key, len) == 0)
             j->res->has |= j->tops[i].flag;
 }
 
@@ -381,6 +494,63 @@ static int put_key(struct lv_json *j, const char *key, size_t len)
     return n < 0 ? n : 0;
 }
 
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The end of the member before the key at `at`: back over the comma. */
+static size_t before_comma(const char *s, size_t at)
+{
+    while (at && is_blank(s[at - 1]))
+        at--;
+    if (at && s[at - 1] == ',')
+        at--;
+    while (at && is_blank(s[at - 1]))
+        at--;
+    return at;
+}
+
+/* PATCH: a key is rewritten when a value rule touches it; a member whose
+ * key rule drops it goes with one of its commas. */
+static int patch_key(struct lv_json *j, const char *key, size_t len)
+{
+    struct frame *f = &j->stack[j->depth];
+    size_t end = consumed(j), start = end - len - 2;
+    if (!in_line(j, start, end, '"'))
+        return 0;
+    if (f->drop_comma) {
+        j->copied = start;
+        f->drop_comma = false;
+    }
+    j->pending_rule = lv_redact_key_possible(j->redactor, j->scan, key, len)
+                          ? lv_redact_key(j->redactor, key, len)
+                          : -1;
+    if (j->pending_rule >= 0 && lv_redact_key_action(j->redactor, j->pending_rule) == LV_ACTION_DROP) {
+        lv_redact_key_value(j->redactor, j->pending_rule, NULL, 0, j->out); /* counts it */
+        j->res->redactions++;
+        size_t from = start;
+        if (f->count)
+            from = before_comma(j->line, start);
+        else
+            f->drop_comma = true;
+        if (copy_until(j, from, from) < 0)
+            return cancel(j, LV_JSON_FAILED);
+        j->skip = -1;
+        return 1;
+    }
+    f->count++;
+    if (!j->scan->rules)
+        return 1;
+    int n = lv_redact_find(j->redactor, j->scan, key, len);
+    if (n > 0) {
+        j->res->redactions += n;
+        if (copy_until(j, start, end) < 0 || lv_redact_write(j->redactor, key, len, j->out) < 0)
+            return cancel(j, LV_JSON_FAILED);
+    }
+    return n < 0 ? cancel(j, LV_JSON_FAILED) : 1;
+}
+
 static int on_map_key(void *ctx, const unsigned char *k, size_t len)
 {
     struct lv_json *j = ctx;
@@ -390,11 +560,15 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t len)
     path_push_key(j, key, len);
     if (j->depth == 1)
         note_top_key(j, key, len);
-    if (j->mode != LV_JSON_REDACT) {
+    if (j->mode == LV_JSON_EXTRACT) {
         j->stack[j->depth].count++;
         return 1;
     }
-    j->pending_rule = j->scan->keys ? lv_redact_key(j->redactor, key, len) : -1;
+    if (j->mode == LV_JSON_PATCH)
+        return patch_key(j, key, len);
+    j->pending_rule = lv_redact_key_possible(j->redactor, j->scan, key, len)
+                          ? lv_redact_key(j->redactor, key, len)
+                          : -1;
     if (j->pending_rule >= 0 && lv_redact_key_action(j->redactor, j->pending_rule) == LV_ACTION_DROP) {
         lv_redact_key_value(j->redactor, j->pending_rule, NULL, 0, j->out); /* counts it */
         j->res->redactions++;
@@ -414,6 +588,8 @@ static bool skip_value(struct lv_json *j, bool container)
         return false;
     j->skip = container ? 1 : 0;
     j->pending_rule = -1;
+    if (!container && j->mode == LV_JSON_PATCH)
+        j->copied = consumed(j);
     return true;
 }
 
@@ -435,11 +611,17 @@ static int open_container(void *ctx, bool is_map)
         return 1;
     }
     if (j->depth > 0 && writing(j)) {
-        if (value_sep(j) < 0)
+        bool patch = j->mode == LV_JSON_PATCH;
+        if (!patch && value_sep(j) < 0)
             return cancel(j, LV_JSON_FAILED);
         if (j->pending_rule >= 0) {
-            /* A redacted container: replaced by the mask, its tokens skipped. */
-            if (lv_redact_key_value(j->redactor, j->pending_rule, NULL, 0, j->out) < 0)
+            /* A redacted container: replaced by the mask, its tokens skipped
+             * (PATCH resumes copying where it closes). */
+            size_t at = consumed(j) - 1;
+            if (patch && !in_line(j, at, at + 1, is_map ? '{' : '['))
+                return 0;
+            if ((patch && copy_until(j, at, at) < 0) ||
+                lv_redact_key_value(j->redactor, j->pending_rule, NULL, 0, j->out) < 0)
                 return cancel(j, LV_JSON_FAILED);
             j->res->redactions++;
             j->pending_rule = -1;
@@ -447,12 +629,12 @@ static int open_container(void *ctx, bool is_map)
             j->skip = 1;
             return 1;
         }
-        if (lv_buf_putc(j->out, is_map ? '{' : '[') < 0)
+        if (!patch && lv_buf_putc(j->out, is_map ? '{' : '[') < 0)
             return cancel(j, LV_JSON_FAILED);
     }
     size_t path = j->depth == 0 ? 0 : (j->path_ok ? j->path_len : SIZE_MAX);
     j->depth++;
-    j->stack[j->depth] = (struct frame){is_map, 0, path};
+    j->stack[j->depth] = (struct frame){is_map, false, 0, path};
     j->pending_rule = -1;
     return 1;
 }
@@ -462,7 +644,8 @@ static int close_container(void *ctx, bool is_map)
     struct lv_json *j = ctx;
     j->depth--;
     if (j->skip > 0) {
-        j->skip--;
+        if (--j->skip == 0 && j->mode == LV_JSON_PATCH)
+            j->copied = consumed(j);
         return 1;
     }
     struct frame *f = &j->stack[j->depth + 1];
@@ -473,7 +656,7 @@ static int close_container(void *ctx, bool is_map)
     }
     j->path_len = j->stack[j->depth].path_len;
     j->path_ok = j->path_len != SIZE_MAX;
-    if (writing(j) && lv_buf_putc(j->out, is_map ? '}' : ']') < 0)
+    if (writing(j) && j->mode == LV_JSON_REDACT && lv_buf_putc(j->out, is_map ? '}' : ']') < 0)
         return cancel(j, LV_JSON_FAILED);
     return 1;
 }
@@ -551,7 +734,7 @@ static void reset_run(struct lv_json *j, enum lv_json_mode mode, const struct lv
     j->took_key = false;
     j->path_ok = true;
     j->path_len = 0;
-    j->stack[0] = (struct frame){false, 0, 0};
+    j->stack[0] = (struct frame){false, false, 0, 0};
 }
 
 /* yajl checks only the shape of UTF-8 sequences: overlong forms, encoded
@@ -579,9 +762,13 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
         return LV_JSON_FAILED;
     lv_arena_reset(&j->arena);
     yajl_handle h = j->h = yajl_alloc(&callbacks, &j->funcs, j);
-    if (mode == LV_JSON_REDACT)
-        yajl_config(h, yajl_dont_validate_strings, 1); /* we repair UTF-8 ourselves */
+    /* REDACT repairs UTF-8 itself; PATCH is given only valid UTF-8. */
+    if (mode != LV_JSON_EXTRACT)
+        yajl_config(h, yajl_dont_validate_strings, 1);
     j->root_end = 0;
+    j->line = line;
+    j->line_len = len;
+    j->copied = 0;
     yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
@@ -591,5 +778,10 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
         return LV_JSON_INVALID;
     if (st == yajl_status_client_canceled)
         return j->status;
-    return st == yajl_status_ok ? LV_JSON_OK : LV_JSON_INVALID;
+    if (st != yajl_status_ok)
+        return LV_JSON_INVALID;
+    /* PATCH: the rest of the line, up to the root's closing brace. */
+    if (mode == LV_JSON_PATCH && copy_until(j, j->root_end - 1, j->root_end) < 0)
+        return LV_JSON_FAILED;
+    return LV_JSON_OK;
 }

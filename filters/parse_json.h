@@ -5,7 +5,7 @@
  * also writes the record out again, key rules and value rules applied as it
  * goes. Numbers are written back exactly as they were read.
  *
- * Either way the output (REDACT) or the caller's verbatim copy (EXTRACT) is
+ * Either way the output (REDACT, PATCH) or the caller's verbatim copy (EXTRACT) is
  * the object without its closing brace, so enrichment can append fields.
  * Nesting deeper than limits.max_depth cancels the parse (fail closed), which
  * also bounds yajl's own stack.
@@ -24,7 +24,12 @@
 #include "logveil/util.h"
 #include "redact.h"
 
-enum lv_json_mode { LV_JSON_EXTRACT, LV_JSON_REDACT };
+/* PATCH does what REDACT does for a line without backslashes that is valid
+ * UTF-8 (the caller checks both): the output is the line itself, copied in
+ * runs, with only the redacted values (and a timestamp to normalise)
+ * written anew. Each token's place in the line is known from yajl's count
+ * of bytes consumed, which is exact inside a callback. */
+enum lv_json_mode { LV_JSON_EXTRACT, LV_JSON_REDACT, LV_JSON_PATCH };
 
 enum lv_json_status {
     LV_JSON_OK,
@@ -60,8 +65,9 @@ struct lv_json;
 struct lv_json *lv_json_new(const struct lv_conf *conf, struct lv_redactor *redactor);
 void lv_json_free(struct lv_json *j);
 
-/* Runs the pass over `line`. `scan` selects the value rules (REDACT only);
- * `early` may be NULL. Output is appended to `out` in REDACT mode. */
+/* Runs the pass over `line`. `scan` selects the value rules (REDACT and
+ * PATCH); `early` may be NULL. Output is appended to `out` in REDACT and
+ * PATCH modes. */
 enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const char *line,
                                 size_t len, const struct lv_scan *scan, struct lv_buf *out,
                                 struct lv_json_result *res, lv_json_early_fn *early, void *arg);

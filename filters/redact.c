@@ -62,6 +62,7 @@ struct lv_redactor {
     size_t min_key_len;
     struct vrule rules[MAX_RULES];
     size_t nrules;
+    uint64_t all_rules;    /* one bit per rule */
     uint64_t always_rules; /* rules without hints */
     uint64_t pair_bit;     /* the key=value rule's bit */
     struct word words[MAX_WORDS];
@@ -417,6 +418,7 @@ struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, 
         goto err;
     if (add_user_rules(r, conf, err, errlen) < 0)
         goto err;
+    r->all_rules = r->nrules == 64 ? ~0ull : (1ull << r->nrules) - 1;
     r->md = pcre2_match_data_create(16, NULL);
     lv_buf_init(&r->scratch[0], 4096, 16u << 20);
     lv_buf_init(&r->scratch[1], 4096, 16u << 20);
@@ -481,6 +483,20 @@ static void mark(struct lv_scan *scan, uint8_t target)
         scan->rules |= 1ull << target;
 }
 
+/* A word found at raw position `at`; its place is kept while hits fit. */
+static void hit(struct lv_scan *scan, const unsigned char *at, uint8_t target)
+{
+    mark(scan, target);
+    if (!scan->line)
+        return;
+    if (scan->nhits == LV_SCAN_HITS) {
+        scan->line = NULL; /* too many to keep: strings are scanned again */
+        return;
+    }
+    uint32_t pos = (uint32_t)(at - (const unsigned char *)scan->line);
+    scan->hits[scan->nhits++] = (struct lv_scan_hit){pos, target};
+}
+
 /* Verifies the words that may start at raw position `at`. */
 static void check_words(const struct lv_redactor *r, const unsigned char *at,
                         const unsigned char *end, struct lv_scan *scan)
@@ -488,7 +504,7 @@ static void check_words(const struct lv_redactor *r, const unsigned char *at,
     for (unsigned i = r->first[norm_table[*at]]; i; i = r->next[i - 1]) {
         const struct word *w = &r->words[i - 1];
         if (word_at(at, end, w))
-            mark(scan, w->target);
+            hit(scan, at, w->target);
     }
 }
 
@@ -508,6 +524,7 @@ static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
     if (memchr(text, '\\', len)) {
         scan->escapes = scan->keys = true;
         scan->rules = ~0ull;
+        scan->line = NULL;
         return;
     }
     scan->rules |= r->always.rules;
@@ -543,8 +560,32 @@ bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len, s
     scan->rules = r->always_rules;
     scan->keys = false;
     scan->escapes = false;
+    scan->line = len <= UINT32_MAX ? line : NULL;
+    scan->len = len;
+    scan->nhits = 0;
     scan_text(r, line, len, scan);
     return scan->keys || scan->rules;
+}
+
+/* What a scan of the text [s, s + len) would report, from the line's hits:
+ * every word the text holds starts inside it, and was verified against the
+ * line from the same place (a word found in the shorter text is found in the
+ * longer one too). False when the hits cannot tell. */
+static bool hits_within(const struct lv_redactor *r, const struct lv_scan *scan, const char *s,
+                        size_t len, struct lv_scan *own)
+{
+    if (!scan->line)
+        return false;
+    uintptr_t base = (uintptr_t)scan->line, at = (uintptr_t)s;
+    if (at < base || len > scan->len || at - base > scan->len - len)
+        return false;
+    size_t from = at - base, to = from + len;
+    own->rules |= r->always.rules;
+    own->keys |= r->always.keys;
+    for (uint32_t i = 0; i < scan->nhits && scan->hits[i].pos < to; i++)
+        if (scan->hits[i].pos >= from)
+            mark(own, scan->hits[i].target);
+    return true;
 }
 
 /* ---- key rules ----------------------------------------------------------- */
@@ -556,6 +597,17 @@ static bool contains(const char *s, size_t n, const struct krule *k)
         if (s[i] == k->word[0] && memcmp(s + i, k->word, k->len) == 0)
             return true;
     return false;
+}
+
+bool lv_redact_key_possible(const struct lv_redactor *r, const struct lv_scan *scan,
+                            const char *key, size_t len)
+{
+    if (!scan->keys)
+        return false;
+    struct lv_scan own;
+    own.keys = false;
+    own.rules = 0;
+    return !hits_within(r, scan, key, len, &own) || own.keys;
 }
 
 int lv_redact_key(struct lv_redactor *r, const char *key, size_t len)
@@ -713,41 +765,54 @@ static int rewrite(struct lv_redactor *r, const char *s, size_t len, struct lv_b
     return lv_buf_append(out, s + copied, len - copied) < 0 ? -EIO : 0;
 }
 
-int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
-                     struct lv_buf *out)
+int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len)
 {
-    const char *cur = s;
-    size_t curlen = len;
     int total = 0;
     /* The rules the line's scan selected whose hints are in this string. */
-    struct lv_scan own = {r->always_rules, false, false};
+    struct lv_scan own;
+    own.rules = r->always_rules;
+    own.keys = own.escapes = false;
+    own.line = NULL;
     uint64_t hinted = scan->rules & ~r->always_rules;
+    if (!hinted && !r->always_rules) {
+        r->nspans = 0;
+        return 0;
+    }
     /* A key=value pair needs its '=' or ':'; most strings have neither. */
     if (hinted == r->pair_bit && !memchr(s, '=', len) && !memchr(s, ':', len))
         hinted = 0;
-    if (hinted)
+    if (hinted && !hits_within(r, scan, s, len, &own))
         scan_text(r, s, len, &own);
     /* Every rule runs on the original text, so one rule's replacement
      * cannot hide from another the words it needs ("Bearer password: x").
      * A backslash makes the scan report every bit, rules or not: only the
      * rules that exist are run. */
-    uint64_t run = scan->rules & own.rules;
+    uint64_t run = scan->rules & own.rules & r->all_rules;
     r->nspans = 0;
-    for (size_t i = 0; i < r->nrules; i++) {
-        if (!(run & (1ull << i)))
-            continue;
+    for (; run; run &= run - 1) {
+        size_t i = (size_t)__builtin_ctzll(run);
         int n = find_spans(r, i, s, len);
         if (n < 0)
             return n;
         total += n;
     }
-    if (total) {
-        if (rewrite(r, s, len, &r->scratch[0]) < 0)
-            return -EIO;
-        cur = r->scratch[0].data;
-        curlen = r->scratch[0].len;
-    }
     lv_metrics.redactions += (uint64_t)total;
-    int rc = lv_json_string(out, cur, curlen, NULL);
+    return total;
+}
+
+int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out)
+{
+    if (rewrite(r, s, len, &r->scratch[0]) < 0)
+        return -EIO;
+    return lv_json_string(out, r->scratch[0].data, r->scratch[0].len, NULL);
+}
+
+int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
+                     struct lv_buf *out)
+{
+    int total = lv_redact_find(r, scan, s, len);
+    if (total < 0)
+        return total;
+    int rc = total ? lv_redact_write(r, s, len, out) : lv_json_string(out, s, len, NULL);
     return rc < 0 ? rc : total;
 }

@@ -30,11 +30,27 @@
 
 struct lv_redactor;
 
+#define LV_SCAN_HITS 32
+
+/* Where the pre-scan found a word: its raw offset in the line, and the value
+ * rule it hints at (or the key rules). */
+struct lv_scan_hit {
+    uint32_t pos;
+    uint8_t target;
+};
+
 /* What the pre-scan found in one line. */
 struct lv_scan {
     uint64_t rules; /* value rules worth running on this line, one bit each */
     bool keys;      /* a key rule's word occurs (key check needed) */
     bool escapes;   /* a backslash: decoded text may differ from raw bytes */
+    /* The hits, in order, when they all fit: a key or string that lies in
+     * the scanned line is then checked against the hits inside it instead
+     * of being scanned again. NULL when unknown (every string is scanned). */
+    const char *line;
+    size_t len;
+    uint32_t nhits;
+    struct lv_scan_hit hits[LV_SCAN_HITS];
 };
 
 struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, size_t errlen);
@@ -44,6 +60,10 @@ void lv_redact_free(struct lv_redactor *r);
 bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len,
                     struct lv_scan *scan);
 
+/* False when the key (raw text inside the scanned line, or decoded) cannot
+ * match any key rule, by the scan: the exact check may then be skipped. */
+bool lv_redact_key_possible(const struct lv_redactor *r, const struct lv_scan *scan,
+                            const char *key, size_t len);
 /* The key rule matching this (decoded) key, or -1. */
 int lv_redact_key(struct lv_redactor *r, const char *key, size_t len);
 /* The action of key rule `rule`. */
@@ -59,6 +79,12 @@ int lv_redact_key_value(struct lv_redactor *r, int rule, const char *value, size
  * is full, or -EIO when a rule could not be run (fail closed). */
 int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const char *s,
                      size_t len, struct lv_buf *out);
+/* The two halves of lv_redact_string, for a caller that copies unchanged
+ * strings itself: lv_redact_find runs the rules and returns the number of
+ * matches (or -EIO); when it is positive, lv_redact_write appends `s` (the
+ * same text) quoted, with the matches replaced. */
+int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len);
+int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out);
 
 /* Normalises a key into dst (capacity cap); returns the length, or cap + 1
  * when it does not fit (the caller then treats the key as long). */

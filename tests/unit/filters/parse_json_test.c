@@ -84,12 +84,37 @@ static enum lv_json_status run(struct fixture *fx, enum lv_json_mode mode, const
     return run_len(fx, mode, line, strlen(line));
 }
 
-/* REDACT of `line` succeeds and writes `want`. */
+/* PATCH applies to lines without escapes that are valid UTF-8. */
+static bool patchable(const char *line)
+{
+    return !strchr(line, '\\') && lv_utf8_valid(line, strlen(line));
+}
+
+/* REDACT of `line` succeeds and writes `want`; so does PATCH where it
+ * applies (the lines here are compact, so the copy is byte for byte the
+ * same), and both report the same fields and count. */
 static void assert_redacted(struct fixture *fx, const char *line, const char *want)
 {
     enum lv_json_status st = run(fx, LV_JSON_REDACT, line);
     if (st != LV_JSON_OK || strcmp(fx->out.data, want) != 0)
         fail_msg("REDACT of %s\n  want %s\n  got  %s (status %d)", line, want, fx->out.data, st);
+    if (!patchable(line))
+        return;
+    struct lv_json_result redacted = fx->res;
+    st = run(fx, LV_JSON_PATCH, line);
+    if (st != LV_JSON_OK || strcmp(fx->out.data, want) != 0)
+        fail_msg("PATCH of %s\n  want %s\n  got  %s (status %d)", line, want, fx->out.data, st);
+    if (fx->res.redactions != redacted.redactions || fx->res.empty != redacted.empty ||
+        fx->res.has != redacted.has || fx->res.trace_len != redacted.trace_len)
+        fail_msg("PATCH and REDACT disagree on the fields of %s", line);
+}
+
+/* PATCH of `line` succeeds and writes `want`, blanks kept where they were. */
+static void assert_patched(struct fixture *fx, const char *line, const char *want)
+{
+    enum lv_json_status st = run(fx, LV_JSON_PATCH, line);
+    if (st != LV_JSON_OK || strcmp(fx->out.data, want) != 0)
+        fail_msg("PATCH of %s\n  want %s\n  got  %s (status %d)", line, want, fx->out.data, st);
 }
 
 static char *nested(const char *open, const char *inner, const char *close, int levels)
@@ -449,6 +474,82 @@ static void a_root_that_is_not_one_object_is_invalid(void **state)
     close_fixture(&fx);
 }
 
+/* ---- PATCH ------------------------------------------------------------------------------ */
+
+static void patch_keeps_the_blanks_and_cuts_exactly_the_redacted_parts(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    assert_patched(&fx, " { \"a\" : 1 , \"password\" :\t\"x\" , \"b\" : [ 1 , 2 ] } ",
+                   " { \"a\" : 1 , \"password\" :\t\"[REDACTED]\" , \"b\" : [ 1 , 2 ] ");
+    assert_patched(&fx, "{ \"secret\" : { \"a\" : [ 1 ] } , \"m\" : \"a Bearer abcdefgh b\" }",
+                   "{ \"secret\" : \"[REDACTED]\" , \"m\" : \"a Bearer [REDACTED] b\" ");
+    close_fixture(&fx);
+    open_with(&fx, LV_ACTION_DROP);
+    assert_patched(&fx, "{ \"a\" : 1 , \"password\" : \"x\" , \"b\" : 2 }", "{ \"a\" : 1 , \"b\" : 2 ");
+    assert_patched(&fx, "{ \"password\" : \"x\" , \"token\" : [ ] ,\n\"b\" : 2 }", "{ \"b\" : 2 ");
+    assert_patched(&fx, "{\"a\":{ \"token\" : 1 }, \"b\" : { \"c\":1 ,\"token\" : {\"d\":[]} } }",
+                   "{\"a\":{  }, \"b\" : { \"c\":1 } ");
+    assert_patched(&fx, "{ \"password\" : \"x\" }", "{  ");
+    assert_true(fx.res.empty);
+    close_fixture(&fx);
+}
+
+static void patch_rewrites_a_timestamp_and_hashes_in_place(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    assert_patched(&fx, "{ \"@timestamp\" : \"2024-05-01T10:00:00+02:00\" , \"a\" : 1 }",
+                   "{ \"@timestamp\" : \"2024-05-01T08:00:00.000000000Z\" , \"a\" : 1 ");
+    assert_patched(&fx, "{\"@timestamp\":1714550400,\"a\":1}",
+                   "{\"@timestamp\":\"2024-05-01T08:00:00.000000000Z\",\"a\":1");
+    close_fixture(&fx);
+}
+
+/* A value that yajl completes only at the end of the input has no place in
+ * the line: PATCH hands the line back to REDACT rather than guess. */
+static void patch_hands_a_value_without_a_place_to_redact(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    assert_int_equal(run(&fx, LV_JSON_PATCH, "{\"token\":123456"), LV_JSON_NEEDS_REDACT);
+    assert_int_equal(run(&fx, LV_JSON_PATCH, "{\"a\":1,\"b\":\"x\""), LV_JSON_INVALID);
+    close_fixture(&fx);
+}
+
+/* The hits the line's scan recorded stand in for scanning each key and
+ * string again; with more hits than the scan keeps, every string is scanned
+ * again, and the result is the same. */
+static void patch_finds_every_secret_however_many_words_the_line_holds(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    char line[8192], want[8192];
+    for (int n = 1; n <= 2 * LV_SCAN_HITS; n += 7) {
+        size_t l = 0, w = 0;
+        l += (size_t)snprintf(line + l, sizeof line - l, "{\"m\":\"passwords tokens\"");
+        w += (size_t)snprintf(want + w, sizeof want - w, "{\"m\":\"passwords tokens\"");
+        for (int i = 0; i < n; i++) {
+            l += (size_t)snprintf(line + l, sizeof line - l,
+                                  ",\"k%d\":\"basic x\",\"x_Pass-word%d\":\"v%d\",\"t%d\":\"akia\","
+                                  "\"s%d\":\"Bearer abcdefgh%d\"",
+                                  i, i, i, i, i, i);
+            w += (size_t)snprintf(want + w, sizeof want - w,
+                                  ",\"k%d\":\"basic x\",\"x_Pass-word%d\":\"[REDACTED]\",\"t%d\":\"akia\","
+                                  "\"s%d\":\"Bearer [REDACTED]\"",
+                                  i, i, i, i);
+        }
+        l += (size_t)snprintf(line + l, sizeof line - l, "}");
+        assert_patched(&fx, line, want);
+        assert_int_equal(fx.res.redactions, 2 * n);
+    }
+    close_fixture(&fx);
+}
+
 static void a_nul_byte_after_the_object_makes_it_invalid(void **state)
 {
     struct fixture fx;
@@ -483,6 +584,10 @@ int main(void)
         cmocka_unit_test(depth_64_is_accepted_and_65_fails_closed_in_both_modes),
         cmocka_unit_test(a_root_that_is_not_one_object_is_invalid),
         cmocka_unit_test(a_nul_byte_after_the_object_makes_it_invalid),
+        cmocka_unit_test(patch_keeps_the_blanks_and_cuts_exactly_the_redacted_parts),
+        cmocka_unit_test(patch_rewrites_a_timestamp_and_hashes_in_place),
+        cmocka_unit_test(patch_hands_a_value_without_a_place_to_redact),
+        cmocka_unit_test(patch_finds_every_secret_however_many_words_the_line_holds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

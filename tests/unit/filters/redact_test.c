@@ -498,7 +498,7 @@ static void a_backslash_in_the_text_runs_only_the_rules_that_exist(void **state)
     struct lv_redactor *red = build(&r);
     assert_redacts(red, "C:\\temp", "\"C:\\\\temp\"", 0);
     assert_redacts(red, "C:\\temp token=abc", "\"C:\\\\temp token=[REDACTED]\"", 1);
-    struct lv_scan all = {~0ull, true, true};
+    struct lv_scan all = {.rules = ~0ull, .keys = true, .escapes = true};
     struct lv_buf out;
     lv_buf_init(&out, 64, 0);
     assert_int_equal(lv_redact_string(red, &all, "plain", 5, &out), 0);
