@@ -53,6 +53,7 @@ struct lv_json {
     size_t want_max;       /* the longest wanted path that can match (< 64) */
     const struct lv_keep_rule *keep;
     struct { const char *name; size_t len; unsigned flag; } tops[8];
+    uint8_t top_first[256]; /* bit i: tops[i] starts with this byte */
     size_t keep_len[MAX_WANTS];
     size_t ntops;
     /* per run */
@@ -74,6 +75,7 @@ struct lv_json {
     size_t line_len;
     size_t copied;       /* PATCH: where the next run starts */
     size_t vstart, vend; /* PATCH: the current scalar's place in the line */
+    uint32_t next_hit;   /* PATCH: the first scan hit not before the current token */
     bool path_ok;
     size_t path_len;
     char path[PATH_MAX_LEN];
@@ -129,7 +131,8 @@ static void add_top(struct lv_json *j, const char *name, unsigned flag)
     if (name && *name && j->ntops < LV_ARRAY_LEN(j->tops)) {
         j->tops[j->ntops].name = name;
         j->tops[j->ntops].len = strlen(name);
-        j->tops[j->ntops++].flag = flag;
+        j->tops[j->ntops].flag = flag;
+        j->top_first[(unsigned char)name[0]] |= (uint8_t)(1u << j->ntops++);
     }
 }
 
@@ -207,6 +210,19 @@ static bool in_line(struct lv_json *j, size_t start, size_t end, int c)
         return true;
     cancel(j, LV_JSON_NEEDS_REDACT);
     return false;
+}
+
+/* PATCH: may a rule touch the token [start, end)? Not when the line's scan
+ * recorded no hit inside it (and no rule looks at every text). Tokens come
+ * in order, so one cursor walks the hits. */
+static bool hit_within(struct lv_json *j, size_t start, size_t end)
+{
+    const struct lv_scan *sc = j->scan;
+    if (sc->line != j->line || sc->every_text)
+        return true;
+    while (j->next_hit < sc->nhits && sc->hits[j->next_hit].pos < start)
+        j->next_hit++;
+    return j->next_hit < sc->nhits && sc->hits[j->next_hit].pos < end;
 }
 
 /* PATCH: the line goes out unchanged up to `to`; the next run starts at
@@ -380,7 +396,7 @@ static int patch_scalar(struct lv_json *j, const char *s, size_t len, bool is_st
             return -ENOBUFS;
         return lv_redact_key_value(j->redactor, j->pending_rule, s, len, j->out);
     }
-    if (!is_string || !j->scan->rules)
+    if (!is_string || !j->scan->rules || !hit_within(j, j->vstart, j->vend))
         return 0;
     int n = lv_redact_find(j->redactor, j->scan, s, len);
     if (n <= 0)
@@ -471,10 +487,13 @@ static void path_push_key(struct lv_json *j, const char *key, size_t len)
 
 static void note_top_key(struct lv_json *j, const char *key, size_t len)
 {
-    for (size_t i = 0; i < j->ntops; i++)
-        if (j->tops[i].len == len && j->tops[i].name[0] == key[0] &&
-            memcmp(j->tops[i].name, key, len) == 0)
+    if (!len)
+        return;
+    for (unsigned m = j->top_first[(unsigned char)key[0]]; m; m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctz(m);
+        if (j->tops[i].len == len && memcmp(j->tops[i].name, key, len) == 0)
             j->res->has |= j->tops[i].flag;
+    }
 }
 
 /* A key is written out like a string value, value rules applied, so that a
@@ -523,7 +542,8 @@ static int patch_key(struct lv_json *j, const char *key, size_t len)
         j->copied = start;
         f->drop_comma = false;
     }
-    j->pending_rule = lv_redact_key_possible(j->redactor, j->scan, key, len)
+    bool hit = hit_within(j, start, end);
+    j->pending_rule = hit && lv_redact_key_possible(j->redactor, j->scan, key, len)
                           ? lv_redact_key(j->redactor, key, len)
                           : -1;
     if (j->pending_rule >= 0 && lv_redact_key_action(j->redactor, j->pending_rule) == LV_ACTION_DROP) {
@@ -540,7 +560,7 @@ static int patch_key(struct lv_json *j, const char *key, size_t len)
         return 1;
     }
     f->count++;
-    if (!j->scan->rules)
+    if (!j->scan->rules || !hit)
         return 1;
     int n = lv_redact_find(j->redactor, j->scan, key, len);
     if (n > 0) {
@@ -769,6 +789,7 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
     j->line = line;
     j->line_len = len;
     j->copied = 0;
+    j->next_hit = 0;
     yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);

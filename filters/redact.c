@@ -22,6 +22,7 @@
 
 #include "json_write.h"
 #include "logveil/metrics.h"
+#include "prefilter.h"
 #include "redact.h"
 
 #define MAX_RULES 64
@@ -70,6 +71,8 @@ struct lv_redactor {
     uint16_t first[256];       /* 1 + index of the last word starting with a byte */
     uint16_t next[MAX_WORDS];  /* 1 + index of the previous such word, 0 ends */
     uint8_t gram3[1 << 15]; /* hashed folded raw trigrams that may start a word */
+    struct lv_prefilter *pf; /* positions worth a look, 64 at a time */
+    bool vector;             /* pf has a vector implementation on this CPU */
     struct lv_scan always;     /* what every scan reports (short words) */
     char *replacement;
     char *hmac_key;
@@ -402,6 +405,24 @@ static int add_user_rules(struct lv_redactor *r, const struct lv_redact_conf *co
     return 0;
 }
 
+static void make_prefilter(struct lv_redactor *r)
+{
+    const char *texts[MAX_WORDS];
+    size_t lens[MAX_WORDS];
+    for (size_t i = 0; i < r->nwords; i++) {
+        texts[i] = r->words[i].text;
+        lens[i] = r->words[i].len;
+    }
+    r->pf = lv_prefilter_new(texts, lens, r->nwords);
+    /* The portable prefilter is slower than the table walk it would save. */
+    r->vector = strcmp(lv_prefilter_impl(r->pf), "scalar") != 0;
+}
+
+void lv_redact_plain_scan(struct lv_redactor *r, bool on)
+{
+    r->vector = !on && strcmp(lv_prefilter_impl(r->pf), "scalar") != 0;
+}
+
 struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, size_t errlen)
 {
     if (!norm_table['a'])
@@ -419,6 +440,7 @@ struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, 
     if (add_user_rules(r, conf, err, errlen) < 0)
         goto err;
     r->all_rules = r->nrules == 64 ? ~0ull : (1ull << r->nrules) - 1;
+    make_prefilter(r);
     r->md = pcre2_match_data_create(16, NULL);
     lv_buf_init(&r->scratch[0], 4096, 16u << 20);
     lv_buf_init(&r->scratch[1], 4096, 16u << 20);
@@ -447,6 +469,7 @@ void lv_redact_free(struct lv_redactor *r)
         free(v->replacement);
     }
     pcre2_match_data_free(r->md);
+    lv_prefilter_free(r->pf);
     free(r->spans);
     lv_buf_free(&r->scratch[0]);
     lv_buf_free(&r->scratch[1]);
@@ -515,21 +538,18 @@ static uint32_t load_folded(const unsigned char *p)
     return w | 0x20202020u;
 }
 
-/* One pass over the raw bytes: a hit in the trigram table at position i is
- * verified against the words in their normalised form. The last bytes are
- * scanned from a padded copy so that the loop can always load four. */
-static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
-                      struct lv_scan *scan)
+static bool gram_at(const struct lv_redactor *r, const unsigned char *p)
 {
-    if (memchr(text, '\\', len)) {
-        scan->escapes = scan->keys = true;
-        scan->rules = ~0ull;
-        scan->line = NULL;
-        return;
-    }
-    scan->rules |= r->always.rules;
-    scan->keys |= r->always.keys;
-    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    uint32_t w = (uint32_t)(p[0] | 0x20) | (uint32_t)(p[1] | 0x20) << 8 | (uint32_t)(p[2] | 0x20) << 16;
+    return r->gram3[tri_hash(w)];
+}
+
+/* The trigram table at every position. The last bytes are scanned from a
+ * padded copy so that the loop can always load four. */
+static void scan_every_position(const struct lv_redactor *r, const unsigned char *p, size_t len,
+                                struct lv_scan *scan)
+{
+    const unsigned char *end = p + len;
     size_t i = 0;
     /* Six trigram positions from each eight-byte load. */
     for (; i + 8 <= len; i += 6) {
@@ -555,6 +575,51 @@ static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
     }
 }
 
+/* The trigram table only where the prefilter points, 64 positions at a
+ * time; the last positions from a padded copy. */
+static void scan_candidates(const struct lv_redactor *r, const unsigned char *p, size_t len,
+                            struct lv_scan *scan)
+{
+    const unsigned char *end = p + len;
+    size_t i = 0;
+    for (; i + LV_PREFILTER_READ <= len; i += 64)
+        for (uint64_t m = lv_prefilter_block(r->pf, p + i); m; m &= m - 1) {
+            const unsigned char *at = p + i + __builtin_ctzll(m);
+            if (gram_at(r, at))
+                check_words(r, at, end, scan);
+        }
+    size_t rest = len - i; /* < LV_PREFILTER_READ */
+    if (rest < 3)
+        return;
+    unsigned char tail[LV_PREFILTER_READ] = {0};
+    memcpy(tail, p + i, rest);
+    uint64_t m = lv_prefilter_block(r->pf, tail) & ((1ull << (rest - 2)) - 1);
+    for (; m; m &= m - 1) {
+        size_t k = (size_t)__builtin_ctzll(m);
+        if (gram_at(r, tail + k))
+            check_words(r, p + i + k, end, scan);
+    }
+}
+
+/* One pass over the raw bytes: a hit in the trigram table at position i is
+ * verified against the words in their normalised form. */
+static void scan_text(const struct lv_redactor *r, const char *text, size_t len,
+                      struct lv_scan *scan)
+{
+    if (memchr(text, '\\', len)) {
+        scan->escapes = scan->keys = true;
+        scan->rules = ~0ull;
+        scan->line = NULL;
+        return;
+    }
+    scan->rules |= r->always.rules;
+    scan->keys |= r->always.keys;
+    if (r->vector)
+        scan_candidates(r, (const unsigned char *)text, len, scan);
+    else
+        scan_every_position(r, (const unsigned char *)text, len, scan);
+}
+
 bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len, struct lv_scan *scan)
 {
     scan->rules = r->always_rules;
@@ -563,6 +628,7 @@ bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len, s
     scan->line = len <= UINT32_MAX ? line : NULL;
     scan->len = len;
     scan->nhits = 0;
+    scan->every_text = r->always_rules || r->always.rules || r->always.keys;
     scan_text(r, line, len, scan);
     return scan->keys || scan->rules;
 }
@@ -779,15 +845,19 @@ int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char
         return 0;
     }
     /* A key=value pair needs its '=' or ':'; most strings have neither. */
-    if (hinted == r->pair_bit && !memchr(s, '=', len) && !memchr(s, ':', len))
-        hinted = 0;
-    if (hinted && !hits_within(r, scan, s, len, &own))
-        scan_text(r, s, len, &own);
+    bool no_pair = false;
+    if (hinted && !hits_within(r, scan, s, len, &own)) {
+        no_pair = !memchr(s, '=', len) && !memchr(s, ':', len);
+        if (hinted != r->pair_bit || !no_pair)
+            scan_text(r, s, len, &own);
+    }
     /* Every rule runs on the original text, so one rule's replacement
      * cannot hide from another the words it needs ("Bearer password: x").
      * A backslash makes the scan report every bit, rules or not: only the
      * rules that exist are run. */
     uint64_t run = scan->rules & own.rules & r->all_rules;
+    if ((run & r->pair_bit) && (no_pair || (!memchr(s, '=', len) && !memchr(s, ':', len))))
+        run &= ~r->pair_bit;
     r->nspans = 0;
     for (; run; run &= run - 1) {
         size_t i = (size_t)__builtin_ctzll(run);

@@ -49,6 +49,7 @@ struct lv_scan {
      * of being scanned again. NULL when unknown (every string is scanned). */
     const char *line;
     size_t len;
+    bool every_text; /* some rule must look at every key and string, hit or not */
     uint32_t nhits;
     struct lv_scan_hit hits[LV_SCAN_HITS];
 };
@@ -85,6 +86,10 @@ int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const ch
  * same text) quoted, with the matches replaced. */
 int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len);
 int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out);
+
+/* For tests: the pre-scan without the vectorised prefilter (on), or with it
+ * where the CPU has one (off, the default). Both report the same. */
+void lv_redact_plain_scan(struct lv_redactor *r, bool on);
 
 /* Normalises a key into dst (capacity cap); returns the length, or cap + 1
  * when it does not fit (the caller then treats the key as long). */

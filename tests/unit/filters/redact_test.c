@@ -333,10 +333,32 @@ static size_t make_line(const char *word, char *line)
     return n + (rnd_below(3) ? 0 : put_filler(line + n, 40));
 }
 
-static void expect_reported(const struct lv_redactor *red, const char *word, const char *line,
+/* The scan with the vectorised prefilter and the plain one report the same
+ * rules and the same hits. */
+static void expect_same_scans(struct lv_redactor *red, const char *line, size_t len)
+{
+    struct lv_scan fast, plain;
+    bool a = lv_redact_scan(red, line, len, &fast);
+    lv_redact_plain_scan(red, true);
+    bool b = lv_redact_scan(red, line, len, &plain);
+    lv_redact_plain_scan(red, false);
+    bool same = a == b && fast.rules == plain.rules && fast.keys == plain.keys &&
+                fast.escapes == plain.escapes && (fast.line == NULL) == (plain.line == NULL);
+    if (same && fast.line) {
+        same = fast.nhits == plain.nhits;
+        for (uint32_t i = 0; same && i < fast.nhits; i++)
+            same = fast.hits[i].pos == plain.hits[i].pos &&
+                   fast.hits[i].target == plain.hits[i].target;
+    }
+    if (!same)
+        fail_msg("the two scans disagree on <%.*s>", (int)len, line);
+}
+
+static void expect_reported(struct lv_redactor *red, const char *word, const char *line,
                             size_t len, bool as_key)
 {
     struct lv_scan scan;
+    expect_same_scans(red, line, len);
     bool any = lv_redact_scan(red, line, len, &scan);
     bool ok = as_key ? any && scan.keys : any && (scan.rules & 1);
     if (!ok)
@@ -431,6 +453,34 @@ static void scan_reports_everything_for_a_line_with_a_backslash(void **state)
     assert_true(lv_redact_scan(red, line, strlen(line), &scan));
     assert_true(scan.escapes);
     assert_true(scan.keys);
+    lv_redact_free(red);
+}
+
+/* Lines of many blocks with many words, in every setting: the hits (their
+ * places and what they hint at) do not depend on the prefilter. */
+static void scan_hits_are_the_same_with_and_without_the_prefilter(void **state)
+{
+    struct rules r;
+    char line[4096];
+    (void)state;
+    rules_default(&r, LV_ACTION_MASK);
+    struct lv_redactor *red = build(&r);
+    static const char *const words[] = {"password", "token",  "secret", "apikey", "bearer",
+                                        "basic",    "eyj",    "akia",   "asia",   "begin",
+                                        "sklive",   "rktest", "pass",   "tok",    "e_y"};
+    rng_state = 4;
+    for (int i = 0; i < 20000; i++) {
+        size_t len = 0, nwords = rnd_below(12);
+        for (size_t w = 0; w <= nwords && len + 300 < sizeof line; w++)
+            len += make_line(words[rnd_below(LV_ARRAY_LEN(words))], line + len);
+        /* and cut short at several places near the end */
+        for (size_t cut = len, step; cut + 70 > len; cut -= step) {
+            expect_same_scans(red, line, cut);
+            step = 1 + rnd_below(9);
+            if (step >= cut)
+                break;
+        }
+    }
     lv_redact_free(red);
 }
 
@@ -724,6 +774,7 @@ int main(void)
         cmocka_unit_test(scan_reports_a_word_at_every_offset_including_the_very_end),
         cmocka_unit_test(scan_reports_a_three_letter_hint_that_ends_the_line),
         cmocka_unit_test(scan_reports_everything_for_a_line_with_a_backslash),
+        cmocka_unit_test(scan_hits_are_the_same_with_and_without_the_prefilter),
         cmocka_unit_test(scan_finds_nothing_in_a_line_without_any_word),
         cmocka_unit_test(value_rules_mask_credentials_inside_strings),
         cmocka_unit_test(strings_without_candidates_are_only_escaped),
