@@ -3,8 +3,9 @@
 
 For each corpus format (json, cri) and profile (development: everything kept,
 production: 1% of DEBUG/INFO), runs `logveil filter --env ENV --format FMT
-< corpus > /dev/null` RUNS times and reports the median wall time, records/s,
-MB/s, CPU seconds and peak RSS, with `cat corpus > /dev/null` as the floor.
+< corpus > /dev/null` RUNS times and reports the median wall time (and the
+range), records/s, MB/s, CPU seconds and peak RSS, with `cat corpus >
+/dev/null` as the floor. The runs go round-robin over the rows.
 
 The corpora are made by ../shared/bench/gen_corpus.py (called, not copied)
 into bench/corpus/, which git ignores.
@@ -49,12 +50,6 @@ def measure(argv, path):
     return wall, float(user) + float(sys_), int(rss)
 
 
-def median_of(argv, path, runs):
-    results = [measure(argv, path) for _ in range(runs)]
-    return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
-            max(r[2] for r in results))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(REPO, "build-release", "logveil"))
@@ -63,26 +58,37 @@ def main():
     ap.add_argument("--formats", default="json,cri")
     ap.add_argument("--envs", default="development,production")
     a = ap.parse_args()
-    if not os.path.exists(a.binary):
-        subprocess.run(["cmake", "-S", REPO, "-B", os.path.dirname(a.binary),
-                        "-DCMAKE_BUILD_TYPE=Release", "-DLOGVEIL_TESTS=OFF"],
-                       check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", os.path.dirname(a.binary), "--target", "logveil",
-                        "-j2"], check=True, stdout=subprocess.DEVNULL)
-    print("| corpus | run | wall s | records/s | MB/s | CPU s | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+    build = os.path.dirname(a.binary)
+    if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        subprocess.run(["cmake", "-S", REPO, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+                        "-DLOGVEIL_TESTS=OFF"], check=True, stdout=subprocess.DEVNULL)
+    # Always brought up to date: a stale binary would measure old code.
+    subprocess.run(["cmake", "--build", build, "--target", "logveil", "-j2"], check=True,
+                   stdout=subprocess.DEVNULL)
+    rows = []  # (format, size MB, label, argv, path)
     for fmt in a.formats.split(","):
         path = corpus(fmt, a.records)
         mb = os.path.getsize(path) / 1e6
-        wall, cpu, rss = median_of(["cat"], path, a.runs)
-        print("| %s %.0f MB | cat (floor) | %.2f | %.0f | %.0f | %.2f | %.1f |"
-              % (fmt, mb, wall, a.records / wall, mb / wall, cpu, rss / 1024))
+        rows.append((fmt, mb, "cat (floor)", ["cat"], path))
         for env in a.envs.split(","):
-            argv = [a.binary, "filter", "--env", env, "--format", fmt]
-            wall, cpu, rss = median_of(argv, path, a.runs)
-            print("| %s %.0f MB | filter --env %s | %.2f | %.0f | %.0f | %.2f | %.1f |"
-                  % (fmt, mb, env, wall, a.records / wall, mb / wall, cpu, rss / 1024))
-            sys.stdout.flush()
+            rows.append((fmt, mb, "filter --env %s" % env,
+                         [a.binary, "filter", "--env", env, "--format", fmt], path))
+    # Round-robin: on a shared machine whose speed drifts, each row gets runs
+    # from every period instead of one row taking all the slow ones.
+    results = [[] for _ in rows]
+    for _ in range(a.runs):
+        for k, (_, _, _, argv, path) in enumerate(rows):
+            results[k].append(measure(argv, path))
+    print("| corpus | run | wall s (median) | wall s (min-max) | records/s | MB/s | CPU s "
+          "| peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (fmt, mb, label, _, _), res in zip(rows, results):
+        wall = statistics.median(r[0] for r in res)
+        cpu = statistics.median(r[1] for r in res)
+        rss = max(r[2] for r in res)
+        lo, hi = min(r[0] for r in res), max(r[0] for r in res)
+        print("| %s %.0f MB | %s | %.2f | %.2f-%.2f | %.0f | %.0f | %.2f | %.1f |"
+              % (fmt, mb, label, wall, lo, hi, a.records / wall, mb / wall, cpu, rss / 1024))
 
 
 if __name__ == "__main__":
