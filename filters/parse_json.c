@@ -613,14 +613,42 @@ static bool skip_value(struct lv_json *j, bool container)
     return true;
 }
 
-static int open_container(void *ctx, bool is_map)
+/* One root, an object; nesting within the limit. */
+static bool container_allowed(struct lv_json *j, bool is_map)
 {
-    struct lv_json *j = ctx;
     if (j->depth == 0 && (!is_map || j->root_seen))
         return cancel(j, LV_JSON_INVALID);
     j->root_seen = true;
     if (j->depth >= j->max_depth)
         return cancel(j, LV_JSON_DEPTH);
+    return true;
+}
+
+static void push_frame(struct lv_json *j, bool is_map)
+{
+    size_t path = j->depth == 0 ? 0 : (j->path_ok ? j->path_len : SIZE_MAX);
+    j->depth++;
+    j->stack[j->depth] = (struct frame){is_map, false, 0, path};
+}
+
+/* After a container closed: true when it was the root. */
+static bool pop_frame(struct lv_json *j)
+{
+    if (j->depth == 0) {
+        j->res->empty = j->stack[1].count == 0;
+        j->root_end = consumed(j); /* just past the '}' */
+        return true;
+    }
+    j->path_len = j->stack[j->depth].path_len;
+    j->path_ok = j->path_len != SIZE_MAX;
+    return false;
+}
+
+static int open_container(void *ctx, bool is_map)
+{
+    struct lv_json *j = ctx;
+    if (!container_allowed(j, is_map))
+        return 0;
     if (skip_value(j, true)) { /* a dropped container starts */
         j->depth++;
         return 1;
@@ -652,9 +680,7 @@ static int open_container(void *ctx, bool is_map)
         if (!patch && lv_buf_putc(j->out, is_map ? '{' : '[') < 0)
             return cancel(j, LV_JSON_FAILED);
     }
-    size_t path = j->depth == 0 ? 0 : (j->path_ok ? j->path_len : SIZE_MAX);
-    j->depth++;
-    j->stack[j->depth] = (struct frame){is_map, false, 0, path};
+    push_frame(j, is_map);
     j->pending_rule = -1;
     return 1;
 }
@@ -668,14 +694,8 @@ static int close_container(void *ctx, bool is_map)
             j->copied = consumed(j);
         return 1;
     }
-    struct frame *f = &j->stack[j->depth + 1];
-    if (j->depth == 0) {
-        j->res->empty = f->count == 0;
-        j->root_end = yajl_get_bytes_consumed(j->h); /* just past the '}' */
+    if (pop_frame(j))
         return 1; /* the root's brace is the caller's, after enrichment */
-    }
-    j->path_len = j->stack[j->depth].path_len;
-    j->path_ok = j->path_len != SIZE_MAX;
     if (writing(j) && j->mode == LV_JSON_REDACT && lv_buf_putc(j->out, is_map ? '}' : ']') < 0)
         return cancel(j, LV_JSON_FAILED);
     return 1;
@@ -725,6 +745,89 @@ static int on_string_s(void *ctx, const unsigned char *s, size_t len)
     struct lv_json *j = ctx;
     return skip_value(j, false) ? 1 : on_string(ctx, s, len);
 }
+
+/* ---- EXTRACT's callbacks ------------------------------------------------------------------
+ * EXTRACT writes nothing and skips nothing, and runs on most lines: its
+ * callbacks only follow the path and pick out the wanted fields. */
+
+static int x_scalar(struct lv_json *j, const char *s, size_t len, bool is_string)
+{
+    if (LV_UNLIKELY(j->depth == 0))
+        return cancel(j, LV_JSON_INVALID); /* the root must be an object */
+    if (!j->path_ok || j->path_len >= 64 || !(j->want_lens >> j->path_len & 1))
+        return 1;
+    extract(j, s, len, is_string);
+    j->took_key = false;
+    return j->status == LV_JSON_OK;
+}
+
+static int x_null(void *ctx)
+{
+    return x_scalar(ctx, "null", 4, false);
+}
+
+static int x_boolean(void *ctx, int b)
+{
+    return x_scalar(ctx, b ? "true" : "false", b ? 4 : 5, false);
+}
+
+static int x_number(void *ctx, const char *s, size_t len)
+{
+    return x_scalar(ctx, s, len, false);
+}
+
+static int x_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return x_scalar(ctx, (const char *)s, len, true);
+}
+
+static int x_map_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct lv_json *j = ctx;
+    path_push_key(j, (const char *)k, len);
+    if (j->depth == 1)
+        note_top_key(j, (const char *)k, len);
+    j->stack[j->depth].count++;
+    return 1;
+}
+
+static int x_start_map(void *ctx)
+{
+    struct lv_json *j = ctx;
+    if (!container_allowed(j, true))
+        return 0;
+    push_frame(j, true);
+    return 1;
+}
+
+static int x_start_array(void *ctx)
+{
+    struct lv_json *j = ctx;
+    if (!container_allowed(j, false))
+        return 0;
+    push_frame(j, false);
+    return 1;
+}
+
+static int x_end(void *ctx)
+{
+    struct lv_json *j = ctx;
+    j->depth--;
+    pop_frame(j);
+    return 1;
+}
+
+static const yajl_callbacks extract_callbacks = {
+    .yajl_null = x_null,
+    .yajl_boolean = x_boolean,
+    .yajl_number = x_number,
+    .yajl_string = x_string,
+    .yajl_start_map = x_start_map,
+    .yajl_map_key = x_map_key,
+    .yajl_end_map = x_end,
+    .yajl_start_array = x_start_array,
+    .yajl_end_array = x_end,
+};
 
 static const yajl_callbacks callbacks = {
     .yajl_null = on_null_s,
@@ -781,7 +884,8 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
     if (mode == LV_JSON_REDACT && lv_buf_putc(out, '{') < 0)
         return LV_JSON_FAILED;
     lv_arena_reset(&j->arena);
-    yajl_handle h = j->h = yajl_alloc(&callbacks, &j->funcs, j);
+    yajl_handle h = j->h =
+        yajl_alloc(mode == LV_JSON_EXTRACT ? &extract_callbacks : &callbacks, &j->funcs, j);
     /* REDACT repairs UTF-8 itself; PATCH is given only valid UTF-8. */
     if (mode != LV_JSON_EXTRACT)
         yajl_config(h, yajl_dont_validate_strings, 1);
