@@ -4,7 +4,9 @@
  *   1. the pre-scan decides whether the line can need redaction at all;
  *   2. a line that cannot is parsed only to validate it and pick out its
  *      fields (EXTRACT), then copied through verbatim; a line that can is
- *      parsed once and written out redacted (REDACT);
+ *      parsed once and copied in runs with only the redacted values written
+ *      anew (PATCH), or, when it has escapes or invalid UTF-8, written out
+ *      whole (REDACT);
  *   3. as soon as the level and the sampling key are known, the sampling
  *      decision is made and a sampled-out record stops being parsed.
  * The always_keep rules are exact string matches, so when none of their

@@ -1,16 +1,20 @@
 /*
  * Redaction rules and the conservative pre-scan.
  *
- * The pre-scan walks a line once through a byte table that lower-cases
- * letters and skips '_', '-' and '.', the same normalisation keys get. Every
- * key rule word and every value-rule hint is searched for in that stream, so
- * a key whose normalised form contains a rule word, or a string holding a
- * rule's hint, cannot go unnoticed. A backslash anywhere makes the whole line
+ * The pre-scan looks for every key rule word and every value-rule hint in
+ * the line's normalised stream (lower case, '_', '-' and '.' skipped: what
+ * keys become), so a key whose normalised form contains a rule word, or a
+ * string holding a rule's hint, cannot go unnoticed. It works in three
+ * steps: the vectorised prefilter (prefilter.c) marks the positions where a
+ * word may start, a table of folded raw trigrams narrows them, and each
+ * remaining position is checked word by word. The words it finds, and where,
+ * are kept (struct lv_scan) so that the JSON pass checks a key or a string
+ * only when a hit lies inside it. A backslash anywhere makes the whole line
  * a candidate, because escapes let decoded text differ from the raw bytes.
  *
  * Value rules are compiled once, in byte mode (log lines are not guaranteed
- * to be UTF-8), and JIT-compiled. Each rule's replacement is applied in turn,
- * the next rule seeing the previous one's output.
+ * to be UTF-8), and JIT-compiled. They all run on the original text and
+ * their matches are merged before anything is replaced.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
