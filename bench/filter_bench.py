@@ -50,6 +50,13 @@ def measure(argv, path):
     return wall, float(user) + float(sys_), int(rss)
 
 
+def median_of(argv, path, runs):
+    """(median wall, median CPU, max peak RSS KiB) of `runs` runs in a row."""
+    results = [measure(argv, path) for _ in range(runs)]
+    return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
+            max(r[2] for r in results))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(REPO, "build-release", "logveil"))
