@@ -6,7 +6,8 @@
  * product promises to redact it appears in the output, in the raw bytes or
  * in any decoded string.
  *
- * The input is a small program; its first byte picks the mode.
+ * The input is a small program; its first byte picks the mode (and, for
+ * built lines, its top bit the rules: key rules that mask, or that drop).
  *   raw    the rest is a chunk of input in json, cri or docker format, framed
  *          by lv_frame; validity only, nothing is planted;
  *   built  the bytes drive a grammar that writes up to four lines: JSON
@@ -1054,6 +1055,9 @@ static const char *check_record(const char *r, size_t n, const struct needles *n
 
 /* ---- running the chain ---------------------------------------------------------- */
 
+/* The default rules, and the same with every key rule dropping its member
+ * (which the rewriting modes remove with one of its commas). */
+static struct lv_chain *chains[2];
 static struct lv_chain *chain;
 
 struct run {
@@ -1200,13 +1204,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    static struct lv_conf conf;
+    static struct lv_conf conf[2];
     char err[256];
-    lv_conf_defaults(&conf, "development");
-    chain = lv_chain_new(&conf, err, sizeof err);
-    if (!chain) {
-        fprintf(stderr, "fuzz_redact: lv_chain_new: %s\n", err);
-        abort();
+    for (int i = 0; i < 2; i++) {
+        lv_conf_defaults(&conf[i], "development");
+        for (size_t k = 0; i == 1 && k < conf[i].redact.nkeys; k++)
+            conf[i].redact.keys[k].action = LV_ACTION_DROP;
+        chains[i] = lv_chain_new(&conf[i], err, sizeof err);
+        if (!chains[i]) {
+            fprintf(stderr, "fuzz_redact: lv_chain_new: %s\n", err);
+            abort();
+        }
     }
     ws_seps = !skipped("ws-chain");
     strict_utf8 = !skipped("lax-utf8");
@@ -1220,6 +1228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct run *r = calloc(1, sizeof *r);
     lv_buf_init(&r->out, 4096, 0);
     unsigned mode = data[0];
+    chain = chains[(mode & 3) != 0 && (mode & 0x80)];
     if ((mode & 3) == 0) {
         run_raw(r, mode, data + 1, size - 1);
     } else {
