@@ -26,7 +26,7 @@
 
 #include "logveil/stage.h"
 
-/* The pipeline's test hook (see lv_output_done() in sidecar/pipeline.c). */
+/* The pipeline's test hook (see lv_output_done() in sidecar/output/dispatch.c). */
 extern enum lv_outcome lv_output_last_outcome;
 extern int lv_output_done_calls;
 

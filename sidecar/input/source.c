@@ -1,0 +1,313 @@
+/*
+ * Sources: the pipeline's side of an input. A source frames the bytes an
+ * input reads into lines (each source has its own partial-line state), joins
+ * them into multiline records when its input asks for it, and runs the chain
+ * on each record, into the current batch.
+ *
+ * Acknowledgement: every batch has a sequence number. When a batch is
+ * sealed, each source that processed lines into it (kept or dropped) records
+ * a mark (sequence, offset after its last line). A source's acknowledged
+ * offset advances over its marks, in order, as their batches settle; so it
+ * never passes a record some output has not settled.
+ *
+ * With multiline joining, a record held back waiting for its continuation
+ * lines keeps `processed` at the offset where it begins: a restart reads it
+ * again whole, and no checkpoint passes it before it is sent.
+ */
+#include <stdlib.h>
+#include <ev.h>
+
+#include "frame.h"
+#include "logveil/chain.h"
+#include "multiline.h"
+#include "pipeline_internal.h"
+
+struct mark {
+    uint64_t seq;
+    uint64_t offset;
+};
+
+struct lv_source {
+    struct lv_pipeline *p;
+    struct lv_input *in;
+    uint32_t id;
+    char *name;
+    struct lv_frame *frame;
+    uint64_t base;       /* offset of the frame's first byte */
+    uint64_t framed;     /* after the last line the frame handed on */
+    uint64_t processed;  /* after the last line processed, before any held record */
+    uint64_t acked;
+    struct lv_multiline *join[2]; /* by stream; NULL without multiline */
+    uint64_t held_from[2];        /* where each joiner's held record begins */
+    ev_tstamp held_at[2];         /* when each joiner last took a line */
+    ev_timer join_timer;          /* the timeout of held records */
+    bool dirty;          /* processed lines into the current batch */
+    size_t frame_bytes;  /* what its framing and joiners hold, as counted in p->frame_bytes */
+    struct mark *marks;  /* sealed batches holding its lines, oldest first */
+    size_t head, nmarks, capmarks;
+};
+
+/* ---- acknowledgement ---------------------------------------------------------- */
+
+static void advance(struct lv_source *src)
+{
+    const uint8_t *settled = src->p->settled;
+    while (src->nmarks && settled[src->marks[src->head].seq % SEQ_RING]) {
+        src->acked = src->marks[src->head].offset;
+        src->head = (src->head + 1) % src->capmarks;
+        src->nmarks--;
+    }
+}
+
+void lv_source_settle_batch(struct lv_pipeline *p, uint64_t seq)
+{
+    p->settled[seq % SEQ_RING] = 1;
+    for (size_t i = 0; i < p->nsources; i++)
+        if (p->sources[i])
+            advance(p->sources[i]);
+}
+
+static void push_mark(struct lv_source *src, uint64_t seq)
+{
+    if (src->nmarks == src->capmarks) {
+        size_t cap = src->capmarks ? src->capmarks * 2 : 8;
+        struct mark *m = lv_xmalloc(cap * sizeof *m);
+        for (size_t k = 0; k < src->nmarks; k++)
+            m[k] = src->marks[(src->head + k) % src->capmarks];
+        free(src->marks);
+        src->marks = m;
+        src->head = 0;
+        src->capmarks = cap;
+    }
+    src->marks[(src->head + src->nmarks++) % src->capmarks] = (struct mark){seq, src->processed};
+}
+
+void lv_source_mark_batch(struct lv_pipeline *p, uint64_t seq)
+{
+    for (size_t i = 0; i < p->ndirty; i++) {
+        p->dirty[i]->dirty = false;
+        push_mark(p->dirty[i], seq);
+    }
+    p->ndirty = 0;
+}
+
+/* ---- lines ---------------------------------------------------------------------- */
+
+/* Runs the chain on a complete record, into the current batch. */
+static int to_chain(void *arg, const struct lv_line *line)
+{
+    struct lv_source *src = arg;
+    struct lv_pipeline *p = src->p;
+    struct lv_batch *b = lv_queue_current(p);
+    if (lv_chain_process(p->chain, line, &b->data, &b->recs[b->n]) == 1)
+        b->n++;
+    return 0;
+}
+
+static bool holding(const struct lv_source *src, int stream)
+{
+    return src->join[stream] && lv_multiline_holding(src->join[stream]);
+}
+
+/* Partial lines held by a source's framing, and records held by its
+ * joiners, count against the budget too. */
+static void count_frame(struct lv_source *src)
+{
+    size_t now = lv_frame_bytes(src->frame);
+    for (int st = 0; st < 2; st++)
+        now += src->join[st] ? lv_multiline_bytes(src->join[st]) : 0;
+    src->p->frame_bytes = src->p->frame_bytes - src->frame_bytes + now;
+    src->frame_bytes = now;
+}
+
+/* `processed` moves past every line handed on, but never past the start of
+ * a record still held; the next batch sealed carries it as the mark. */
+static void update_processed(struct lv_source *src)
+{
+    uint64_t at = src->framed;
+    for (int st = 0; st < 2; st++)
+        if (holding(src, st) && src->held_from[st] < at)
+            at = src->held_from[st];
+    /* Nor past a CRI/Docker fragment of the other stream waiting for its end. */
+    uint64_t pending = lv_frame_pending_start(src->frame);
+    if (pending != UINT64_MAX && src->base + pending < at)
+        at = src->base + pending;
+    src->processed = at;
+    if (!src->dirty) {
+        src->dirty = true;
+        src->p->dirty[src->p->ndirty++] = src;
+    }
+}
+
+/* The line goes to its stream's joiner; the timer runs while one holds. */
+static void to_joiner(struct lv_source *src, const struct lv_line *l, uint64_t start)
+{
+    int st = l->stream == LV_STREAM_STDERR;
+    struct ev_loop *loop = src->p->loop;
+    if (lv_multiline_push(src->join[st], l, to_chain, src) == 1)
+        src->held_from[st] = start;
+    src->held_at[st] = ev_now(loop);
+    if (holding(src, st) && !ev_is_active(&src->join_timer)) {
+        ev_timer_set(&src->join_timer, src->in->conf->multiline.timeout, 0.);
+        ev_timer_start(loop, &src->join_timer);
+    }
+}
+
+/* The frame's callback: positions become the source's, then the line goes
+ * to the chain, or through its stream's joiner. */
+static int on_line(void *arg, const struct lv_line *line)
+{
+    struct lv_source *src = arg;
+    struct lv_line l = *line;
+    uint64_t start = src->framed;
+    l.pos.source = src->id;
+    l.pos.end += src->base;
+    src->framed = l.pos.end;
+    if (src->join[0])
+        to_joiner(src, &l, start);
+    else
+        to_chain(src, &l);
+    update_processed(src);
+    return 0;
+}
+
+static bool flush_joiners(struct lv_source *src)
+{
+    bool any = false;
+    for (int st = 0; st < 2; st++) {
+        any |= holding(src, st);
+        if (src->join[st])
+            lv_multiline_flush(src->join[st], to_chain, src);
+    }
+    ev_timer_stop(src->p->loop, &src->join_timer);
+    return any;
+}
+
+/* Sends the records held longer than the timeout; waits again for the
+ * others. Once the input is done nothing is sent: a stopped tail input
+ * reads them again from its checkpoint, stdin flushed them at its end. */
+static void join_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lv_source *src = lv_container_of(w, struct lv_source, join_timer);
+    struct lv_pipeline *p = src->p;
+    ev_tstamp now = ev_now(loop), timeout = src->in->conf->multiline.timeout, next = 0;
+    bool sent = false;
+    (void)revents;
+    if (p->stopping || p->done[lv_pipeline_input_index(p, src->in)])
+        return;
+    for (int st = 0; st < 2; st++) {
+        if (!holding(src, st))
+            continue;
+        ev_tstamp due = src->held_at[st] + timeout;
+        if (due <= now + 0.001) {
+            lv_multiline_flush(src->join[st], to_chain, src);
+            sent = true;
+        } else if (!next || due < next) {
+            next = due;
+        }
+    }
+    if (next) {
+        ev_timer_set(w, next - now, 0.);
+        ev_timer_start(loop, w);
+    }
+    if (sent) {
+        update_processed(src);
+        count_frame(src);
+        lv_queue_submit(p);
+    }
+}
+
+/* ---- opening, feeding, closing ---------------------------------------------------- */
+
+static uint32_t free_slot(struct lv_pipeline *p)
+{
+    for (size_t i = 0; i < p->nsources; i++)
+        if (!p->sources[i])
+            return (uint32_t)i;
+    p->sources = lv_xrealloc(p->sources, (p->nsources + 1) * sizeof *p->sources);
+    p->dirty = lv_xrealloc(p->dirty, (p->nsources + 1) * sizeof *p->dirty);
+    p->sources[p->nsources] = NULL;
+    return (uint32_t)p->nsources++;
+}
+
+struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, const char *name,
+                                 uint64_t offset)
+{
+    struct lv_source *src = lv_xcalloc(1, sizeof *src);
+    struct lv_multiline_rule *rule = p->rules[lv_pipeline_input_index(p, in)];
+    src->p = p;
+    src->in = in;
+    src->id = free_slot(p);
+    src->name = lv_xstrdup(name);
+    src->frame = lv_frame_new(in->conf->format, p->conf->limits.max_line, src->id);
+    src->base = src->framed = src->processed = src->acked = offset;
+    for (int st = 0; rule && st < 2; st++)
+        src->join[st] = lv_multiline_new(rule);
+    ev_timer_init(&src->join_timer, join_due, 0., 0.);
+    p->sources[src->id] = src;
+    return src;
+}
+
+int lv_source_feed(struct lv_source *src, const char *data, size_t len)
+{
+    int rc = lv_frame_feed(src->frame, data, len, on_line, src);
+    count_frame(src);
+    lv_queue_update_pause(src->p);
+    lv_queue_submit(src->p);
+    return rc;
+}
+
+void lv_source_flush(struct lv_source *src)
+{
+    lv_frame_finish(src->frame, on_line, src);
+    flush_joiners(src);
+    count_frame(src);
+    /* A partial line at the very end was made a record: all is processed. */
+    src->framed = src->base + lv_frame_offset(src->frame);
+    update_processed(src);
+    if (!src->p->cur) /* nothing was emitted: an empty batch carries the mark */
+        src->p->cur = lv_queue_get_batch(src->p);
+    lv_queue_submit(src->p);
+}
+
+uint64_t lv_source_read_offset(const struct lv_source *src)
+{
+    return src->base + lv_frame_offset(src->frame);
+}
+
+uint64_t lv_source_processed(const struct lv_source *src)
+{
+    return src->processed;
+}
+
+uint64_t lv_source_acked(const struct lv_source *src)
+{
+    return src->acked;
+}
+
+bool lv_source_settled(const struct lv_source *src)
+{
+    return !src->dirty && src->nmarks == 0 && !holding(src, 0) && !holding(src, 1);
+}
+
+void lv_source_close(struct lv_source *src)
+{
+    if (!src)
+        return;
+    struct lv_pipeline *p = src->p;
+    /* Whole lines already read (a file truncated under us) go out as they
+     * would have without joining; not once the input is done. */
+    if (!p->stopping && !p->done[lv_pipeline_input_index(p, src->in)] && flush_joiners(src))
+        update_processed(src);
+    ev_timer_stop(p->loop, &src->join_timer);
+    if (src->dirty) /* its lines are in the current batch: seal it first */
+        lv_queue_submit(p);
+    p->sources[src->id] = NULL;
+    p->frame_bytes -= src->frame_bytes;
+    lv_frame_free(src->frame);
+    lv_multiline_free(src->join[0]);
+    lv_multiline_free(src->join[1]);
+    free(src->marks);
+    free(src->name);
+    free(src);
+}
