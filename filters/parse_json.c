@@ -229,6 +229,8 @@ static bool hit_within(struct lv_json *j, size_t start, size_t end)
  * `from` (what lies between is replaced, or dropped). */
 static int copy_until(struct lv_json *j, size_t to, size_t from)
 {
+    if (LV_UNLIKELY(to < j->copied || to > j->line_len))
+        return -EIO; /* cannot happen; if it did, the record is withheld */
     int rc = lv_buf_append(j->out, j->line + j->copied, to - j->copied);
     j->copied = from;
     return rc;
