@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "enrich.h"
+#include "json_text.h"
 #include "json_write.h"
 #include "logveil/chain.h"
 #include "logveil/log.h"
@@ -163,10 +164,11 @@ static bool keep_possible(const struct lv_chain *c, const char *s, size_t len)
 
 /* The verbatim object without its closing brace (and trailing blanks).
  * -EINVAL when it may not be copied as it is: only the rewriting pass
- * repairs UTF-8 that yajl lets through (overlong forms, surrogates). */
+ * repairs UTF-8 that yajl lets through (overlong forms, surrogates) and
+ * drops the blanks it tolerates (\v, \f). */
 static int copy_verbatim(const char *s, size_t len, struct lv_buf *out)
 {
-    if (!lv_utf8_valid(s, len))
+    if (!lv_json_copyable(s, len))
         return -EINVAL;
     while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
                    s[len - 1] == '\n'))
@@ -234,9 +236,9 @@ static enum lv_json_status parse(struct lv_chain *c, const struct lv_scan *scan,
             return st;
         out->len = start;
     }
-    /* Without escapes and with valid UTF-8, the line can be patched rather
-     * than written anew. */
-    bool patch = !scan->escapes && lv_utf8_valid(l->data, l->len);
+    /* Without escapes, with valid UTF-8 and only JSON's blanks, the line
+     * can be patched rather than written anew. */
+    bool patch = !scan->escapes && lv_json_copyable(l->data, l->len);
     st = lv_json_run(c->json, patch ? LV_JSON_PATCH : LV_JSON_REDACT, l->data, l->len, scan, out,
                      res, early_decision, c);
     if (st == LV_JSON_NEEDS_REDACT) { /* a token PATCH could not place */
@@ -300,6 +302,7 @@ static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv
     out->len = start;
     struct lv_scan scan;
     bool candidate = lv_redact_scan(c->redactor, l->data, l->len, &scan);
+    scan.cut = l->truncated != 0; /* the text may end inside a secret */
     enum lv_json_status st = l->truncated ? LV_JSON_INVALID : parse(c, &scan, candidate, start, out, res);
     if (st == LV_JSON_CANCELLED) {
         out->len = start;

@@ -99,26 +99,3 @@ int lv_json_string(struct lv_buf *out, const char *s, size_t len, bool *repaired
         return -ENOBUFS;
     return lv_buf_putc(out, '"');
 }
-
-bool lv_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        uint64_t w, x[4];
-        /* ASCII runs 32 bytes at a time, then 8. */
-        if (end - p >= 32 && (memcpy(x, p, 32),
-                              !((x[0] | x[1] | x[2] | x[3]) & 0x8080808080808080ull))) {
-            p += 32;
-        } else if (end - p >= 8 && (memcpy(&w, p, 8), !(w & 0x8080808080808080ull))) {
-            p += 8;
-        } else if (*p < 0x80) {
-            p++;
-        } else {
-            size_t n = lv_utf8_seq_len(p, (size_t)(end - p));
-            if (!n)
-                return false;
-            p += n;
-        }
-    }
-    return true;
-}

@@ -21,8 +21,4 @@ int lv_json_string_body(struct lv_buf *out, const char *s, size_t len, bool *rep
 /* Length of the valid UTF-8 sequence starting at s (1-4), or 0 if invalid. */
 size_t lv_utf8_seq_len(const unsigned char *s, size_t avail);
 
-/* Strict UTF-8 (RFC 3629: no overlong forms, surrogates or code points past
- * U+10FFFF), which yajl's own check is not. Text copied verbatim must pass. */
-bool lv_utf8_valid(const char *s, size_t len);
-
 #endif

@@ -15,6 +15,7 @@
 
 #include "arena.h"
 #include "enrich.h"
+#include "json_text.h"
 #include "json_write.h"
 #include "parse_json.h"
 #include "sample.h"
@@ -71,6 +72,7 @@ struct lv_json {
     yajl_handle h;
     size_t root_end;   /* offset just past the root object */
     bool took_key; /* the current scalar is the sampling key */
+    struct lv_buf fixed; /* REDACT: the line with its lone surrogates repaired */
     const char *line;    /* PATCH: the line, which is copied in runs */
     size_t line_len;
     size_t copied;       /* PATCH: where the next run starts */
@@ -144,6 +146,7 @@ struct lv_json *lv_json_new(const struct lv_conf *conf, struct lv_redactor *reda
     j->stack = lv_xcalloc((size_t)j->max_depth + 2, sizeof *j->stack);
     lv_arena_init(&j->arena, 64 * 1024);
     lv_arena_yajl_funcs(&j->arena, &j->funcs);
+    lv_buf_init(&j->fixed, 0, (conf->limits.max_line ? conf->limits.max_line : 1 << 20) + 4096);
     const struct lv_sample_conf *s = &conf->sample;
     for (size_t i = 0; i < s->nlevel_fields; i++)
         add_want(j, s->level_fields[i], W_LEVEL, i);
@@ -175,6 +178,7 @@ void lv_json_free(struct lv_json *j)
     for (size_t i = 0; i < j->nwants; i++)
         free(j->wants[i].path);
     lv_arena_free(&j->arena);
+    lv_buf_free(&j->fixed);
     free(j->stack);
     free(j);
 }
@@ -883,8 +887,14 @@ enum lv_json_status lv_json_run(struct lv_json *j, enum lv_json_mode mode, const
     reset_run(j, mode, scan, out, res);
     j->early = early;
     j->early_arg = arg;
-    if (mode == LV_JSON_REDACT && lv_buf_putc(out, '{') < 0)
-        return LV_JSON_FAILED;
+    if (mode == LV_JSON_REDACT) {
+        /* yajl would join a lone high surrogate with the escape after it
+         * ("\ud800\u0070assword" would lose its 'p'): parse a copy in which
+         * it is U+FFFD, as a strict decoder reads it. */
+        line = lv_json_fix_surrogates(line, len, &j->fixed);
+        if (!line || lv_buf_putc(out, '{') < 0)
+            return LV_JSON_FAILED;
+    }
     lv_arena_reset(&j->arena);
     yajl_handle h = j->h =
         yajl_alloc(mode == LV_JSON_EXTRACT ? &extract_callbacks : &callbacks, &j->funcs, j);

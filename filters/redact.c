@@ -18,14 +18,17 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "json_text.h"
 #include "json_write.h"
 #include "logveil/metrics.h"
+#include "nested.h"
 #include "prefilter.h"
 #include "redact.h"
 
@@ -33,6 +36,10 @@
 #define MAX_WORDS 256
 #define MAX_SPANS (1u << 20)
 #define KEY_TARGET 0xff
+/* Text decoded from a string, and decoded again: JSON serialised into a
+ * string up to this many times is read as JSON. */
+#define NEST_LEVELS 6
+#define NESTED_MAX_DEPTH 64
 
 struct vrule {
     char *name;
@@ -61,6 +68,19 @@ struct word {
     uint8_t target; /* value rule index, or KEY_TARGET */
 };
 
+/* Text decoded from the text above it, with the place in that text of each
+ * decoded byte. */
+struct nest_level {
+    struct lv_buf text;
+    uint32_t *map;
+    size_t mapcap;
+};
+
+/* A string of nested JSON with escapes, waiting to be decoded. */
+struct nest_string {
+    size_t start, end;
+};
+
 struct lv_redactor {
     struct krule keys[MAX_RULES];
     size_t nkeys;
@@ -82,10 +102,15 @@ struct lv_redactor {
     char *hmac_key;
     size_t hmac_key_len;
     pcre2_match_data *md;
-    struct lv_buf scratch[2];
+    struct lv_buf scratch; /* the rewritten string */
     struct lv_buf keybuf;
-    struct span *spans; /* matches in the string being redacted */
+    struct span *spans; /* what to replace in the string being redacted */
     size_t nspans, capspans;
+    struct lv_buf reps;  /* fixed replacements of spans */
+    struct lv_nested *nested;
+    struct nest_level levels[NEST_LEVELS];
+    struct nest_string *strs;
+    size_t nstrs, capstrs;
 };
 
 /* Normalised form of each byte; 0 for the separators that vanish. */
@@ -319,7 +344,9 @@ static int compile_rule(struct lv_redactor *r, const char *name, const char *pat
                  (size_t)off, (char *)msg);
         return -EINVAL;
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+    /* Partial matching finds secrets cut short at limits.max_line. The
+     * interpreter is the fallback. */
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
     struct vrule *v = &r->rules[r->nrules];
     v->name = lv_xstrdup(name);
     v->re = re;
@@ -446,9 +473,12 @@ struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, 
     r->all_rules = r->nrules == 64 ? ~0ull : (1ull << r->nrules) - 1;
     make_prefilter(r);
     r->md = pcre2_match_data_create(16, NULL);
-    lv_buf_init(&r->scratch[0], 4096, 16u << 20);
-    lv_buf_init(&r->scratch[1], 4096, 16u << 20);
+    lv_buf_init(&r->scratch, 4096, 16u << 20);
     lv_buf_init(&r->keybuf, 256, 0);
+    lv_buf_init(&r->reps, 256, 64u << 20);
+    for (size_t i = 0; i < NEST_LEVELS; i++)
+        lv_buf_init(&r->levels[i].text, 0, 0);
+    r->nested = lv_nested_new(r, NESTED_MAX_DEPTH);
     return r;
 err:
     lv_redact_free(r);
@@ -475,9 +505,15 @@ void lv_redact_free(struct lv_redactor *r)
     pcre2_match_data_free(r->md);
     lv_prefilter_free(r->pf);
     free(r->spans);
-    lv_buf_free(&r->scratch[0]);
-    lv_buf_free(&r->scratch[1]);
+    lv_buf_free(&r->scratch);
     lv_buf_free(&r->keybuf);
+    lv_buf_free(&r->reps);
+    for (size_t i = 0; i < NEST_LEVELS; i++) {
+        lv_buf_free(&r->levels[i].text);
+        free(r->levels[i].map);
+    }
+    free(r->strs);
+    lv_nested_free(r->nested);
     if (r->hmac_key)
         OPENSSL_cleanse(r->hmac_key, r->hmac_key_len);
     free(r->hmac_key);
@@ -632,6 +668,7 @@ bool lv_redact_scan(const struct lv_redactor *r, const char *line, size_t len, s
     scan->line = len <= UINT32_MAX ? line : NULL;
     scan->len = len;
     scan->nhits = 0;
+    scan->cut = false;
     scan->every_text = r->always_rules || r->always.rules || r->always.keys;
     scan_text(r, line, len, scan);
     return scan->keys || scan->rules;
@@ -729,12 +766,12 @@ static int put_hmac(const struct lv_redactor *r, const char *text, size_t len, s
     return lv_buf_append(out, hex, sizeof hex);
 }
 
-int lv_redact_key_value(struct lv_redactor *r, int rule, const char *value, size_t len,
-                        struct lv_buf *out)
+/* The value that replaces one redacted by key rule `rule`: JSON, or (for a
+ * value cut short in text) the bare replacement text. */
+static int put_key_value(struct lv_redactor *r, int rule, const char *value, size_t len, bool json,
+                         struct lv_buf *out)
 {
-    struct krule *k = &r->keys[rule];
-    (*k->hits)++;
-    lv_metrics.redactions++;
+    const struct krule *k = &r->keys[rule];
     if (k->action == LV_ACTION_DROP)
         return 0;
     if (k->action == LV_ACTION_HASH && value) {
@@ -743,7 +780,17 @@ int lv_redact_key_value(struct lv_redactor *r, int rule, const char *value, size
         return lv_buf_putc(out, '"');
     }
     const char *rep = k->replacement ? k->replacement : r->replacement;
+    if (!json)
+        return lv_buf_append(out, rep, strlen(rep));
     return lv_json_string(out, rep, strlen(rep), NULL);
+}
+
+int lv_redact_key_value(struct lv_redactor *r, int rule, const char *value, size_t len,
+                        struct lv_buf *out)
+{
+    (*r->keys[rule].hits)++;
+    lv_metrics.redactions++;
+    return put_key_value(r, rule, value, len, true, out);
 }
 
 /* ---- value rules --------------------------------------------------------- */
@@ -759,13 +806,18 @@ static int put_replacement(struct lv_redactor *r, const struct vrule *v, const c
     return lv_buf_append(out, rep, strlen(rep));
 }
 
-/* A part of a string that a rule matched. */
+/* A part of the text to replace: by its value rule's replacement for what
+ * it covers, or by fixed bytes in r->reps (the value of a matching key in
+ * nested JSON, or anything found in decoded text: written already, and
+ * escaped for the text the span lies in). */
 struct span {
     size_t start, end;
-    size_t rule;
+    uint32_t rule; /* value rule, when !fixed */
+    bool fixed;
+    size_t rep, rep_len;
 };
 
-static int add_span(struct lv_redactor *r, size_t start, size_t end, size_t rule)
+static int push_span(struct lv_redactor *r, struct span sp)
 {
     if (r->nspans == r->capspans) {
         if (r->capspans >= MAX_SPANS)
@@ -773,12 +825,80 @@ static int add_span(struct lv_redactor *r, size_t start, size_t end, size_t rule
         r->capspans = r->capspans ? r->capspans * 2 : 16;
         r->spans = lv_xrealloc(r->spans, r->capspans * sizeof *r->spans);
     }
-    r->spans[r->nspans++] = (struct span){start, end, rule};
+    r->spans[r->nspans++] = sp;
     return 0;
 }
 
-/* Finds every match of rule `i` in `s`; returns the count or -EIO. */
-static int find_spans(struct lv_redactor *r, size_t i, const char *s, size_t len)
+static int add_span(struct lv_redactor *r, size_t start, size_t end, size_t rule)
+{
+    return push_span(r, (struct span){start, end, (uint32_t)rule, false, 0, 0});
+}
+
+/* Does the start of a partial match hold one of its rule's hints? */
+static bool holds_hint(struct lv_redactor *r, const struct vrule *v, const char *s, size_t len)
+{
+    if (!v->nhints)
+        return len >= 4;
+    char norm[1024];
+    size_t n = lv_redact_normalise(s, len < sizeof norm ? len : sizeof norm, norm, sizeof norm);
+    n = n > sizeof norm ? sizeof norm : n;
+    for (size_t i = 0; i < v->nhints; i++)
+        if (memmem(norm, n, v->hints[i], strlen(v->hints[i])))
+            return true;
+    return false;
+}
+
+/* A text cut short (limits.max_line) may end inside a secret too short for
+ * its rule ("sk_live_ABCD"): a partial match at the end that holds the
+ * rule's hint masks the rest of the text. `from` is where the search for
+ * whole matches found none. */
+static int cut_match(struct lv_redactor *r, size_t i, const char *s, size_t len, size_t from)
+{
+    struct vrule *v = &r->rules[i];
+    int rc = pcre2_match(v->re, (PCRE2_SPTR)s, len, from, PCRE2_PARTIAL_HARD, r->md, NULL);
+    if (rc == PCRE2_ERROR_NOMATCH || rc >= 0)
+        return 0;
+    if (rc != PCRE2_ERROR_PARTIAL)
+        return -EIO;
+    size_t start = pcre2_get_ovector_pointer(r->md)[0];
+    if (start >= len || !holds_hint(r, v, s + start, len - start))
+        return 0;
+    return add_span(r, start, len, i) < 0 ? -EIO : 1;
+}
+
+/* Where the container that opens at s[at] closes (just past it), or len
+ * when it does not, or when more than a delimiter follows it ("[REDACTED]x"
+ * is a token, not a container): brackets are counted outside quoted
+ * strings. */
+static size_t container_end(const char *s, size_t at, size_t len)
+{
+    size_t depth = 0;
+    char quote = 0;
+    for (size_t i = at; i < len; i++) {
+        char c = s[i];
+        if (quote) {
+            if (c == '\\')
+                i++;
+            else if (c == quote)
+                quote = 0;
+        } else if (c == '"' || c == '\'') {
+            quote = c;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            c = i + 1 < len ? s[i + 1] : ' ';
+            return strchr(" \t\r\n,;&}])\"'", c) ? i + 1 : len;
+        }
+    }
+    return len;
+}
+
+/* Finds every match of rule `i` in `s`; returns the count or -EIO. A pair
+ * whose value is a container runs to the end of the text in the pattern
+ * (broken JSON must not let a nested secret through); one that closes is
+ * masked to its end. Text escaped inside it is also read decoded, where its
+ * strings are whole. */
+static int find_spans(struct lv_redactor *r, size_t i, const char *s, size_t len, bool cut)
 {
     struct vrule *v = &r->rules[i];
     size_t pos = 0;
@@ -792,34 +912,43 @@ static int find_spans(struct lv_redactor *r, size_t i, const char *s, size_t len
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
         int g = (v->group < rc && ov[2 * v->group] != PCRE2_UNSET) ? v->group : 0;
         if (ov[2 * g + 1] > ov[2 * g]) {
-            if (add_span(r, ov[2 * g], ov[2 * g + 1], i) < 0)
+            size_t end = ov[2 * g + 1];
+            char c = s[ov[2 * g]];
+            if (end == len && (1ull << i) == r->pair_bit && (c == '{' || c == '['))
+                end = container_end(s, ov[2 * g], len);
+            if (add_span(r, ov[2 * g], end, i) < 0)
                 return -EIO;
             count++;
         }
         pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
     }
+    if (cut && pos < len) {
+        int rc = cut_match(r, i, s, len, pos);
+        if (rc < 0)
+            return rc;
+        count += rc;
+    }
     *v->hits += (uint64_t)count;
     return count;
 }
 
-static void sort_spans(struct span *sp, size_t n)
+static int span_order(const void *a, const void *b)
 {
-    for (size_t i = 1; i < n; i++) {
-        struct span x = sp[i];
-        size_t k = i;
-        for (; k > 0 && sp[k - 1].start > x.start; k--)
-            sp[k] = sp[k - 1];
-        sp[k] = x;
-    }
+    const struct span *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    if (x->fixed != y->fixed)
+        return x->fixed ? -1 : 1; /* a key rule's whole value first */
+    return x->end > y->end ? -1 : x->end < y->end;
 }
 
-/* Writes `s` with every span replaced; overlapping spans are merged and
- * take the action of the rule that starts first. */
-static int rewrite(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out)
+/* Sorts the spans and merges those that overlap; a merged span takes the
+ * replacement of the one that starts first (of a key rule's whole value,
+ * when a match starts with it). Returns how many are left. */
+static size_t merge_spans(struct lv_redactor *r)
 {
-    size_t copied = 0;
-    out->len = 0;
-    sort_spans(r->spans, r->nspans);
+    qsort(r->spans, r->nspans, sizeof *r->spans, span_order);
+    size_t n = 0;
     for (size_t i = 0; i < r->nspans;) {
         struct span m = r->spans[i++];
         while (i < r->nspans && r->spans[i].start < m.end) {
@@ -827,58 +956,238 @@ static int rewrite(struct lv_redactor *r, const char *s, size_t len, struct lv_b
                 m.end = r->spans[i].end;
             i++;
         }
-        if (lv_buf_append(out, s + copied, m.start - copied) < 0 ||
-            put_replacement(r, &r->rules[m.rule], s + m.start, m.end - m.start, out) < 0)
+        r->spans[n++] = m;
+    }
+    r->nspans = n;
+    return n;
+}
+
+/* Writes `s` with every (merged) span replaced. */
+static int rewrite(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out)
+{
+    size_t copied = 0;
+    out->len = 0;
+    for (size_t i = 0; i < r->nspans; i++) {
+        const struct span *m = &r->spans[i];
+        if (lv_buf_append(out, s + copied, m->start - copied) < 0)
             return -EIO;
-        copied = m.end;
+        int rc = m->fixed ? lv_buf_append(out, r->reps.data + m->rep, m->rep_len)
+                          : put_replacement(r, &r->rules[m->rule], s + m->start,
+                                            m->end - m->start, out);
+        if (rc < 0)
+            return -EIO;
+        copied = m->end;
     }
     return lv_buf_append(out, s + copied, len - copied) < 0 ? -EIO : 0;
 }
 
-int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len)
+/* ---- nested JSON and decoded text ------------------------------------------ */
+
+static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
+                      int depth, bool cut);
+
+/* The end in the encoded text of the decoded bytes before `end`. */
+static size_t map_end(const struct nest_level *lv, size_t end)
 {
-    int total = 0;
-    /* The rules the line's scan selected whose hints are in this string. */
+    while (end > 0 && end < lv->text.len && lv->map[end] == lv->map[end - 1])
+        end++; /* inside the bytes of one character: take all of it */
+    return lv->map[end];
+}
+
+/* Moves the spans from `first` on, found in the text decoded from s[at..],
+ * into the encoded text: each is written out now (its decoded text is
+ * about to go) and its replacement escaped as that text escapes it. */
+static int lift(struct lv_redactor *r, size_t first, const struct nest_level *lv, size_t at)
+{
+    for (size_t i = first; i < r->nspans; i++) {
+        struct span *sp = &r->spans[i];
+        if (!sp->fixed) {
+            size_t rep = r->reps.len;
+            if (put_replacement(r, &r->rules[sp->rule], lv->text.data + sp->start,
+                                sp->end - sp->start, &r->reps) < 0)
+                return -EIO;
+            *sp = (struct span){sp->start, sp->end, 0, true, rep, r->reps.len - rep};
+        }
+        /* Escaping at most sextuples a byte: reserve first, so that the
+         * source does not move while it is read. */
+        if (lv_buf_reserve(&r->reps, 6 * sp->rep_len) < 0)
+            return -EIO;
+        size_t rep = r->reps.len;
+        if (lv_json_string_body(&r->reps, r->reps.data + sp->rep, sp->rep_len, NULL) < 0)
+            return -EIO;
+        sp->rep = rep;
+        sp->rep_len = r->reps.len - rep;
+        sp->start = at + lv->map[sp->start];
+        sp->end = at + map_end(lv, sp->end);
+    }
+    return 0;
+}
+
+/* The text s[start, end) decoded (JSON escapes; free text keeps a stray
+ * backslash), redacted as a text of its own, its spans lifted into s. */
+static int find_decoded(struct lv_redactor *r, const char *s, size_t start, size_t end, int depth,
+                        bool cut)
+{
+    struct nest_level *lv = &r->levels[depth + 1];
+    if (lv_json_unescape(s + start, end - start, true, &lv->text, &lv->map, &lv->mapcap) < 0)
+        return -EIO;
+    size_t first = r->nspans;
+    int n = find_level(r, NULL, lv->text.data, lv->text.len, depth + 1, cut);
+    if (n < 0 || lift(r, first, lv, start) < 0)
+        return -EIO;
+    return n;
+}
+
+struct nest_walk {
+    struct lv_redactor *r;
+    const char *text;
+};
+
+/* The value of a matching key in nested JSON: the key rule's JSON value
+ * replaces it, or the drop action removes the member. A value cut short is
+ * masked from inside its quote, with the bare replacement, as the text
+ * rules mask one. */
+static int on_nested_value(void *arg, const struct lv_nested_value *v)
+{
+    struct nest_walk *w = arg;
+    struct lv_redactor *r = w->r;
+    (*r->keys[v->rule].hits)++;
+    size_t start = v->start, end = v->end, rep = r->reps.len;
+    if (r->keys[v->rule].action == LV_ACTION_DROP) {
+        start = v->member_start;
+        end = v->member_end;
+    } else if (v->open && w->text[start] == '"') {
+        start++;
+    }
+    if (put_key_value(r, v->rule, v->value, v->len, !v->open, &r->reps) < 0)
+        return -EIO;
+    return push_span(r, (struct span){start, end, 0, true, rep, r->reps.len - rep});
+}
+
+/* A string token with escapes: decoded and searched after the walk. */
+static int on_nested_string(void *arg, size_t start, size_t end)
+{
+    struct lv_redactor *r = ((struct nest_walk *)arg)->r;
+    if (r->nstrs == r->capstrs) {
+        if (r->capstrs >= MAX_SPANS)
+            return -EIO;
+        r->capstrs = r->capstrs ? r->capstrs * 2 : 16;
+        r->strs = lv_xrealloc(r->strs, r->capstrs * sizeof *r->strs);
+    }
+    r->strs[r->nstrs++] = (struct nest_string){start, end};
+    return 0;
+}
+
+/* JSON inside the text: the values of matching keys, then the strings of
+ * that JSON which hold escapes, each as a text of its own. */
+static int find_nested(struct lv_redactor *r, const char *s, size_t len, int depth)
+{
+    struct nest_walk w = {r, s};
+    const struct lv_nested_sink sink = {on_nested_value, on_nested_string, &w};
+    size_t first = r->nstrs;
+    if (lv_nested_walk(r->nested, s, len, &sink) < 0)
+        return -EIO;
+    for (size_t i = first; i < r->nstrs && depth + 1 < NEST_LEVELS; i++) {
+        struct nest_string str = r->strs[i];
+        if (find_decoded(r, s, str.start, str.end, depth, false) < 0)
+            return -EIO;
+    }
+    r->nstrs = first;
+    return 0;
+}
+
+/* ---- finding ----------------------------------------------------------------- */
+
+/* The value rules to run on `s` at the top (with the line's scan: the rules
+ * it selected whose hints lie in this string), and in *keys whether a key
+ * rule's word does. */
+static uint64_t top_rules(struct lv_redactor *r, const struct lv_scan *scan, const char *s,
+                          size_t len, bool *keys)
+{
     struct lv_scan own;
     own.rules = r->always_rules;
     own.keys = own.escapes = false;
     own.line = NULL;
+    *keys = false;
     uint64_t hinted = scan->rules & ~r->always_rules;
-    if (!hinted && !r->always_rules) {
-        r->nspans = 0;
-        return 0;
-    }
-    /* A key=value pair needs its '=' or ':'; most strings have neither. */
-    bool no_pair = false;
-    if (hinted && !hits_within(r, scan, s, len, &own)) {
-        no_pair = !memchr(s, '=', len) && !memchr(s, ':', len);
-        if (hinted != r->pair_bit || !no_pair)
-            scan_text(r, s, len, &own);
-    }
-    /* Every rule runs on the original text, so one rule's replacement
-     * cannot hide from another the words it needs ("Bearer password: x").
-     * A backslash makes the scan report every bit, rules or not: only the
+    if (!hinted && !scan->keys)
+        return scan->rules & r->all_rules;
+    /* A key=value pair, or a member of nested JSON, needs its '=', ':' or
+     * "%3D"; most strings have none. */
+    bool no_pair = !memchr(s, '=', len) && !memchr(s, ':', len) && !memchr(s, '%', len);
+    if (!hits_within(r, scan, s, len, &own) && (hinted != r->pair_bit || !no_pair))
+        scan_text(r, s, len, &own);
+    *keys = scan->keys && own.keys && !no_pair;
+    /* A backslash makes the scan report every bit, rules or not: only the
      * rules that exist are run. */
     uint64_t run = scan->rules & own.rules & r->all_rules;
-    if ((run & r->pair_bit) && (no_pair || (!memchr(s, '=', len) && !memchr(s, ':', len))))
+    if (no_pair)
         run &= ~r->pair_bit;
-    r->nspans = 0;
+    return run;
+}
+
+/* Value rules, JSON inside the text, and the text decoded once more, for
+ * one text: a string or text line (depth 0, with the line's scan), or text
+ * decoded from one. Every rule runs on the text as it is, so one rule's
+ * replacement cannot hide from another the words it needs ("Bearer
+ * password: x"). Returns the number of redactions, or -EIO. */
+static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
+                      int depth, bool cut)
+{
+    bool keys;
+    uint64_t run;
+    if (scan) {
+        run = top_rules(r, scan, s, len, &keys);
+    } else {
+        struct lv_scan own = {0};
+        own.rules = r->always_rules;
+        scan_text(r, s, len, &own);
+        run = own.rules & r->all_rules;
+        keys = own.keys;
+    }
+    int total = 0;
     for (; run; run &= run - 1) {
-        size_t i = (size_t)__builtin_ctzll(run);
-        int n = find_spans(r, i, s, len);
+        int n = find_spans(r, (size_t)__builtin_ctzll(run), s, len, cut);
         if (n < 0)
             return n;
         total += n;
     }
-    lv_metrics.redactions += (uint64_t)total;
+    if (keys && r->nkeys && lv_nested_possible(s, len)) {
+        int n = find_nested(r, s, len, depth);
+        if (n < 0)
+            return n;
+        total += n;
+    }
+    /* Escaped text (JSON serialised into a string, or quoted in a line) is
+     * also read decoded, as a text of its own. */
+    if (depth + 1 < NEST_LEVELS && memchr(s, '\\', len) && lv_json_has_escape(s, len)) {
+        int n = find_decoded(r, s, 0, len, depth, cut);
+        if (n < 0)
+            return n;
+        total += n;
+    }
     return total;
+}
+
+int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len)
+{
+    r->nspans = 0;
+    r->reps.len = 0;
+    r->nstrs = 0;
+    if (!scan->rules && !scan->keys && !r->always_rules)
+        return 0;
+    if (find_level(r, scan, s, len, 0, scan->cut) < 0)
+        return -EIO;
+    size_t n = merge_spans(r);
+    lv_metrics.redactions += n;
+    return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out)
 {
-    if (rewrite(r, s, len, &r->scratch[0]) < 0)
+    if (rewrite(r, s, len, &r->scratch) < 0)
         return -EIO;
-    return lv_json_string(out, r->scratch[0].data, r->scratch[0].len, NULL);
+    return lv_json_string(out, r->scratch.data, r->scratch.len, NULL);
 }
 
 int lv_redact_string(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,

@@ -44,6 +44,8 @@ struct lv_scan {
     uint64_t rules; /* value rules worth running on this line, one bit each */
     bool keys;      /* a key rule's word occurs (key check needed) */
     bool escapes;   /* a backslash: decoded text may differ from raw bytes */
+    bool cut;       /* set by the caller: the line was cut at limits.max_line,
+                       so a text that runs to its end may end inside a secret */
     /* The hits, in order, when they all fit: a key or string that lies in
      * the scanned line is then checked against the hits inside it instead
      * of being scanned again. NULL when unknown (every string is scanned). */

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "enrich.h"
+#include "json_text.h"
 #include "json_write.h"
 #include "parse_json.h"
 #include "redact.h"
@@ -87,7 +88,7 @@ static enum lv_json_status run(struct fixture *fx, enum lv_json_mode mode, const
 /* PATCH applies to lines without escapes that are valid UTF-8. */
 static bool patchable(const char *line)
 {
-    return !strchr(line, '\\') && lv_utf8_valid(line, strlen(line));
+    return !strchr(line, '\\') && lv_json_copyable(line, strlen(line));
 }
 
 /* REDACT of `line` succeeds and writes `want`; so does PATCH where it
@@ -318,7 +319,7 @@ static void strict_utf8_check_refuses_what_yajl_lets_through_and_redact_repairs_
         "{\"a\":\"\xff\"}",         "{\"a\":\"\xc0\xaf\"}",     "{\"a\":\"\xed\xa0\x80\"}",
         "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"\xe0\x80\xaf\":1}", "{\"a\":\"ok\xe2\x82\"}"};
     for (size_t i = 0; i < LV_ARRAY_LEN(lines); i++) {
-        if (lv_utf8_valid(lines[i], strlen(lines[i])))
+        if (lv_json_copyable(lines[i], strlen(lines[i])))
             fail_msg("the strict check accepted invalid UTF-8 in line %zu", i);
         assert_int_equal(run(&fx, LV_JSON_REDACT, lines[i]), LV_JSON_OK);
         assert_non_null(strstr(fx.out.data, "\xef\xbf\xbd"));
