@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "enrich.h"
 #include "frame.h"
+#include "json_text.h"
 
 struct join {
     struct lv_buf buf;
@@ -36,6 +37,7 @@ struct lv_frame {
     const char *dk_log;
     size_t dk_log_len;
     struct lv_buf dk_copy; /* the log value when yajl had to unescape it */
+    struct lv_buf dk_fixed; /* the line with lone surrogate escapes repaired */
     enum lv_stream dk_stream;
     int64_t dk_time;
 };
@@ -59,6 +61,7 @@ struct lv_frame *lv_frame_new(enum lv_format format, size_t max_line, uint32_t s
     if (format == LV_FORMAT_DOCKER) {
         lv_arena_init(&f->arena, 32 * 1024);
         lv_buf_init(&f->dk_copy, 0, raw_cap(f));
+        lv_buf_init(&f->dk_fixed, 0, raw_cap(f));
     }
     return f;
 }
@@ -72,6 +75,7 @@ void lv_frame_free(struct lv_frame *f)
     lv_buf_free(&f->join[1].buf);
     lv_arena_free(&f->arena);
     lv_buf_free(&f->dk_copy);
+    lv_buf_free(&f->dk_fixed);
     free(f);
 }
 
@@ -318,6 +322,12 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
     yajl_alloc_funcs funcs;
     lv_arena_reset(&f->arena);
     lv_arena_yajl_funcs(&f->arena, &funcs);
+    /* yajl would pair a lone high surrogate with the next escape and swallow
+     * a letter of the application's line: read it as U+FFFD. */
+    const char *fixed = lv_json_fix_surrogates(s, len, &f->dk_fixed);
+    if (!fixed)
+        return emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
+    s = fixed;
     f->dk_line = s;
     f->dk_line_len = len;
     f->dk_log = NULL;

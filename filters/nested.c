@@ -107,8 +107,8 @@ static size_t string_start(struct lv_nested *n, size_t dlen)
     return start;
 }
 
-/* The member from the key at key_start to `end`, with the comma after it,
- * or else the one before it. */
+/* The member from the key at key_start to `end`, with the comma after it
+ * (and the blanks after that), or else the comma before it. */
 static void member(const struct lv_nested *n, size_t end, struct lv_nested_value *v)
 {
     v->member_start = n->key_start;
@@ -117,7 +117,9 @@ static void member(const struct lv_nested *n, size_t end, struct lv_nested_value
     while (k < n->len && is_blank(n->s[k]))
         k++;
     if (k < n->len && n->s[k] == ',') {
-        v->member_end = k + 1;
+        for (k++; k < n->len && is_blank(n->s[k]);)
+            k++;
+        v->member_end = k;
         return;
     }
     k = n->key_start;

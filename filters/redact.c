@@ -66,6 +66,8 @@ struct word {
     const char *text;
     size_t len;
     uint8_t target; /* value rule index, or KEY_TARGET */
+    bool exact;     /* of an "exact" key rule: only found alone between
+                       separators and non-word characters */
 };
 
 /* Text decoded from the text above it, with the place in that text of each
@@ -146,28 +148,60 @@ size_t lv_redact_normalise(const char *key, size_t len, char *dst, size_t cap)
 struct builtin {
     const char *name;
     const char *pattern;
-    const char *hints[9];
+    const char *hints[12];
     int group;
 };
 
+/* Each rule with an example of what it masks (in brackets). */
 static const struct builtin builtins[] = {
-    {"bearer", "\\b(?:(?i:bearer)|Basic|BASIC|basic(?=\\s+[A-Za-z0-9+/]*[0-9+/=]))\\s+(?!(?i:bearer|basic)\\b)([A-Za-z0-9._~+/=-]{6,})",
+    /* "Authorization: Bearer [eyJhbGciOi...]", "basic [dXNlcjpwYXNz]": a
+     * lower-case "basic" only before a credential-looking word (an upper-case
+     * letter, a digit, '+', '/' or '='), so prose about basic auth survives. */
+    {"bearer", "\\b(?:(?i:bearer)|Basic|BASIC|(?i:basic)(?=\\s+[A-Za-z0-9+/]*[A-Z0-9+/=]))\\s+(?!(?i:bearer|basic)\\b)([A-Za-z0-9._~+/=-]{6,})",
      {"bearer", "basic"}, 1},
-    /* From the start of the base64url word that holds "eyJ" (a lookahead
-     * finds it), not from each "eyJ": "eyJ-eyJ-eyJ-..." was quadratic. */
+    /* "[eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig]". From the start of the
+     * base64url word that holds "eyJ" (a lookahead finds it), not from each
+     * "eyJ": "eyJ-eyJ-eyJ-..." was quadratic. */
     {"jwt",
      "(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*?(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{4})"
      "[A-Za-z0-9_-]*+\\.[A-Za-z0-9_-]{4,}+\\.[A-Za-z0-9_-]*+",
      {"eyj"}, 0},
-    /* Access key ids only: AKIA (long-term) and ASIA (temporary). The other
-     * four-letter prefixes (AIDA, AROA, ...) name users and roles; they are
-     * not credentials, and matching them costs every line with "span_id". */
+    /* "[AKIAIOSFODNN7EXAMPLE]". Access key ids only: AKIA (long-term) and
+     * ASIA (temporary). The other four-letter prefixes (AIDA, AROA, ...)
+     * name users and roles; they are not credentials, and matching them
+     * costs every line with "span_id". */
     {"aws_access_key_id", "(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",
      {"akia", "asia"}, 0},
+    /* "[-----BEGIN RSA PRIVATE KEY-----\nMIIE...\n-----END RSA PRIVATE
+     * KEY-----]", or to the end of the text without its END line. */
     {"private_key",
      "-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?:-----)?[\\s\\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)",
      {"begin"}, 0},
+    /* "[sk_live_4eC39HqLyjWDarjtT1zdp7dc]", also test and restricted keys. */
     {"stripe_key", "\\b[spr]k_(?:live|test)_[0-9A-Za-z]{10,}", {"sklive", "sktest", "pklive", "pktest", "rklive", "rktest"}, 0},
+    /* Tokens with a documented prefix: GitHub "[ghp_16C7e42F292c6912E7710c838347Ae178B4a]"
+     * (also gho_, ghs_, ghu_, ghr_ and "github_pat_..."), Slack
+     * "[xoxb-1234-5678-AbCdEf]" (xoxa, xoxp, xoxo, xoxr, xoxs), Google API
+     * keys "[AIzaSyA-1234567890abcdefghijklmnopqrs]", GitLab
+     * "[glpat-xxxxxxxxxxxxxxxxxxxx]", npm "[npm_abcdefghijklmnopqrstuvwxyz0123456789]". */
+    {"service_token",
+     "(?<![A-Za-z0-9_])(?:gh[oprsu]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+     "|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{30,}|glpat-[0-9A-Za-z_-]{20,}"
+     "|npm_[A-Za-z0-9]{30,})",
+     {"ghp", "gho", "ghr", "ghs", "ghu", "githubpat", "xox", "aiza", "glpat", "npm"}, 0},
+    /* "postgres://app:[s3cret]@db:5432/orders": the password of URL userinfo. */
+    {"url_userinfo", "(?i)\\b[a-z][a-z0-9+.-]*+://[^\\s:/?#@\\[\\]\"'<>]*+:([^\\s/?#@\"'<>]++)@",
+     {"://"}, 1},
+    /* "Authorization: Digest [username=\"bob\", response=\"6629f\"]",
+     * "Proxy-Authorization: Negotiate [YII...]", "Cookie: [sid=31d4;
+     * theme=dark]", "Set-Cookie: [id=a3fWa; Path=/]": the credentials after
+     * the scheme, whatever the scheme, to the end of the line; a quote ends
+     * them unless it opens a quoted parameter after '='. */
+    {"credential_header",
+     "(?i)(?<![A-Za-z0-9_-])(?:(?:proxy-)?authorization[ \\t]*+:[ \\t]*+"
+     "(?:[A-Za-z][A-Za-z0-9._~+/-]*+[ \\t]++(?=[^\\s\"']))?|(?:set-)?cookie[ \\t]*+:[ \\t]*+)"
+     "([^\\s\"'](?:[^\\r\\n\"']++|(?<==)\"[^\"\\r\\n]*+\")*+)",
+     {"authorization", "cookie"}, 1},
 };
 
 /* A character of a pattern that matches it literally. */
@@ -209,44 +243,82 @@ static void append_words(struct lv_buf *b, const struct lv_redactor *r, bool exa
     }
 }
 
-/* key=value, key: value, key => value and "key":"value" pairs whose key
- * matches a key rule, in free text, URLs and JSON held inside strings (once
- * or twice serialised: "password\":\"x\"").
- *
- * A "contains" key is matched from the start of its word only, a lookahead
- * finding the rule word inside it. Starting at every '_', '-' or '.' of a
- * word and scanning to its end made a long run such as "a-a-a-..."
- * quadratic: seconds for 40 KB. */
-static char *pair_pattern(const struct lv_redactor *r)
+static size_t exact_keys(const struct lv_redactor *r)
 {
-    size_t nexact = 0;
+    size_t n = 0;
     for (size_t i = 0; i < r->nkeys; i++)
-        nexact += r->keys[i].exact;
-    struct lv_buf b;
-    lv_buf_init(&b, 256, 0);
-    lv_buf_puts(&b, "(?i)(?:");
+        n += r->keys[i].exact;
+    return n;
+}
+
+/* A bare key in text that a key rule matches: a "contains" word inside a
+ * run of word characters and separators (matched from the start of the
+ * run, a lookahead finding the word in it: starting at every '_', '-' or
+ * '.' and scanning to the end made "a-a-a-..." quadratic, seconds for 40
+ * KB), or an "exact" word alone between separators. `start` asserts where
+ * a run may start. */
+static void append_bare_key(struct lv_buf *b, const struct lv_redactor *r, const char *start)
+{
+    size_t nexact = exact_keys(r);
+    lv_buf_puts(b, "(?:");
     if (nexact < r->nkeys) {
-        lv_buf_puts(&b, "(?<![A-Za-z0-9_.-])(?=[A-Za-z0-9_.-]*?(?:");
-        append_words(&b, r, false);
-        lv_buf_puts(&b, "))[A-Za-z0-9_.-]*+");
+        lv_buf_append(b, start, strlen(start));
+        lv_buf_puts(b, "(?=[A-Za-z0-9_.-]*?(?:");
+        append_words(b, r, false);
+        lv_buf_puts(b, "))[A-Za-z0-9_.-]*+");
     }
     if (nexact) {
         if (nexact < r->nkeys)
-            lv_buf_putc(&b, '|');
-        lv_buf_puts(&b, "(?<![A-Za-z0-9])(?:");
-        append_words(&b, r, true);
-        lv_buf_puts(&b, ")(?![A-Za-z0-9])");
+            lv_buf_putc(b, '|');
+        lv_buf_append(b, start, strlen(start));
+        lv_buf_puts(b, "[_.-]*+(?:");
+        append_words(b, r, true);
+        lv_buf_puts(b, ")[_.-]*+(?![A-Za-z0-9])");
     }
-    /* The key's closing quote (escaped when serialised twice) or bracket
-     * (PHP print_r), then ':', '=' or '=>'. The value: quoted (escapes
-     * kept, closing quote optional for cut lines), quoted with escaped
-     * quotes, a container up to the end of the text (broken JSON is redacted
-     * to its end rather than risk a nested secret), or a bare token, with
-     * the authorization scheme before it if there is one. A bare token ends
-     * at a blank, quote, comma or bracket; '&' and ';' end it only where the
-     * next key=value starts ("?token=x&page=2"), so "password=Tr0ub&3" is
-     * masked whole. */
-    lv_buf_puts(&b, ")(?:\\\\*[\"'\\]])?\\s*(?:=>|[:=])\\s*");
+    lv_buf_putc(b, ')');
+}
+
+/* key=value, key: value, key => value, key%3Dvalue and "key":"value" pairs
+ * whose key matches a key rule, in free text, URLs and JSON held inside
+ * strings (once or twice serialised: "password\":\"x\"").
+ *
+ * The key is bare (with a subscript: "user[password]", "password[0]"), or
+ * quoted, with any characters around a "contains" word ("'db password
+ * (old)'"), the quote escaped or not. The value is capture group 1. */
+static char *pair_pattern(const struct lv_redactor *r)
+{
+    struct lv_buf b;
+    lv_buf_init(&b, 256, 0);
+    lv_buf_puts(&b, "(?i)(?:");
+    append_bare_key(&b, r, "(?:(?<![A-Za-z0-9_.-])|(?<=%2[27]))");
+    lv_buf_puts(&b, "(?:[\\[(][A-Za-z0-9_.-]*+[\\])])?");
+    /* Quoted keys are bounded (a lazy run over a long string would take
+     * the JIT a frame a character). */
+    static const char *const quotes[] = {"\"", "'"};
+    for (size_t q = 0; q < 2 && exact_keys(r) < r->nkeys; q++) {
+        lv_buf_puts(&b, "|\\\\*+");
+        lv_buf_append(&b, quotes[q], 1);
+        lv_buf_puts(&b, "(?=[^\r\n");
+        lv_buf_append(&b, quotes[q], 1);
+        lv_buf_puts(&b, "]{0,256}?(?:");
+        append_words(&b, r, false);
+        lv_buf_puts(&b, "))[^\r\n");
+        lv_buf_append(&b, quotes[q], 1);
+        lv_buf_puts(&b, "]{0,256}+");
+        lv_buf_append(&b, quotes[q], 1);
+    }
+    /* The key's closing quote (escaped when serialised twice, or
+     * URL-encoded) or bracket (PHP print_r), then ':', '=', '=>', or
+     * URL-encoded. The value: quoted (escapes kept, closing quote optional
+     * for cut lines), quoted with escaped quotes, a container up to the end
+     * of the text (broken JSON is redacted to its end rather than risk a
+     * nested secret; see find_spans), or a bare token after the
+     * authorization scheme if there is one ("Bearer [x]"; the schemes of
+     * IANA's registry and a few vendors'). A bare token ends at
+     * a blank, quote, comma or bracket; '&' and ';' (and %26) end it only
+     * where the next key=value starts ("?token=x&page=2"), so
+     * "password=Tr0ub&3" is masked whole. */
+    lv_buf_puts(&b, ")(?:\\\\*[\"'\\]]|%2[27])?\\s*(?:=>|[:=]|%3[ad])\\s*");
     /* A value that is already a replacement, left by an earlier rule, is
      * left alone: "[REDACTED]" would otherwise read as a container and take
      * the rest of the text ("id_token=[REDACTED]&state=x"). */
@@ -261,8 +333,24 @@ static char *pair_pattern(const struct lv_redactor *r)
                     "|\\\\+\"((?:[^\"\\\\]++|\\\\++[^\"\\\\])*+)"
                     "|'((?:[^'\\\\]++|\\\\.)*+)'?"
                     "|([\\[{][\\s\\S]*)"
-                    "|((?:(?:bearer|basic|digest|token|negotiate|ntlm|apikey|key|ssws)\\s+)?"
-                    "(?:[^\\s\"'&;,}\\]]++|[&;](?![A-Za-z0-9_.\\[\\]-]+=))++))");
+                    "|(?:(?:bearer|basic|digest|token|negotiate|ntlm|apikey|key|ssws|dpop|gnap|hoba|mutual"
+                    "|oauth|privatetoken|concealed|vapid|scram-sha-1|scram-sha-256|aws4-hmac-sha256)\\s+)?"
+                    "((?:[^\\s\"'&;,}\\]%]++|%(?!26[A-Za-z0-9_.\\[\\]-]+%3d)"
+                    "|[&;](?![A-Za-z0-9_.\\[\\]-]+=))++))");
+    lv_buf_putc(&b, '\0');
+    return b.data;
+}
+
+/* Command-line flags whose name matches a key rule, with the value after a
+ * blank or '=': "--password [hunter2]", "-token=[abc]", "--db-password
+ * '[s3 cret]'". A value starting with '-' is the next flag. */
+static char *flag_pattern(const struct lv_redactor *r)
+{
+    struct lv_buf b;
+    lv_buf_init(&b, 256, 0);
+    lv_buf_puts(&b, "(?i)(?<![A-Za-z0-9_-])--?+");
+    append_bare_key(&b, r, "");
+    lv_buf_puts(&b, "(?:=|[ \\t]++)(?!-)(\"[^\"]*+\"?|'[^']*+'?|[^\\s\"']++)");
     lv_buf_putc(&b, '\0');
     return b.data;
 }
@@ -300,18 +388,19 @@ static void mark_trigram(struct lv_redactor *r, unsigned a, unsigned b, unsigned
     r->gram3[tri_hash(w)] = 1;
 }
 
-static int add_word(struct lv_redactor *r, const char *text, uint8_t target)
+/* Returns the word, or NULL when it cannot be filtered (too short, or no
+ * room left): its target is then always reported. */
+static struct word *add_word(struct lv_redactor *r, const char *text, uint8_t target, bool exact)
 {
     static const unsigned char seps[] = {'_', '-', '.'};
     size_t len = strlen(text);
-    if (len == 0 || r->nwords == MAX_WORDS)
-        return -1;
     const unsigned char *t = (const unsigned char *)text;
-    if (len < 3) {
+    if (len < 3 || r->nwords == MAX_WORDS) {
         mark(&r->always, target);
-        return 0;
+        return NULL;
     }
-    r->words[r->nwords] = (struct word){text, len, target};
+    struct word *w = &r->words[r->nwords];
+    *w = (struct word){text, len, target, exact};
     r->next[r->nwords] = r->first[t[0]]; /* chain the words by first character */
     r->first[t[0]] = (uint16_t)++r->nwords;
     mark_trigram(r, t[0], t[1], t[2]);
@@ -321,7 +410,7 @@ static int add_word(struct lv_redactor *r, const char *text, uint8_t target)
         for (size_t k = 0; k < sizeof seps; k++)
             mark_trigram(r, t[0], seps[i], seps[k]);
     }
-    return 0;
+    return w;
 }
 
 
@@ -364,7 +453,7 @@ static int compile_rule(struct lv_redactor *r, const char *name, const char *pat
     if (nhints && v->nhints < nhints)
         v->nhints = 0; /* a hint of separators only proves nothing: always run */
     for (size_t i = 0; i < v->nhints; i++)
-        add_word(r, v->hints[i], (uint8_t)r->nrules);
+        add_word(r, v->hints[i], (uint8_t)r->nrules, false);
     if (!v->nhints)
         r->always_rules |= 1ull << r->nrules;
     char counter[64];
@@ -391,11 +480,30 @@ static void add_key_rules(struct lv_redactor *r, const struct lv_redact_conf *co
         char counter[64];
         snprintf(counter, sizeof counter, "key:%s", k->word);
         k->hits = lv_metrics_rule(counter);
-        add_word(r, k->word, KEY_TARGET);
+        add_word(r, k->word, KEY_TARGET, k->exact);
         if (k->len < r->min_key_len)
             r->min_key_len = k->len;
         r->nkeys++;
     }
+}
+
+/* The rules built from the key rules' words (hinted by those words, which
+ * the pre-scan checks for "exact" rules as it does for keys). */
+static int add_key_word_rule(struct lv_redactor *r, const char *name, char *pattern, int group,
+                             enum lv_action action, char *err, size_t errlen)
+{
+    const char *words[MAX_RULES];
+    for (size_t i = 0; i < r->nkeys; i++)
+        words[i] = r->keys[i].word;
+    size_t first = r->nwords;
+    int rc = compile_rule(r, name, pattern, words, r->nkeys, group, action, NULL, err, errlen);
+    free(pattern);
+    /* The hints were added in the order of the key rules, those of fewer
+     * than three letters left out. */
+    for (size_t w = first, i = 0; rc == 0 && w < r->nwords && i < r->nkeys; i++)
+        if (r->keys[i].len >= 3)
+            r->words[w++].exact = r->keys[i].exact;
+    return rc;
 }
 
 static int add_builtin_rules(struct lv_redactor *r, const struct lv_redact_conf *conf, char *err,
@@ -412,15 +520,10 @@ static int add_builtin_rules(struct lv_redactor *r, const struct lv_redact_conf 
     }
     if (!r->nkeys)
         return 0;
-    const char *words[MAX_RULES];
-    for (size_t i = 0; i < r->nkeys; i++)
-        words[i] = r->keys[i].word;
-    char *pattern = pair_pattern(r);
     r->pair_bit = 1ull << r->nrules;
-    int rc = compile_rule(r, "key_value_pair", pattern, words, r->nkeys, 1, conf->action, NULL,
-                          err, errlen);
-    free(pattern);
-    return rc;
+    if (add_key_word_rule(r, "key_value_pair", pair_pattern(r), 1, conf->action, err, errlen) < 0)
+        return -EINVAL;
+    return add_key_word_rule(r, "command_line_flag", flag_pattern(r), 1, conf->action, err, errlen);
 }
 
 static int add_user_rules(struct lv_redactor *r, const struct lv_redact_conf *conf, char *err,
@@ -524,7 +627,8 @@ void lv_redact_free(struct lv_redactor *r)
 /* ---- pre-scan ------------------------------------------------------------ */
 
 /* Does the normalised stream starting at raw position `at` begin with `w`? */
-static bool word_at(const unsigned char *p, const unsigned char *end, const struct word *w)
+static const unsigned char *word_at(const unsigned char *p, const unsigned char *end,
+                                    const struct word *w)
 {
     size_t k = 0;
     for (; p < end && k < w->len; p++) {
@@ -532,10 +636,31 @@ static bool word_at(const unsigned char *p, const unsigned char *end, const stru
         if (!c)
             continue;
         if (c != (unsigned char)w->text[k])
-            return false;
+            return NULL;
         k++;
     }
-    return k == w->len;
+    return k == w->len ? p : NULL;
+}
+
+static bool is_word_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+/* Is the word at [at, to) alone: separators, then a non-word byte (or a
+ * URL-encoded quote, %22 or %27), on each side? What an "exact" key
+ * rule's key must look like, raw, in the line. */
+static bool word_alone(const unsigned char *start, const unsigned char *at,
+                       const unsigned char *to, const unsigned char *end)
+{
+    while (at > start && !norm_table[at[-1]])
+        at--;
+    bool encoded_quote = at - start >= 3 && at[-3] == '%' && at[-2] == '2';
+    if (at > start && is_word_byte(at[-1]) && !encoded_quote)
+        return false;
+    while (to < end && !norm_table[*to])
+        to++;
+    return to == end || !is_word_byte(*to);
 }
 
 static void mark(struct lv_scan *scan, uint8_t target)
@@ -560,13 +685,15 @@ static void hit(struct lv_scan *scan, const unsigned char *at, uint8_t target)
     scan->hits[scan->nhits++] = (struct lv_scan_hit){pos, target};
 }
 
-/* Verifies the words that may start at raw position `at`. */
-static void check_words(const struct lv_redactor *r, const unsigned char *at,
-                        const unsigned char *end, struct lv_scan *scan)
+/* Verifies the words that may start at raw position `at` of the text
+ * [start, end). */
+static void check_words(const struct lv_redactor *r, const unsigned char *start,
+                        const unsigned char *at, const unsigned char *end, struct lv_scan *scan)
 {
     for (unsigned i = r->first[norm_table[*at]]; i; i = r->next[i - 1]) {
         const struct word *w = &r->words[i - 1];
-        if (word_at(at, end, w))
+        const unsigned char *to = word_at(at, end, w);
+        if (to && (!w->exact || word_alone(start, at, to, end)))
             hit(scan, at, w->target);
     }
 }
@@ -598,12 +725,12 @@ static void scan_every_position(const struct lv_redactor *r, const unsigned char
         w |= 0x2020202020202020ull;
         for (unsigned k = 0; k < 6; k++)
             if (LV_UNLIKELY(r->gram3[tri_hash((uint32_t)(w >> (8 * k)) & 0xffffffu)]))
-                check_words(r, p + i + k, end, scan);
+                check_words(r, p, p + i + k, end, scan);
     }
     for (; i + 4 <= len; i++) {
         uint32_t w = load_folded(p + i) & 0xffffffu;
         if (LV_UNLIKELY(r->gram3[tri_hash(w)]))
-            check_words(r, p + i, end, scan);
+            check_words(r, p, p + i, end, scan);
     }
     unsigned char tail[8] = {0};
     size_t rest = len - i;
@@ -611,7 +738,7 @@ static void scan_every_position(const struct lv_redactor *r, const unsigned char
     for (size_t k = 0; k + 3 <= rest; k++) {
         uint32_t w = load_folded(tail + k) & 0xffffffu;
         if (r->gram3[tri_hash(w)])
-            check_words(r, p + i + k, end, scan);
+            check_words(r, p, p + i + k, end, scan);
     }
 }
 
@@ -626,7 +753,7 @@ static void scan_candidates(const struct lv_redactor *r, const unsigned char *p,
         for (uint64_t m = lv_prefilter_block(r->pf, p + i); m; m &= m - 1) {
             const unsigned char *at = p + i + __builtin_ctzll(m);
             if (gram_at(r, at))
-                check_words(r, at, end, scan);
+                check_words(r, p, at, end, scan);
         }
     size_t rest = len - i; /* < LV_PREFILTER_READ */
     if (rest < 3)
@@ -637,7 +764,7 @@ static void scan_candidates(const struct lv_redactor *r, const unsigned char *p,
     for (; m; m &= m - 1) {
         size_t k = (size_t)__builtin_ctzll(m);
         if (gram_at(r, tail + k))
-            check_words(r, p + i + k, end, scan);
+            check_words(r, p, p + i + k, end, scan);
     }
 }
 

@@ -331,15 +331,18 @@ static bool uses_hash(const struct lv_redact_conf *r)
     return hash;
 }
 
-/* Without keys in the file the default rules stay, and they are plain
- * strings, so they take the section's match and action like any other. */
+/* Without keys in the file the default rules stay, and they take the
+ * section's action, and its match when one is given (each default word has
+ * its own: the short ones are exact). */
 static void redact_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void *base,
                          const char *where)
 {
     struct lv_redact_conf *r = base;
     const yaml_node_t *action = lv_conf_map_get(ctx, node, "action");
+    bool match = lv_conf_map_get(ctx, node, "match") != NULL;
     for (size_t i = 0; !lv_conf_map_get(ctx, node, "keys") && i < r->nkeys; i++) {
-        r->keys[i].match = r->match;
+        if (match)
+            r->keys[i].match = r->match;
         r->keys[i].action = r->action;
     }
     if (r->hmac_key || !uses_hash(r))
@@ -739,9 +742,24 @@ static char **strv_dup(const char *const *v, size_t n, size_t *count)
     return out;
 }
 
+/* Keys whose normalised form contains one of the first words, or is one of
+ * the short words: what a compliance officer expects `logveil filter` to
+ * catch with no configuration. The short words are exact, so "spin",
+ * "pinned" and "otpauth_enabled" stay readable. */
 static void default_redact(struct lv_redact_conf *r)
 {
-    static const char *const keys[] = {"password", "token", "secret", "apikey"};
+    static const struct {
+        const char *word;
+        enum lv_match match;
+    } keys[] = {
+        {"password", LV_MATCH_CONTAINS},   {"passwd", LV_MATCH_CONTAINS},
+        {"passphrase", LV_MATCH_CONTAINS}, {"secret", LV_MATCH_CONTAINS},
+        {"token", LV_MATCH_CONTAINS},      {"apikey", LV_MATCH_CONTAINS},
+        {"privatekey", LV_MATCH_CONTAINS}, {"credential", LV_MATCH_CONTAINS},
+        {"authorization", LV_MATCH_CONTAINS}, {"cookie", LV_MATCH_CONTAINS},
+        {"sessionid", LV_MATCH_CONTAINS},  {"pwd", LV_MATCH_EXACT},
+        {"pin", LV_MATCH_EXACT},           {"otp", LV_MATCH_EXACT},
+    };
     r->match = LV_MATCH_CONTAINS;
     r->action = LV_ACTION_MASK;
     r->replacement = lv_xstrdup("[REDACTED]");
@@ -750,7 +768,7 @@ static void default_redact(struct lv_redact_conf *r)
     r->keys = lv_xcalloc(LV_ARRAY_LEN(keys), sizeof *r->keys);
     r->nkeys = LV_ARRAY_LEN(keys);
     for (size_t i = 0; i < r->nkeys; i++)
-        r->keys[i] = (struct lv_key_rule){lv_xstrdup(keys[i]), r->match, r->action, NULL};
+        r->keys[i] = (struct lv_key_rule){lv_xstrdup(keys[i].word), keys[i].match, r->action, NULL};
 }
 
 static void default_sample(struct lv_sample_conf *s)

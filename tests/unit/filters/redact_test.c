@@ -287,7 +287,7 @@ static size_t put_separators(char *p, size_t max)
 /* Filler that holds no word: letters, digits and JSON punctuation. */
 static size_t put_filler(char *p, size_t max)
 {
-    static const char filler[] = "xqz 0179{}[]\":,/";
+    static const char filler[] = "xqz 0179{}[]\":,|"; /* no word: "://" is one */
     size_t n = rnd_below(max + 1);
     for (size_t i = 0; i < n; i++)
         p[i] = filler[rnd_below(sizeof filler - 1)];

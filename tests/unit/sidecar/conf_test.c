@@ -133,11 +133,13 @@ static void defaults_are_the_documented_built_in_configuration(void **state)
     assert_int_equal(c.inputs[0].format, LV_FORMAT_JSON);
     assert_int_equal(c.noutputs, 1);
     assert_int_equal(c.outputs[0].kind, LV_OUTPUT_STDOUT);
-    assert_int_equal(c.redact.nkeys, 4);
-    const char *keys[] = {"password", "token", "secret", "apikey"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *keys[] = {"password", "passwd", "passphrase", "secret", "token",
+                          "apikey", "privatekey", "credential", "authorization", "cookie",
+                          "sessionid", "pwd", "pin", "otp"};
+    assert_int_equal(c.redact.nkeys, sizeof keys / sizeof *keys);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         assert_string_equal(c.redact.keys[i].key, keys[i]);
-        assert_int_equal(c.redact.keys[i].match, LV_MATCH_CONTAINS);
+        assert_int_equal(c.redact.keys[i].match, i < 11 ? LV_MATCH_CONTAINS : LV_MATCH_EXACT);
         assert_int_equal(c.redact.keys[i].action, LV_ACTION_MASK);
     }
     assert_string_equal(c.redact.replacement, "[REDACTED]");
@@ -687,7 +689,7 @@ static void empty_file_gives_the_defaults(void **state)
     (void)state;
     assert_loads("# nothing but a comment\n", &c);
     assert_string_equal(c.environment, "development");
-    assert_int_equal(c.redact.nkeys, 4);
+    assert_int_equal(c.redact.nkeys, 14);
     assert_non_null(c.path);
     lv_conf_free(&c);
 }
@@ -811,8 +813,18 @@ static void section_action_applies_to_the_default_rules_when_keys_are_not_given(
     struct lv_conf c;
     (void)state;
     assert_loads("redact: {action: drop}\n", &c);
-    assert_int_equal(c.redact.nkeys, 4);
+    assert_int_equal(c.redact.nkeys, 14);
     assert_int_equal(find_key_rule(&c, "password")->action, LV_ACTION_DROP);
+    assert_int_equal(find_key_rule(&c, "pin")->match, LV_MATCH_EXACT);
+    lv_conf_free(&c);
+}
+
+static void section_match_applies_to_the_default_rules_only_when_given(void **state)
+{
+    struct lv_conf c;
+    (void)state;
+    assert_loads("redact: {match: contains}\n", &c);
+    assert_int_equal(find_key_rule(&c, "pin")->match, LV_MATCH_CONTAINS);
     lv_conf_free(&c);
 }
 
@@ -983,6 +995,7 @@ int main(void)
         cmocka_unit_test(plain_and_map_key_rules_are_normalised),
         cmocka_unit_test(section_match_and_action_apply_to_rules_written_before_them),
         cmocka_unit_test(section_action_applies_to_the_default_rules_when_keys_are_not_given),
+        cmocka_unit_test(section_match_applies_to_the_default_rules_only_when_given),
         cmocka_unit_test(keys_given_in_the_file_replace_the_default_list),
         cmocka_unit_test(key_that_normalises_to_nothing_is_an_error),
         cmocka_unit_test(inputs_and_outputs_are_loaded),
