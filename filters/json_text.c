@@ -8,6 +8,21 @@
 #include "json_text.h"
 #include "json_write.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* Nonzero when a byte of the 32 at p is >= 0x80 or < 0x20: as signed bytes,
+ * both are less than 0x20, so one compare finds them. */
+static unsigned unusual32(const unsigned char *p)
+{
+    const __m128i limit = _mm_set1_epi8(0x20);
+    __m128i a = _mm_loadu_si128((const __m128i *)p);
+    __m128i b = _mm_loadu_si128((const __m128i *)(p + 16));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(a, limit),
+                                                    _mm_cmplt_epi8(b, limit)));
+}
+#endif
+
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -17,6 +32,15 @@ static uint64_t unusual(uint64_t w)
 {
     return (w | (w - 0x20 * ONES)) & HIGHS;
 }
+
+#if !defined(__SSE2__)
+static unsigned unusual32(const unsigned char *p)
+{
+    uint64_t x[4];
+    memcpy(x, p, 32);
+    return (unusual(x[0]) | unusual(x[1]) | unusual(x[2]) | unusual(x[3])) != 0;
+}
+#endif
 
 /* One byte that is not plain printable ASCII: its UTF-8 sequence, or a
  * control byte JSON text may hold between tokens. The length consumed, or
@@ -34,18 +58,19 @@ bool lv_json_copyable(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
-        uint64_t w, x[4];
-        if (end - p >= 32 &&
-            (memcpy(x, p, 32), !(unusual(x[0]) | unusual(x[1]) | unusual(x[2]) | unusual(x[3])))) {
+        uint64_t w;
+        if (end - p >= 32 && !unusual32(p)) {
             p += 32;
-        } else if (end - p >= 8 && (memcpy(&w, p, 8), !unusual(w))) {
-            p += 8;
-        } else {
-            size_t n = odd_byte(p, end);
-            if (!n)
-                return false;
-            p += n;
+            continue;
         }
+        if (end - p >= 8 && (memcpy(&w, p, 8), !unusual(w))) {
+            p += 8;
+            continue;
+        }
+        size_t n = odd_byte(p, end);
+        if (!n)
+            return false;
+        p += n;
     }
     return true;
 }

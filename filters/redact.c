@@ -50,6 +50,8 @@ struct vrule {
     enum lv_action action;
     char *replacement;
     uint64_t *hits;
+    bool partial_jit;
+    char needs;       /* a character every match holds, or 0 */
 };
 
 struct krule {
@@ -61,13 +63,15 @@ struct krule {
     uint64_t *hits;
 };
 
-/* A literal the pre-scan looks for, and what finding it means. */
+/* A literal the pre-scan looks for, and what finding it means: the value
+ * rules it hints at, and whether it is a key rule's word. */
 struct word {
     const char *text;
     size_t len;
-    uint8_t target; /* value rule index, or KEY_TARGET */
-    bool exact;     /* of an "exact" key rule: only found alone between
-                       separators and non-word characters */
+    uint64_t rules;
+    bool keys;
+    bool exact; /* of an "exact" key rule: only found alone between
+                   separators and non-word characters */
 };
 
 /* Text decoded from the text above it, with the place in that text of each
@@ -150,6 +154,7 @@ struct builtin {
     const char *pattern;
     const char *hints[12];
     int group;
+    char needs; /* a character every match holds: without it the rule is not run */
 };
 
 /* Each rule with an example of what it masks (in brackets). */
@@ -158,27 +163,27 @@ static const struct builtin builtins[] = {
      * lower-case "basic" only before a credential-looking word (an upper-case
      * letter, a digit, '+', '/' or '='), so prose about basic auth survives. */
     {"bearer", "\\b(?:(?i:bearer)|Basic|BASIC|(?i:basic)(?=\\s+[A-Za-z0-9+/]*[A-Z0-9+/=]))\\s+(?!(?i:bearer|basic)\\b)([A-Za-z0-9._~+/=-]{6,})",
-     {"bearer", "basic"}, 1},
+     {"bearer", "basic"}, 1, 0},
     /* "[eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig]". From the start of the
      * base64url word that holds "eyJ" (a lookahead finds it), not from each
      * "eyJ": "eyJ-eyJ-eyJ-..." was quadratic. */
     {"jwt",
      "(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*?(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{4})"
      "[A-Za-z0-9_-]*+\\.[A-Za-z0-9_-]{4,}+\\.[A-Za-z0-9_-]*+",
-     {"eyj"}, 0},
+     {"eyj"}, 0, '.'},
     /* "[AKIAIOSFODNN7EXAMPLE]". Access key ids only: AKIA (long-term) and
      * ASIA (temporary). The other four-letter prefixes (AIDA, AROA, ...)
      * name users and roles; they are not credentials, and matching them
      * costs every line with "span_id". */
     {"aws_access_key_id", "(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",
-     {"akia", "asia"}, 0},
+     {"akia", "asia"}, 0, 0},
     /* "[-----BEGIN RSA PRIVATE KEY-----\nMIIE...\n-----END RSA PRIVATE
      * KEY-----]", or to the end of the text without its END line. */
     {"private_key",
      "-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?:-----)?[\\s\\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)",
-     {"begin"}, 0},
+     {"begin"}, 0, '-'},
     /* "[sk_live_4eC39HqLyjWDarjtT1zdp7dc]", also test and restricted keys. */
-    {"stripe_key", "\\b[spr]k_(?:live|test)_[0-9A-Za-z]{10,}", {"sklive", "sktest", "pklive", "pktest", "rklive", "rktest"}, 0},
+    {"stripe_key", "\\b[spr]k_(?:live|test)_[0-9A-Za-z]{10,}", {"sklive", "sktest", "pklive", "pktest", "rklive", "rktest"}, 0, '_'},
     /* Tokens with a documented prefix: GitHub "[ghp_16C7e42F292c6912E7710c838347Ae178B4a]"
      * (also gho_, ghs_, ghu_, ghr_ and "github_pat_..."), Slack
      * "[xoxb-1234-5678-AbCdEf]" (xoxa, xoxp, xoxo, xoxr, xoxs), Google API
@@ -188,10 +193,10 @@ static const struct builtin builtins[] = {
      "(?<![A-Za-z0-9_])(?:gh[oprsu]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
      "|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{30,}|glpat-[0-9A-Za-z_-]{20,}"
      "|npm_[A-Za-z0-9]{30,})",
-     {"ghp", "gho", "ghr", "ghs", "ghu", "githubpat", "xox", "aiza", "glpat", "npm"}, 0},
+     {"ghp", "gho", "ghr", "ghs", "ghu", "githubpat", "xox", "aiza", "glpat", "npm"}, 0, 0},
     /* "postgres://app:[s3cret]@db:5432/orders": the password of URL userinfo. */
     {"url_userinfo", "(?i)\\b[a-z][a-z0-9+.-]*+://[^\\s:/?#@\\[\\]\"'<>]*+:([^\\s/?#@\"'<>]++)@",
-     {"://"}, 1},
+     {"://"}, 1, '@'},
     /* "Authorization: Digest [username=\"bob\", response=\"6629f\"]",
      * "Proxy-Authorization: Negotiate [YII...]", "Cookie: [sid=31d4;
      * theme=dark]", "Set-Cookie: [id=a3fWa; Path=/]": the credentials after
@@ -201,7 +206,7 @@ static const struct builtin builtins[] = {
      "(?i)(?<![A-Za-z0-9_-])(?:(?:proxy-)?authorization[ \\t]*+:[ \\t]*+"
      "(?:[A-Za-z][A-Za-z0-9._~+/-]*+[ \\t]++(?=[^\\s\"']))?|(?:set-)?cookie[ \\t]*+:[ \\t]*+)"
      "([^\\s\"'](?:[^\\r\\n\"']++|(?<==)\"[^\"\\r\\n]*+\")*+)",
-     {"authorization", "cookie"}, 1},
+     {"authorization", "cookie"}, 1, ':'},
 };
 
 /* A character of a pattern that matches it literally. */
@@ -368,6 +373,14 @@ static char *normalised_copy(const char *s)
 
 static void mark(struct lv_scan *scan, uint8_t target);
 
+static void mark_word(struct word *w, uint8_t target)
+{
+    if (target == KEY_TARGET)
+        w->keys = true;
+    else
+        w->rules |= 1ull << target;
+}
+
 /* The scan reads the raw bytes three at a time, folded to lower case by
  * OR 0x20 (which leaves digits, '-' and '.' alone and turns '_' into 0x7f).
  * A word occurring in the normalised stream starts at a raw byte w0 followed
@@ -395,12 +408,21 @@ static struct word *add_word(struct lv_redactor *r, const char *text, uint8_t ta
     static const unsigned char seps[] = {'_', '-', '.'};
     size_t len = strlen(text);
     const unsigned char *t = (const unsigned char *)text;
+    /* One entry a text: found once, it marks every rule it hints at. */
+    for (size_t i = 0; i < r->nwords; i++) {
+        struct word *w = &r->words[i];
+        if (w->exact == exact && w->len == len && memcmp(w->text, text, len) == 0) {
+            mark_word(w, target);
+            return w;
+        }
+    }
     if (len < 3 || r->nwords == MAX_WORDS) {
         mark(&r->always, target);
         return NULL;
     }
     struct word *w = &r->words[r->nwords];
-    *w = (struct word){text, len, target, exact};
+    *w = (struct word){text, len, 0, false, exact};
+    mark_word(w, target);
     r->next[r->nwords] = r->first[t[0]]; /* chain the words by first character */
     r->first[t[0]] = (uint16_t)++r->nwords;
     mark_trigram(r, t[0], t[1], t[2]);
@@ -416,7 +438,7 @@ static struct word *add_word(struct lv_redactor *r, const char *text, uint8_t ta
 
 
 static int compile_rule(struct lv_redactor *r, const char *name, const char *pattern,
-                        const char *const *hints, size_t nhints, int group,
+                        const char *const *hints, const bool *exact, size_t nhints, int group,
                         enum lv_action action, const char *replacement, char *err, size_t errlen)
 {
     if (r->nrules == MAX_RULES) {
@@ -433,9 +455,7 @@ static int compile_rule(struct lv_redactor *r, const char *name, const char *pat
                  (size_t)off, (char *)msg);
         return -EINVAL;
     }
-    /* Partial matching finds secrets cut short at limits.max_line. The
-     * interpreter is the fallback. */
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
     struct vrule *v = &r->rules[r->nrules];
     v->name = lv_xstrdup(name);
     v->re = re;
@@ -453,7 +473,7 @@ static int compile_rule(struct lv_redactor *r, const char *name, const char *pat
     if (nhints && v->nhints < nhints)
         v->nhints = 0; /* a hint of separators only proves nothing: always run */
     for (size_t i = 0; i < v->nhints; i++)
-        add_word(r, v->hints[i], (uint8_t)r->nrules, false);
+        add_word(r, v->hints[i], (uint8_t)r->nrules, exact && exact[i]);
     if (!v->nhints)
         r->always_rules |= 1ull << r->nrules;
     char counter[64];
@@ -493,16 +513,14 @@ static int add_key_word_rule(struct lv_redactor *r, const char *name, char *patt
                              enum lv_action action, char *err, size_t errlen)
 {
     const char *words[MAX_RULES];
-    for (size_t i = 0; i < r->nkeys; i++)
+    bool exact[MAX_RULES];
+    for (size_t i = 0; i < r->nkeys; i++) {
         words[i] = r->keys[i].word;
-    size_t first = r->nwords;
-    int rc = compile_rule(r, name, pattern, words, r->nkeys, group, action, NULL, err, errlen);
+        exact[i] = r->keys[i].exact;
+    }
+    int rc = compile_rule(r, name, pattern, words, exact, r->nkeys, group, action, NULL, err,
+                          errlen);
     free(pattern);
-    /* The hints were added in the order of the key rules, those of fewer
-     * than three letters left out. */
-    for (size_t w = first, i = 0; rc == 0 && w < r->nwords && i < r->nkeys; i++)
-        if (r->keys[i].len >= 3)
-            r->words[w++].exact = r->keys[i].exact;
     return rc;
 }
 
@@ -514,16 +532,20 @@ static int add_builtin_rules(struct lv_redactor *r, const struct lv_redact_conf 
         size_t nh = 0;
         while (nh < LV_ARRAY_LEN(b->hints) && b->hints[nh])
             nh++;
-        if (compile_rule(r, b->name, b->pattern, b->hints, nh, b->group, conf->action, NULL, err,
+        if (compile_rule(r, b->name, b->pattern, b->hints, NULL, nh, b->group, conf->action, NULL, err,
                          errlen) < 0)
             return -EINVAL;
+        r->rules[r->nrules - 1].needs = b->needs;
     }
     if (!r->nkeys)
         return 0;
     r->pair_bit = 1ull << r->nrules;
     if (add_key_word_rule(r, "key_value_pair", pair_pattern(r), 1, conf->action, err, errlen) < 0)
         return -EINVAL;
-    return add_key_word_rule(r, "command_line_flag", flag_pattern(r), 1, conf->action, err, errlen);
+    if (add_key_word_rule(r, "command_line_flag", flag_pattern(r), 1, conf->action, err, errlen) < 0)
+        return -EINVAL;
+    r->rules[r->nrules - 1].needs = '-';
+    return 0;
 }
 
 static int add_user_rules(struct lv_redactor *r, const struct lv_redact_conf *conf, char *err,
@@ -532,7 +554,7 @@ static int add_user_rules(struct lv_redactor *r, const struct lv_redact_conf *co
     for (size_t i = 0; i < conf->npatterns; i++) {
         const struct lv_value_rule *u = &conf->patterns[i];
         if (compile_rule(r, u->name ? u->name : "pattern", u->pattern,
-                         (const char *const *)u->hints, u->nhints, u->group, u->action,
+                         (const char *const *)u->hints, NULL, u->nhints, u->group, u->action,
                          u->replacement, err, errlen) < 0)
             return -EINVAL;
     }
@@ -671,10 +693,17 @@ static void mark(struct lv_scan *scan, uint8_t target)
         scan->rules |= 1ull << target;
 }
 
-/* A word found at raw position `at`; its place is kept while hits fit. */
-static void hit(struct lv_scan *scan, const unsigned char *at, uint8_t target)
+static void mark_found(struct lv_scan *scan, const struct word *w)
 {
-    mark(scan, target);
+    scan->rules |= w->rules;
+    scan->keys |= w->keys;
+}
+
+/* Word `i` found at raw position `at`; its place is kept while hits fit. */
+static void hit(const struct lv_redactor *r, struct lv_scan *scan, const unsigned char *at,
+                size_t i)
+{
+    mark_found(scan, &r->words[i]);
     if (!scan->line)
         return;
     if (scan->nhits == LV_SCAN_HITS) {
@@ -682,7 +711,7 @@ static void hit(struct lv_scan *scan, const unsigned char *at, uint8_t target)
         return;
     }
     uint32_t pos = (uint32_t)(at - (const unsigned char *)scan->line);
-    scan->hits[scan->nhits++] = (struct lv_scan_hit){pos, target};
+    scan->hits[scan->nhits++] = (struct lv_scan_hit){pos, (uint16_t)i};
 }
 
 /* Verifies the words that may start at raw position `at` of the text
@@ -690,11 +719,21 @@ static void hit(struct lv_scan *scan, const unsigned char *at, uint8_t target)
 static void check_words(const struct lv_redactor *r, const unsigned char *start,
                         const unsigned char *at, const unsigned char *end, struct lv_scan *scan)
 {
+    /* The second character of the normalised stream sorts out most of the
+     * words that share the first. */
+    const unsigned char *p = at + 1;
+    while (p < end && !norm_table[*p])
+        p++;
+    if (p == end)
+        return;
+    unsigned char second = norm_table[*p];
     for (unsigned i = r->first[norm_table[*at]]; i; i = r->next[i - 1]) {
         const struct word *w = &r->words[i - 1];
+        if ((unsigned char)w->text[1] != second)
+            continue;
         const unsigned char *to = word_at(at, end, w);
         if (to && (!w->exact || word_alone(start, at, to, end)))
-            hit(scan, at, w->target);
+            hit(r, scan, at, i - 1);
     }
 }
 
@@ -818,7 +857,7 @@ static bool hits_within(const struct lv_redactor *r, const struct lv_scan *scan,
     own->keys |= r->always.keys;
     for (uint32_t i = 0; i < scan->nhits && scan->hits[i].pos < to; i++)
         if (scan->hits[i].pos >= from)
-            mark(own, scan->hits[i].target);
+            mark_found(own, &r->words[scan->hits[i].word]);
     return true;
 }
 
@@ -982,6 +1021,10 @@ static bool holds_hint(struct lv_redactor *r, const struct vrule *v, const char 
 static int cut_match(struct lv_redactor *r, size_t i, const char *s, size_t len, size_t from)
 {
     struct vrule *v = &r->rules[i];
+    if (!v->partial_jit) { /* compiled for partial matching when first needed */
+        pcre2_jit_compile(v->re, PCRE2_JIT_PARTIAL_HARD);
+        v->partial_jit = true;
+    }
     int rc = pcre2_match(v->re, (PCRE2_SPTR)s, len, from, PCRE2_PARTIAL_HARD, r->md, NULL);
     if (rc == PCRE2_ERROR_NOMATCH || rc >= 0)
         return 0;
@@ -1074,6 +1117,8 @@ static int span_order(const void *a, const void *b)
  * when a match starts with it). Returns how many are left. */
 static size_t merge_spans(struct lv_redactor *r)
 {
+    if (r->nspans < 2)
+        return r->nspans;
     qsort(r->spans, r->nspans, sizeof *r->spans, span_order);
     size_t n = 0;
     for (size_t i = 0; i < r->nspans;) {
@@ -1241,8 +1286,10 @@ static uint64_t top_rules(struct lv_redactor *r, const struct lv_scan *scan, con
         return scan->rules & r->all_rules;
     /* A key=value pair, or a member of nested JSON, needs its '=', ':' or
      * "%3D"; most strings have none. */
-    bool no_pair = !memchr(s, '=', len) && !memchr(s, ':', len) && !memchr(s, '%', len);
-    if (!hits_within(r, scan, s, len, &own) && (hinted != r->pair_bit || !no_pair))
+    bool known = hits_within(r, scan, s, len, &own), no_pair = false;
+    if (!known || own.keys || (own.rules & r->pair_bit))
+        no_pair = !memchr(s, '=', len) && !memchr(s, ':', len) && !memchr(s, '%', len);
+    if (!known && (hinted != r->pair_bit || !no_pair))
         scan_text(r, s, len, &own);
     *keys = scan->keys && own.keys && !no_pair;
     /* A backslash makes the scan report every bit, rules or not: only the
@@ -1274,7 +1321,12 @@ static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const c
     }
     int total = 0;
     for (; run; run &= run - 1) {
-        int n = find_spans(r, (size_t)__builtin_ctzll(run), s, len, cut);
+        size_t i = (size_t)__builtin_ctzll(run);
+        /* (A text cut short may end before that character: a partial
+         * match still counts.) */
+        if (r->rules[i].needs && !cut && !memchr(s, r->rules[i].needs, len))
+            continue;
+        int n = find_spans(r, i, s, len, cut);
         if (n < 0)
             return n;
         total += n;

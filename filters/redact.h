@@ -32,11 +32,11 @@ struct lv_redactor;
 
 #define LV_SCAN_HITS 32
 
-/* Where the pre-scan found a word: its raw offset in the line, and the value
- * rule it hints at (or the key rules). */
+/* Where the pre-scan found a word: its raw offset in the line, and which of
+ * the redactor's words (what it hints at). */
 struct lv_scan_hit {
     uint32_t pos;
-    uint8_t target;
+    uint16_t word;
 };
 
 /* What the pre-scan found in one line. */

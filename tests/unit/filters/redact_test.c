@@ -348,7 +348,7 @@ static void expect_same_scans(struct lv_redactor *red, const char *line, size_t 
         same = fast.nhits == plain.nhits;
         for (uint32_t i = 0; same && i < fast.nhits; i++)
             same = fast.hits[i].pos == plain.hits[i].pos &&
-                   fast.hits[i].target == plain.hits[i].target;
+                   fast.hits[i].word == plain.hits[i].word;
     }
     if (!same)
         fail_msg("the two scans disagree on <%.*s>", (int)len, line);
