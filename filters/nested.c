@@ -2,9 +2,13 @@
  * The walk over JSON inside text. yajl parses from each '{' or '[' of the
  * text; its count of bytes consumed, exact inside a callback, places every
  * token in the text. A parse ends when its first value closes (the rest of
- * the text is searched again), at an error, at the depth limit or at the
- * end of the text, so every byte is parsed at most once or twice: the walk
- * is linear in the text.
+ * the text is searched again), at an error (the search goes on from the
+ * byte that failed, which yajl counts as consumed), or at the end of the
+ * text, so every byte is parsed at most once or twice: the walk is linear
+ * in the text. It keeps no state per level, so it needs no depth limit: a
+ * record deeper than limits.max_depth is withheld, but the same JSON in a
+ * text line is walked to its bottom (yajl's own stack is bounded by the
+ * text's length).
  *
  * A string token's place is found from its end: when the text just before
  * it, as long as the decoded string, holds no backslash and follows a
@@ -20,7 +24,6 @@
 
 struct lv_nested {
     struct lv_redactor *r;
-    int max_depth;
     struct lv_arena arena;
     yajl_alloc_funcs funcs;
     struct lv_buf fixed;
@@ -38,15 +41,14 @@ struct lv_nested {
     int pending;       /* the key rule of the next value, or -1 */
     size_t key_start, key_end;
     bool closed;       /* the first value ended */
-    bool deep;         /* stopped at the depth limit */
+    size_t good;       /* just past the last token yajl accepted */
     int rc;
 };
 
-struct lv_nested *lv_nested_new(struct lv_redactor *r, int max_depth)
+struct lv_nested *lv_nested_new(struct lv_redactor *r)
 {
     struct lv_nested *n = lv_xcalloc(1, sizeof *n);
     n->r = r;
-    n->max_depth = max_depth > 0 ? max_depth : 64;
     lv_arena_init(&n->arena, 16 * 1024);
     lv_arena_yajl_funcs(&n->arena, &n->funcs);
     lv_buf_init(&n->fixed, 0, 0);
@@ -69,9 +71,9 @@ bool lv_nested_possible(const char *s, size_t len)
 
 /* ---- places ------------------------------------------------------------------ */
 
-static size_t here(const struct lv_nested *n)
+static size_t here(struct lv_nested *n)
 {
-    return n->base + yajl_get_bytes_consumed(n->h);
+    return n->good = n->base + yajl_get_bytes_consumed(n->h);
 }
 
 static bool is_blank(char c)
@@ -103,7 +105,7 @@ static size_t string_start(struct lv_nested *n, size_t dlen)
         return end - dlen - 2;
     size_t start = opening_quote(n->s, end - 1);
     if (n->sink->string && n->rc == 0)
-        n->rc = n->sink->string(n->sink->arg, start + 1, end - 1);
+        n->rc = n->sink->string(n->sink->arg, start + 1, end - 1, false);
     return start;
 }
 
@@ -142,9 +144,9 @@ static void report(struct lv_nested *n, int rule, size_t start, size_t end, cons
 
 static int scalar(struct lv_nested *n, const char *s, size_t len, bool is_string)
 {
+    size_t end = here(n);
     if (n->skip)
         return 1;
-    size_t end = here(n);
     size_t start = is_string ? string_start(n, len) : end - len;
     if (n->pending >= 0)
         report(n, n->pending, start, end, s, len, false);
@@ -175,6 +177,7 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
 static int on_key(void *ctx, const unsigned char *k, size_t len)
 {
     struct lv_nested *n = ctx;
+    here(n);
     if (n->skip)
         return 1;
     n->key_start = string_start(n, len);
@@ -186,10 +189,7 @@ static int on_key(void *ctx, const unsigned char *k, size_t len)
 static int on_open(void *ctx)
 {
     struct lv_nested *n = ctx;
-    if (n->depth >= n->max_depth) {
-        n->deep = true;
-        return 0;
-    }
+    here(n);
     n->depth++;
     if (n->skip) {
         n->skip++;
@@ -205,6 +205,7 @@ static int on_open(void *ctx)
 static int on_close(void *ctx)
 {
     struct lv_nested *n = ctx;
+    here(n);
     n->depth--;
     if (n->skip && --n->skip == 0)
         report(n, n->skip_rule, n->skip_start, here(n), NULL, 0, false);
@@ -229,6 +230,23 @@ static const yajl_callbacks callbacks = {
 
 /* ---- the walk -------------------------------------------------------------------- */
 
+/* The text ended inside a string token that opened after `at` (an odd
+ * number of unescaped quotes since): what it holds so far is a string of
+ * its own. */
+static void open_string(struct lv_nested *n, size_t at)
+{
+    size_t quote = SIZE_MAX;
+    for (size_t i = at; i < n->len; i++) {
+        if (n->s[i] == '\\')
+            i++;
+        else if (n->s[i] == '"')
+            quote = quote == SIZE_MAX ? i : SIZE_MAX;
+    }
+    if (quote != SIZE_MAX && n->sink->string && n->rc == 0 &&
+        memchr(n->s + quote + 1, '\\', n->len - quote - 1))
+        n->rc = n->sink->string(n->sink->arg, quote + 1, n->len, true);
+}
+
 /* A parse that stopped inside the value of a matching key: the value runs
  * to the end of the text. */
 static void unfinished(struct lv_nested *n)
@@ -242,8 +260,7 @@ static void unfinished(struct lv_nested *n)
     size_t v = n->key_end;
     while (v < n->len && (is_blank(n->s[v]) || n->s[v] == ':'))
         v++;
-    if (v < n->len)
-        report(n, n->pending, v, n->len, NULL, 0, true);
+    report(n, n->pending, v, n->len, NULL, 0, true); /* (maybe empty: a drop still drops) */
 }
 
 /* One parse from the bracket at `at`; returns where the search goes on. */
@@ -255,21 +272,30 @@ static size_t parse_from(struct lv_nested *n, size_t at)
     n->base = at;
     n->depth = n->skip = 0;
     n->pending = -1;
-    n->closed = n->deep = false;
+    n->closed = false;
+    n->good = at;
     yajl_status st = yajl_parse(n->h, (const unsigned char *)n->s + at, n->len - at);
-    size_t stop = here(n);
+    size_t stop = n->base + yajl_get_bytes_consumed(n->h);
     yajl_free(n->h);
     n->h = NULL;
     if (n->closed)
         return stop;
     unfinished(n);
-    return st == yajl_status_ok ? n->len : stop;
+    if (st == yajl_status_ok) {
+        open_string(n, at);
+        return n->len;
+    }
+    /* On from the end of the last good token: yajl counts the token that
+     * broke the parse as consumed, and it may be a string holding a '{'. */
+    return n->good > at ? n->good : at + 1;
 }
 
 int lv_nested_walk(struct lv_nested *n, const char *s, size_t len, const struct lv_nested_sink *sink)
 {
-    /* The same length as s, with lone surrogates as U+FFFD: places hold. */
-    n->s = lv_json_fix_surrogates(s, len, &n->fixed);
+    /* The same length as s, read as leniently as the decoded strings are
+     * (lone surrogates as U+FFFD, stray backslashes and control bytes
+     * passed over): places hold. */
+    n->s = lv_json_repair(s, len, true, &n->fixed);
     if (!n->s)
         return -ENOBUFS;
     n->len = len;

@@ -41,8 +41,9 @@ struct lv_nested_value {
 /* Callbacks return 0, or a negative errno that stops the walk. */
 typedef int lv_nested_value_fn(void *arg, const struct lv_nested_value *v);
 /* A string token (a key or a value) with escapes: [start, end) is its text
- * between the quotes. */
-typedef int lv_nested_string_fn(void *arg, size_t start, size_t end);
+ * between the quotes; `open` when the text ends inside it (a cut line: what
+ * it holds so far is searched too). */
+typedef int lv_nested_string_fn(void *arg, size_t start, size_t end, bool open);
 
 struct lv_nested_sink {
     lv_nested_value_fn *value;
@@ -52,7 +53,7 @@ struct lv_nested_sink {
 
 struct lv_nested;
 
-struct lv_nested *lv_nested_new(struct lv_redactor *r, int max_depth);
+struct lv_nested *lv_nested_new(struct lv_redactor *r);
 void lv_nested_free(struct lv_nested *n);
 
 /* Does `s` hold something the walk could read: a quote and an opening

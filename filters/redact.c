@@ -39,7 +39,6 @@
 /* Text decoded from a string, and decoded again: JSON serialised into a
  * string up to this many times is read as JSON. */
 #define NEST_LEVELS 6
-#define NESTED_MAX_DEPTH 64
 
 struct vrule {
     char *name;
@@ -85,6 +84,7 @@ struct nest_level {
 /* A string of nested JSON with escapes, waiting to be decoded. */
 struct nest_string {
     size_t start, end;
+    bool open; /* the text ends inside it */
 };
 
 struct lv_redactor {
@@ -603,7 +603,7 @@ struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, 
     lv_buf_init(&r->reps, 256, 64u << 20);
     for (size_t i = 0; i < NEST_LEVELS; i++)
         lv_buf_init(&r->levels[i].text, 0, 0);
-    r->nested = lv_nested_new(r, NESTED_MAX_DEPTH);
+    r->nested = lv_nested_new(r);
     return r;
 err:
     lv_redact_free(r);
@@ -980,6 +980,7 @@ struct span {
     size_t start, end;
     uint32_t rule; /* value rule, when !fixed */
     bool fixed;
+    uint8_t level; /* how many decodings below the text it was found in */
     size_t rep, rep_len;
 };
 
@@ -997,7 +998,7 @@ static int push_span(struct lv_redactor *r, struct span sp)
 
 static int add_span(struct lv_redactor *r, size_t start, size_t end, size_t rule)
 {
-    return push_span(r, (struct span){start, end, (uint32_t)rule, false, 0, 0});
+    return push_span(r, (struct span){start, end, (uint32_t)rule, false, 0, 0, 0});
 }
 
 /* Does the start of a partial match hold one of its rule's hints? */
@@ -1081,16 +1082,21 @@ static int find_spans(struct lv_redactor *r, size_t i, const char *s, size_t len
             return -EIO;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
         int g = (v->group < rc && ov[2 * v->group] != PCRE2_UNSET) ? v->group : 0;
+        pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
         if (ov[2 * g + 1] > ov[2 * g]) {
             size_t end = ov[2 * g + 1];
             char c = s[ov[2 * g]];
             if (end == len && (1ull << i) == r->pair_bit && (c == '{' || c == '['))
-                end = container_end(s, ov[2 * g], len);
+                pos = end = container_end(s, ov[2 * g], len); /* and on after it */
             if (add_span(r, ov[2 * g], end, i) < 0)
                 return -EIO;
             count++;
         }
-        pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+        /* A quoted key ("db token=x": ...) may hold a pair of its own: the
+         * search goes on inside it, once (the pair found there starts past
+         * the quote). */
+        if (s[ov[0]] == '"' || s[ov[0]] == '\'' || s[ov[0]] == '\\')
+            pos = ov[0] + 1;
     }
     if (cut && pos < len) {
         int rc = cut_match(r, i, s, len, pos);
@@ -1109,12 +1115,15 @@ static int span_order(const void *a, const void *b)
         return x->start < y->start ? -1 : 1;
     if (x->fixed != y->fixed)
         return x->fixed ? -1 : 1; /* a key rule's whole value first */
-    return x->end > y->end ? -1 : x->end < y->end;
+    if (x->end != y->end)
+        return x->end > y->end ? -1 : 1;
+    return (x->level > y->level) - (x->level < y->level); /* then the text's own */
 }
 
 /* Sorts the spans and merges those that overlap; a merged span takes the
- * replacement of the one that starts first (of a key rule's whole value,
- * when a match starts with it). Returns how many are left. */
+ * replacement of the longest of them (a key rule's whole value over a match
+ * inside it; a value masked to the end of a cut text over a piece of it
+ * found in decoded text), the first of equals. Returns how many are left. */
 static size_t merge_spans(struct lv_redactor *r)
 {
     if (r->nspans < 2)
@@ -1122,13 +1131,17 @@ static size_t merge_spans(struct lv_redactor *r)
     qsort(r->spans, r->nspans, sizeof *r->spans, span_order);
     size_t n = 0;
     for (size_t i = 0; i < r->nspans;) {
-        struct span m = r->spans[i++];
+        struct span m = r->spans[i++], best = m;
         while (i < r->nspans && r->spans[i].start < m.end) {
-            if (r->spans[i].end > m.end)
-                m.end = r->spans[i].end;
-            i++;
+            const struct span *o = &r->spans[i++];
+            if (o->end > m.end)
+                m.end = o->end;
+            if (o->end - o->start > best.end - best.start)
+                best = *o;
         }
-        r->spans[n++] = m;
+        best.start = m.start;
+        best.end = m.end;
+        r->spans[n++] = best;
     }
     r->nspans = n;
     return n;
@@ -1157,6 +1170,8 @@ static int rewrite(struct lv_redactor *r, const char *s, size_t len, struct lv_b
 
 static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
                       int depth, bool cut);
+static int find_level_spans(struct lv_redactor *r, const struct lv_scan *scan, const char *s,
+                            size_t len, int depth, bool cut);
 
 /* The end in the encoded text of the decoded bytes before `end`. */
 static size_t map_end(const struct nest_level *lv, size_t end)
@@ -1166,10 +1181,59 @@ static size_t map_end(const struct nest_level *lv, size_t end)
     return lv->map[end];
 }
 
+/* Was decoded byte k a quote written bare in the encoded text? */
+static bool bare_quote(const struct nest_level *lv, const char *enc, size_t k)
+{
+    return lv->text.data[k] == '"' && enc[lv->map[k]] == '"';
+}
+
+/* A span from text decoded as a whole must not take a quote of the
+ * encoded text's own JSON with it (it would join a key to what follows):
+ * such quotes at its ends stay. `enc` is the encoded text from `at`. */
+static void trim_bare_quotes(struct span *sp, const struct nest_level *lv, const char *enc,
+                             size_t start, size_t end)
+{
+    if (end > start && bare_quote(lv, enc, start))
+        sp->start++;
+    if (end > start + 1 && bare_quote(lv, enc, end - 1))
+        sp->end--;
+    if (sp->end <= sp->start) {
+        sp->end = sp->start; /* nothing but quotes: nothing to replace */
+        sp->rep_len = 0;
+    }
+}
+
+/* A span from text decoded as a whole is cut at the quotes written bare in
+ * the encoded text (its own JSON's: they stay, each piece is replaced). */
+static int split_at_bare_quotes(struct lv_redactor *r, size_t first, const char *s)
+{
+    for (size_t i = first; i < r->nspans; i++) {
+        for (size_t q = r->spans[i].start; q < r->spans[i].end; q++) {
+            if (s[q] == '\\') {
+                q++;
+                continue;
+            }
+            if (s[q] != '"')
+                continue;
+            struct span rest = r->spans[i];
+            r->spans[i].end = q;
+            rest.start = q + 1;
+            if (push_span(r, rest) < 0)
+                return -EIO;
+            break; /* the rest is split in its turn */
+        }
+    }
+    return 0;
+}
+
 /* Moves the spans from `first` on, found in the text decoded from s[at..],
  * into the encoded text: each is written out now (its decoded text is
- * about to go) and its replacement escaped as that text escapes it. */
-static int lift(struct lv_redactor *r, size_t first, const struct nest_level *lv, size_t at)
+ * about to go) and its replacement escaped as that text escapes it. Text
+ * decoded as a whole (`whole`: free text, not one string) may hold bare
+ * JSON as well as escaped: a replacement that is a JSON string goes in
+ * without its quotes there, which is right either way. */
+static int lift(struct lv_redactor *r, size_t first, const struct nest_level *lv, const char *s,
+                size_t at, bool whole)
 {
     for (size_t i = first; i < r->nspans; i++) {
         struct span *sp = &r->spans[i];
@@ -1178,7 +1242,12 @@ static int lift(struct lv_redactor *r, size_t first, const struct nest_level *lv
             if (put_replacement(r, &r->rules[sp->rule], lv->text.data + sp->start,
                                 sp->end - sp->start, &r->reps) < 0)
                 return -EIO;
-            *sp = (struct span){sp->start, sp->end, 0, true, rep, r->reps.len - rep};
+            *sp = (struct span){sp->start, sp->end, 0, true, sp->level, rep, r->reps.len - rep};
+        }
+        if (whole && sp->rep_len >= 2 && r->reps.data[sp->rep] == '"' &&
+            r->reps.data[sp->rep + sp->rep_len - 1] == '"') {
+            sp->rep++;
+            sp->rep_len -= 2;
         }
         /* Escaping at most sextuples a byte: reserve first, so that the
          * source does not move while it is read. */
@@ -1189,23 +1258,28 @@ static int lift(struct lv_redactor *r, size_t first, const struct nest_level *lv
             return -EIO;
         sp->rep = rep;
         sp->rep_len = r->reps.len - rep;
-        sp->start = at + lv->map[sp->start];
-        sp->end = at + map_end(lv, sp->end);
+        size_t start = sp->start, end = sp->end;
+        sp->start = at + lv->map[start];
+        sp->end = at + map_end(lv, end);
+        sp->level++;
+        if (whole)
+            trim_bare_quotes(sp, lv, s + at, start, end);
     }
-    return 0;
+    return whole ? split_at_bare_quotes(r, first, s) : 0;
 }
 
 /* The text s[start, end) decoded (JSON escapes; free text keeps a stray
- * backslash), redacted as a text of its own, its spans lifted into s. */
+ * backslash), redacted as a text of its own, its spans lifted into s:
+ * the text of a string token, or (`whole`) all of s. */
 static int find_decoded(struct lv_redactor *r, const char *s, size_t start, size_t end, int depth,
-                        bool cut)
+                        bool cut, bool whole)
 {
     struct nest_level *lv = &r->levels[depth + 1];
     if (lv_json_unescape(s + start, end - start, true, &lv->text, &lv->map, &lv->mapcap) < 0)
         return -EIO;
     size_t first = r->nspans;
     int n = find_level(r, NULL, lv->text.data, lv->text.len, depth + 1, cut);
-    if (n < 0 || lift(r, first, lv, start) < 0)
+    if (n < 0 || lift(r, first, lv, s, start, whole) < 0)
         return -EIO;
     return n;
 }
@@ -1228,16 +1302,18 @@ static int on_nested_value(void *arg, const struct lv_nested_value *v)
     if (r->keys[v->rule].action == LV_ACTION_DROP) {
         start = v->member_start;
         end = v->member_end;
+    } else if (start == end) {
+        return 0; /* cut right after the key: no value to mask */
     } else if (v->open && w->text[start] == '"') {
         start++;
     }
     if (put_key_value(r, v->rule, v->value, v->len, !v->open, &r->reps) < 0)
         return -EIO;
-    return push_span(r, (struct span){start, end, 0, true, rep, r->reps.len - rep});
+    return push_span(r, (struct span){start, end, 0, true, 0, rep, r->reps.len - rep});
 }
 
 /* A string token with escapes: decoded and searched after the walk. */
-static int on_nested_string(void *arg, size_t start, size_t end)
+static int on_nested_string(void *arg, size_t start, size_t end, bool open)
 {
     struct lv_redactor *r = ((struct nest_walk *)arg)->r;
     if (r->nstrs == r->capstrs) {
@@ -1246,13 +1322,13 @@ static int on_nested_string(void *arg, size_t start, size_t end)
         r->capstrs = r->capstrs ? r->capstrs * 2 : 16;
         r->strs = lv_xrealloc(r->strs, r->capstrs * sizeof *r->strs);
     }
-    r->strs[r->nstrs++] = (struct nest_string){start, end};
+    r->strs[r->nstrs++] = (struct nest_string){start, end, open};
     return 0;
 }
 
 /* JSON inside the text: the values of matching keys, then the strings of
  * that JSON which hold escapes, each as a text of its own. */
-static int find_nested(struct lv_redactor *r, const char *s, size_t len, int depth)
+static int find_nested(struct lv_redactor *r, const char *s, size_t len, int depth, bool cut)
 {
     struct nest_walk w = {r, s};
     const struct lv_nested_sink sink = {on_nested_value, on_nested_string, &w};
@@ -1261,7 +1337,7 @@ static int find_nested(struct lv_redactor *r, const char *s, size_t len, int dep
         return -EIO;
     for (size_t i = first; i < r->nstrs && depth + 1 < NEST_LEVELS; i++) {
         struct nest_string str = r->strs[i];
-        if (find_decoded(r, s, str.start, str.end, depth, false) < 0)
+        if (find_decoded(r, s, str.start, str.end, depth, cut && str.open, false) < 0)
             return -EIO;
     }
     r->nstrs = first;
@@ -1305,8 +1381,54 @@ static uint64_t top_rules(struct lv_redactor *r, const struct lv_scan *scan, con
  * decoded from one. Every rule runs on the text as it is, so one rule's
  * replacement cannot hide from another the words it needs ("Bearer
  * password: x"). Returns the number of redactions, or -EIO. */
+/* Is s[at] escaped: after an odd run of backslashes? */
+static bool escaped_at(const char *s, size_t at)
+{
+    size_t k = at;
+    while (k > 0 && s[k - 1] == '\\')
+        k--;
+    return (at - k) % 2 == 1;
+}
+
+/* The start of the escape sequence that holds s[at], or at. */
+static size_t escape_start(const char *s, size_t len, size_t at)
+{
+    if (at < len && escaped_at(s, at))
+        return at - 1;
+    for (size_t d = 2; d <= 5 && d <= at; d++) /* inside a \uXXXX */
+        if (s[at - d] == '\\' && s[at - d + 1] == 'u' && !escaped_at(s, at - d))
+            return at - d;
+    return at;
+}
+
+/* Spans found in escaped text hold whole escape sequences, so that a
+ * replacement never leaves a backslash escaping what follows it (or a
+ * quote it escaped bare). */
+static void align_spans(struct lv_redactor *r, size_t first, const char *s, size_t len)
+{
+    for (size_t i = first; i < r->nspans; i++) {
+        struct span *sp = &r->spans[i];
+        sp->start = escape_start(s, len, sp->start);
+        if (sp->end < len && sp->end > sp->start) {
+            size_t e = escape_start(s, len, sp->end);
+            if (e < sp->end) /* the end cuts a sequence: take all of it */
+                sp->end = s[e + 1] == 'u' ? (e + 6 < len ? e + 6 : len) : e + 2;
+        }
+    }
+}
+
 static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
                       int depth, bool cut)
+{
+    size_t first = r->nspans;
+    int total = find_level_spans(r, scan, s, len, depth, cut);
+    if (total >= 0 && memchr(s, '\\', len))
+        align_spans(r, first, s, len);
+    return total;
+}
+
+static int find_level_spans(struct lv_redactor *r, const struct lv_scan *scan, const char *s,
+                            size_t len, int depth, bool cut)
 {
     bool keys;
     uint64_t run;
@@ -1332,7 +1454,7 @@ static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const c
         total += n;
     }
     if (keys && r->nkeys && lv_nested_possible(s, len)) {
-        int n = find_nested(r, s, len, depth);
+        int n = find_nested(r, s, len, depth, cut);
         if (n < 0)
             return n;
         total += n;
@@ -1340,7 +1462,7 @@ static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const c
     /* Escaped text (JSON serialised into a string, or quoted in a line) is
      * also read decoded, as a text of its own. */
     if (depth + 1 < NEST_LEVELS && memchr(s, '\\', len) && lv_json_has_escape(s, len)) {
-        int n = find_decoded(r, s, 0, len, depth, cut);
+        int n = find_decoded(r, s, 0, len, depth, cut, true);
         if (n < 0)
             return n;
         total += n;

@@ -1,47 +1,51 @@
 /*
  * libFuzzer target over the filter chain (parse -> redact -> enrich), with
- * an oracle: every record the chain writes is one line of valid JSON (RFC
- * 8259, strict RFC 3629 UTF-8) whose root is an object, a line is shipped as
- * text exactly when it is not a JSON object, and no secret planted where the
- * product promises to redact it appears in the output, in the raw bytes or
- * in any decoded string.
+ * an oracle independent of the product (oracle.c: its own strict JSON
+ * reader and decoder, no yajl): every record the chain writes is one line
+ * of strict RFC 8259 JSON (RFC 3629 UTF-8) whose root is an object, a line
+ * is shipped as text exactly when it is not a JSON object, no member whose
+ * key matches a key rule keeps its value (in records, in JSON inside their
+ * strings, serialised once or more, and in JSON inside text lines), and no
+ * secret planted where the product promises to redact it appears in the
+ * output, in the raw bytes or in any decoded string.
  *
  * The input is a small program; its first byte picks the mode (and, for
  * built lines, its top bit the rules: key rules that mask, or that drop).
  *   raw    the rest is a chunk of input in json, cri or docker format, framed
- *          by lv_frame; validity only, nothing is planted;
+ *          by lv_frame; validity and the key check only, nothing is planted;
  *   built  the bytes drive a grammar that writes up to four lines: JSON
  *          objects (nested maps and arrays, keys and strings with every kind
  *          of escape, surrogates, invalid UTF-8) or plain text, sometimes cut
  *          short. Secrets are planted as the value (string, number,
  *          number-looking string, whole subtree) of a key whose normalised
- *          form holds password/token/secret/apikey, the key written with
- *          fuzz-chosen case, '_' '-' '.' and \u00XX escapes; and inside any
- *          string value or text line as "Bearer <s>", "token=<s>", a JWT, an
- *          AWS key id, a Stripe key or a PEM private key; the same in keys,
- *          which go through the value rules too.
+ *          form holds a built-in key word (or is an exact one), the key
+ *          written with fuzz-chosen case, '_' '-' '.', \u00XX escapes and
+ *          any characters around the word; and inside any string value or
+ *          text line as "Bearer <s>", "token=<s>", a JWT, an AWS key id, a
+ *          Stripe key or a PEM private key; the same in keys, which go
+ *          through the value rules too. A built JSON line is then shipped as
+ *          it is, or wrapped: one byte after it, a text prefix, a top-level
+ *          array, serialised into a string value once or twice, or quoted
+ *          in a text line; and maybe cut short.
  *
  * Why the oracle raises no false alarm:
  *   - every letter secret holds "Zx9Q" and fuzz text never holds a 'Q' or a
  *     'q' (they become 'O'/'o' before encoding; the generator writes every
  *     escape, so the decoded text is known, and no escape the product
  *     writes holds a Q). A secret in the output came from where it was
- *     planted. Numeric secrets are checked only in records of JSON lines,
- *     as number tokens and decoded strings, and fuzz digits never hold their
- *     prefix;
+ *     planted. Fuzz digits never hold the prefix of a numeric secret;
  *   - a planted secret is set off from fuzz text by a delimiter, so the
  *     rules' word boundaries hold whatever its neighbours are;
- *   - a line cut short is matched as text, on its raw bytes: only secrets
- *     wholly before the cut whose context is literal in the raw text count,
- *     and fuzz text in such a line holds no single quote or dash that could
- *     open a match running across JSON strings.
+ *   - a secret counts only when the whole of it, and of the segment that
+ *     holds it, lies before the cut; and fuzz text in a line that may be
+ *     cut holds no single quote or dash that could open a match running
+ *     across JSON strings.
  * To step past a known, reported issue while it is being fixed, set
  * LOGVEIL_FUZZ_SKIP to a comma-separated list of:
  *   ws-chain  no whitespace between fuzz text and a planted segment (the
  *             "Basic Bearer <s>" family: a rule eats the word the next
  *             rule needs);
- *   lax-utf8  accept what yajl's UTF-8 check accepts (overlong forms,
- *             surrogates) instead of strict RFC 3629.
+ *   wrap      no wrapping of built JSON lines (text, arrays, strings).
  * (Both are fixed; the switches help bisect a regression.)
  */
 #include <stdbool.h>
@@ -53,6 +57,7 @@
 #include "frame.h"
 #include "logveil/chain.h"
 #include "logveil/metrics.h"
+#include "oracle.h"
 
 #define MAX_LINES 4
 #define MAX_NEEDLES 96
@@ -63,7 +68,7 @@
 
 /* Set once from LOGVEIL_FUZZ_SKIP. */
 static bool ws_seps = true;
-static bool strict_utf8 = true;
+static bool wraps = true;
 
 /* ---- reading the program ------------------------------------------------------ */
 
@@ -92,8 +97,7 @@ static unsigned rd_pick(struct rd *r, unsigned n)
 struct needle {
     char text[40];
     size_t len;
-    bool digits;  /* numeric: checked in records of JSON lines only */
-    bool text_ok; /* promised also when the line is matched as text */
+    bool digits;  /* numeric */
     size_t end;   /* offset in the line past the whole planted secret */
     bool in_force;
 };
@@ -299,7 +303,6 @@ static struct needle *add_needle(struct gen *g, const char *text, bool digits)
     snprintf(n->text, sizeof n->text, "%s", text);
     n->len = strlen(n->text);
     n->digits = digits;
-    n->text_ok = false;
     n->end = SIZE_MAX;
     return n;
 }
@@ -310,15 +313,12 @@ static void letter_secret(struct gen *g, char kind, char *out, size_t cap)
     snprintf(out, cap, "Zx9Q%c%02usecretVALUE42", kind, g->nd->serial++ % 100);
 }
 
-/* Marks the needles added since `from` as ending at the current offset,
- * and as promised in text when `text_ok`. */
-static void seal(struct gen *g, size_t from, bool text_ok)
+/* Marks the needles added since `from` as ending at the current offset. */
+static void seal(struct gen *g, size_t from)
 {
-    for (size_t i = from; i < g->nd->count; i++) {
+    for (size_t i = from; i < g->nd->count; i++)
         if (g->nd->n[i].end == SIZE_MAX)
             g->nd->n[i].end = g->line->len;
-        g->nd->n[i].text_ok |= text_ok;
-    }
 }
 
 /* ---- planted value-rule segments ------------------------------------------------ */
@@ -464,7 +464,7 @@ static void put_segment(struct gen *g)
     put_text(g, segment_sep(g, kinds[kind] == seg_pair));
     char secret[96];
     kinds[kind](g, secret, sizeof secret);
-    seal(g, from, !g->escaped);
+    seal(g, from);
     put_text(g, segment_trail(g));
     g->raw_only = save_raw;
     g->ndig = 0;
@@ -476,7 +476,6 @@ struct ctx {
     int depth;
     bool must;    /* a secret must be planted in this value */
     bool secret;  /* under a key rule: every needle below is masked */
-    bool text_ok; /* ... and that key pair is literal in the text */
 };
 
 static void open_string(struct gen *g)
@@ -499,7 +498,7 @@ static void gen_string(struct gen *g, const struct ctx *c)
         if ((c->must && last && !planted) || rd_pick(g->rd, 4) == 0) {
             size_t from = g->nd->count;
             put_segment(g);
-            seal(g, from, c->text_ok);
+            seal(g, from);
             planted = true;
         } else {
             put_fuzz(g, 24);
@@ -528,7 +527,7 @@ static void gen_secret_string(struct gen *g, const struct ctx *c)
     g->raw_only = save;
     put_text(g, s);
     add_needle(g, s, digits);
-    seal(g, from, c->text_ok);
+    seal(g, from);
     put_char(g, ' ');
     g->ndig = 0;
     if (rd_pick(g->rd, 2))
@@ -551,7 +550,7 @@ static void gen_number(struct gen *g, const struct ctx *c)
         n += (size_t)snprintf(num + n, sizeof num - n, "%s", s);
         add_needle(g, s, true);
         put(g, num, n);
-        seal(g, from, c->text_ok);
+        seal(g, from);
         n = 0;
     } else if (form & 2) {
         num[n++] = '0';
@@ -595,39 +594,44 @@ static void gen_plain_key(struct gen *g, const struct ctx *c)
         put_fuzz(g, 8);
         size_t from = g->nd->count;
         put_segment(g);
-        seal(g, from, c->text_ok);
+        seal(g, from);
         put_fuzz(g, 8);
     }
     put(g, "\"", 1);
 }
 
-/* A key rule's key: the word in fuzz-chosen case, with separators and
- * escapes; fuzz text around it. Returns whether the kv rule would see it as
- * a key in the raw text (no escapes, at most one separator between
- * letters, affixes that no earlier rule can eat). */
-static bool gen_secret_key(struct gen *g)
+/* A key rule's key: a built-in word in fuzz-chosen case, with separators
+ * and escapes; for a "contains" word, any text around it (fuzz, or the
+ * characters a key in text may put beside it). */
+static void gen_secret_key(struct gen *g)
 {
-    static const char *const words[] = {"password", "token", "secret", "apikey"};
+    static const char *const contains[] = {"password", "token", "secret", "apikey", "passwd",
+                                           "passphrase", "privatekey", "credential",
+                                           "authorization", "cookie", "sessionid"};
+    static const char *const exact[] = {"pwd", "pin", "otp"};
     static const char safe[] = "abcdefghij0123456789_.-";
-    const char *w = words[rd_pick(g->rd, LV_ARRAY_LEN(words))];
-    unsigned form = rd_byte(g->rd), cases = rd_byte(g->rd);
+    static const char *const around[] = {" ", "\t", "[", "]", "(", ")", ":", "@", "/", "$", " my "};
+    unsigned pick = rd_byte(g->rd), form = rd_byte(g->rd), cases = rd_byte(g->rd);
+    bool is_exact = pick % 5 == 0;
+    const char *w = is_exact ? exact[pick / 5 % LV_ARRAY_LEN(exact)]
+                             : contains[pick % LV_ARRAY_LEN(contains)];
     open_string(g);
-    g->escaped = false;
-    bool one_sep = true;
-    if (form & 1) {
+    if (is_exact) {
+        form &= 4; /* the whole key is the word */
+    } else if (form & 1) {
         g->raw_only = true;
         for (unsigned k = rd_pick(g->rd, 5); k; k--)
             put_char(g, (unsigned char)safe[rd_pick(g->rd, sizeof safe - 1)]);
     } else if (form & 2) {
         put_fuzz(g, 8);
-        g->escaped = true; /* anything goes: not literal for the kv rule */
+    } else if (form & 32) {
+        put_text(g, around[rd_pick(g->rd, LV_ARRAY_LEN(around))]);
     }
     g->raw_only = (form & 4) != 0;
     for (size_t i = 0; w[i]; i++) {
         put_cased(g, (char[]){w[i], 0}, (cases >> (i & 7)) & 1);
         unsigned nsep = w[i + 1] ? rd_pick(g->rd, 8) : 0;
         nsep = nsep < 5 ? 0 : nsep - 4;
-        one_sep &= nsep <= 1;
         for (; nsep; nsep--)
             put_char(g, (unsigned char)"_.-"[rd_pick(g->rd, 3)]);
     }
@@ -638,11 +642,11 @@ static bool gen_secret_key(struct gen *g)
     } else if (form & 16) {
         g->raw_only = false;
         put_fuzz(g, 8);
-        g->escaped = true;
+    } else if (form & 64) {
+        put_text(g, around[rd_pick(g->rd, LV_ARRAY_LEN(around))]);
     }
     g->raw_only = false;
     put(g, "\"", 1);
-    return one_sep && !g->escaped;
 }
 
 /* ---- containers ------------------------------------------------------------------- */
@@ -651,7 +655,7 @@ static void gen_value(struct gen *g, const struct ctx *c);
 
 static struct ctx child(const struct ctx *c, bool must)
 {
-    return (struct ctx){c->depth + 1, must, c->secret, c->text_ok};
+    return (struct ctx){c->depth + 1, must, c->secret};
 }
 
 static void gen_member(struct gen *g, const struct ctx *c, bool must)
@@ -659,10 +663,9 @@ static void gen_member(struct gen *g, const struct ctx *c, bool must)
     struct ctx v = child(c, must);
     unsigned kind = rd_pick(g->rd, 8);
     if (kind < 2) {
-        bool literal = gen_secret_key(g);
+        gen_secret_key(g);
         v.must = true;
         v.secret = true;
-        v.text_ok = c->text_ok || literal;
     } else {
         gen_plain_key(g, c);
     }
@@ -769,7 +772,7 @@ static void gen_text_line(struct gen *g)
 
 static void gen_json_line(struct gen *g)
 {
-    struct ctx top = {1, false, false, false};
+    struct ctx top = {1, false, false};
     put_ws(g);
     gen_container(g, &top, true);
     put_ws(g);
@@ -894,163 +897,52 @@ static enum shape shape_of(const char *s, size_t n, bool *trailing)
 
 /* ---- checking a record ------------------------------------------------------------ */
 
-struct checker {
+struct needle_check {
     const struct needles *nd;
-    bool json_line; /* numeric needles count */
-    int depth;
-    bool root_seen;
-    const char *why;
-    char detail[64];
+    const char *found;
 };
 
-static bool utf8_valid(const unsigned char *s, size_t n)
+/* A needle in force in one decoded text (or number) of the record. */
+static bool needle_in(void *arg, const char *t, size_t n, bool number)
 {
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                   : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        if (!len || i + len > n)
-            return false;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-        else if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-        if (len > 1 && (s[i + 1] < lo || s[i + 1] > hi))
-            return false;
-        for (size_t k = 2; k < len; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return false;
-        i += len;
-    }
-    return true;
-}
-
-/* Fails when decoded text `s` holds a needle in force. */
-static int ck_text(struct checker *ck, const char *s, size_t n, bool number)
-{
-    for (size_t i = 0; i < ck->nd->count; i++) {
-        const struct needle *nd = &ck->nd->n[i];
-        if (!nd->in_force || (number && !nd->digits) || (nd->digits && !ck->json_line))
+    struct needle_check *c = arg;
+    for (size_t i = 0; i < c->nd->count; i++) {
+        const struct needle *nd = &c->nd->n[i];
+        if (!nd->in_force || (number && !nd->digits))
             continue;
-        if (memmem(s, n, nd->text, nd->len)) {
-            ck->why = "a planted secret is in a decoded string or number";
-            snprintf(ck->detail, sizeof ck->detail, "%s", nd->text);
-            return 0;
+        if (memmem(t, n, nd->text, nd->len)) {
+            c->found = nd->text;
+            return true;
         }
     }
-    return 1;
+    return false;
 }
-
-static int ck_scalar(struct checker *ck)
-{
-    if (ck->depth == 0) {
-        ck->why = "the root is not an object";
-        return 0;
-    }
-    return 1;
-}
-
-static int ck_null(void *ctx)
-{
-    return ck_scalar(ctx);
-}
-
-static int ck_bool(void *ctx, int b)
-{
-    (void)b;
-    return ck_scalar(ctx);
-}
-
-static int ck_num(void *ctx, const char *s, size_t n)
-{
-    return ck_scalar(ctx) && ck_text(ctx, s, n, true);
-}
-
-static int ck_str(void *ctx, const unsigned char *s, size_t n)
-{
-    return ck_scalar(ctx) && ck_text(ctx, (const char *)s, n, false);
-}
-
-static int ck_key(void *ctx, const unsigned char *s, size_t n)
-{
-    return ck_text(ctx, (const char *)s, n, false);
-}
-
-static int ck_open(struct checker *ck, bool map)
-{
-    if (ck->depth == 0 && (!map || ck->root_seen)) {
-        ck->why = "the root is not one object";
-        return 0;
-    }
-    ck->root_seen = true;
-    ck->depth++;
-    return 1;
-}
-
-static int ck_open_map(void *ctx)
-{
-    return ck_open(ctx, true);
-}
-
-static int ck_open_array(void *ctx)
-{
-    return ck_open(ctx, false);
-}
-
-static int ck_close(void *ctx)
-{
-    ((struct checker *)ctx)->depth--;
-    return 1;
-}
-
-static const yajl_callbacks checker_callbacks = {
-    .yajl_null = ck_null,
-    .yajl_boolean = ck_bool,
-    .yajl_number = ck_num,
-    .yajl_string = ck_str,
-    .yajl_start_map = ck_open_map,
-    .yajl_map_key = ck_key,
-    .yajl_end_map = ck_close,
-    .yajl_start_array = ck_open_array,
-    .yajl_end_array = ck_close,
-};
 
 /* NULL when the record is sound, else what is wrong with it. */
-static const char *check_record(const char *r, size_t n, const struct needles *nd, bool json_line,
-                                char *detail, size_t dcap)
+static const char *check_record(const char *r, size_t n, const struct needles *nd,
+                                const struct oracle_rules *rules, char *detail, size_t dcap)
 {
     if (memchr(r, '\n', n))
         return "a raw newline inside the record";
-    if (strict_utf8 && !utf8_valid((const unsigned char *)r, n))
-        return "the record is not valid UTF-8";
+    size_t at = 0;
+    const char *why = oracle_validate(r, n, &at);
+    if (why) {
+        snprintf(detail, dcap, "at byte %zu", at);
+        return why;
+    }
     for (size_t i = 0; i < nd->count; i++) {
         if (nd->n[i].in_force && !nd->n[i].digits && memmem(r, n, nd->n[i].text, nd->n[i].len)) {
             snprintf(detail, dcap, "%s", nd->n[i].text);
             return "a planted secret is in the record";
         }
     }
-    struct checker ck = {nd, json_line, 0, false, NULL, {0}};
-    yajl_handle h = yajl_alloc(&checker_callbacks, NULL, &ck);
-    yajl_status st = yajl_parse(h, (const unsigned char *)r, n);
-    if (st == yajl_status_ok)
-        st = yajl_complete_parse(h);
-    if (st != yajl_status_ok && !ck.why) {
-        unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)r, n);
-        snprintf(detail, dcap, "%s", (const char *)msg);
-        yajl_free_error(h, msg);
-        ck.why = "the record is not valid JSON";
-    } else if (ck.why) {
-        snprintf(detail, dcap, "%s", ck.detail);
-    } else if (!ck.root_seen) {
-        ck.why = "the record is empty";
+    struct needle_check c = {nd, NULL};
+    oracle_each_text(r, n, needle_in, &c);
+    if (c.found) {
+        snprintf(detail, dcap, "%s", c.found);
+        return "a planted secret is in a decoded string or number";
     }
-    yajl_free(h);
-    return ck.why;
+    return oracle_check_keys(r, n, rules, detail, dcap);
 }
 
 /* ---- running the chain ---------------------------------------------------------- */
@@ -1059,6 +951,7 @@ static const char *check_record(const char *r, size_t n, const struct needles *n
  * (which the rewriting modes remove with one of its commas). */
 static struct lv_chain *chains[2];
 static struct lv_chain *chain;
+static const struct oracle_rules *rules;
 
 struct run {
     struct lv_buf out;
@@ -1090,30 +983,21 @@ static void fail(const struct run *r, const char *why, const char *detail,
     for (size_t i = 0; i < r->nlines; i++)
         dump("earlier line", r->text[i].data, r->text[i].len);
     dump("line", line->data, line->len);
-    fprintf(stderr, "line.truncated=%d\n", line->truncated);
+    fprintf(stderr, "line.truncated=%d rules=%s\n", line->truncated, rules->drop ? "drop" : "mask");
     dump("record", r->out.data + rec_off, r->out.len - rec_off);
     abort();
 }
 
-/* Which of this line's needles the chain promised to redact, now that its
- * view of the line is known. A built text line that happens to be a JSON
- * object may hold them in keys, which no rule reads. */
-static void set_in_force(struct run *r, size_t first, const struct lv_line *line, bool as_text,
-                         bool built_json)
+/* A needle is promised once the whole of its segment lies before the cut,
+ * whatever route the line takes. */
+static void set_in_force(struct run *r, size_t first, const struct lv_line *line)
 {
-    for (size_t i = first; i < r->nd.count; i++) {
-        struct needle *n = &r->nd.n[i];
-        bool before_cut = n->end <= line->len;
-        if (as_text)
-            n->in_force = before_cut && n->text_ok && !n->digits;
-        else
-            n->in_force = before_cut && built_json;
-    }
+    for (size_t i = first; i < r->nd.count; i++)
+        r->nd.n[i].in_force = r->nd.n[i].end <= line->len;
 }
 
 /* Runs one line through the chain and checks its record. */
-static void run_line(struct run *r, const struct lv_line *line, size_t first_needle,
-                     bool built_json)
+static void run_line(struct run *r, const struct lv_line *line, size_t first_needle)
 {
     bool trailing = false;
     enum shape shape = line->truncated ? SHAPE_TEXT : shape_of(line->data, line->len, &trailing);
@@ -1131,9 +1015,9 @@ static void run_line(struct run *r, const struct lv_line *line, size_t first_nee
     if (rec.off != start || rec.off + rec.len + 1 != r->out.len ||
         r->out.data[r->out.len - 1] != '\n')
         fail(r, "the record's offsets do not match the output", NULL, line, start);
-    set_in_force(r, first_needle, line, as_text, built_json);
+    set_in_force(r, first_needle, line);
     char detail[128] = "";
-    const char *why = check_record(r->out.data + start, rec.len, &r->nd, !as_text, detail,
+    const char *why = check_record(r->out.data + start, rec.len, &r->nd, rules, detail,
                                    sizeof detail);
     if (why)
         fail(r, why, detail, line, start);
@@ -1146,7 +1030,7 @@ static int emit_framed(void *arg, const struct lv_line *line)
     struct run *r = arg;
     if (line->len > LINE_CAP || r->out.len > 8 * LINE_CAP)
         r->out.len = 0; /* keep the buffer small: records are checked one by one */
-    run_line(r, line, r->nd.count, false);
+    run_line(r, line, r->nd.count);
     return 0;
 }
 
@@ -1163,27 +1047,132 @@ static void run_raw(struct run *r, unsigned mode, const uint8_t *data, size_t si
     lv_frame_free(f);
 }
 
-/* One built line: JSON or text, maybe cut, then through the chain. */
+/* ---- wrapping a built JSON line ---------------------------------------------------- */
+
+/* `line` from `from` on, written again as JSON string text (quotes and
+ * backslashes escaped, control bytes as \u00XX); where[k] is where byte
+ * from + k of the original now ends. */
+static void escape_tail(struct lv_buf *line, size_t from, size_t *where)
+{
+    size_t n = line->len - from;
+    char *copy = lv_xmalloc(n + 1);
+    memcpy(copy, line->data + from, n);
+    line->len = from;
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)copy[k];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            lv_buf_append(line, e, 2);
+        } else if (c < 0x20) {
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", c);
+            lv_buf_append(line, e, 6);
+        } else {
+            lv_buf_putc(line, (char)c);
+        }
+        where[k] = line->len;
+    }
+    free(copy);
+}
+
+/* Moves the needles of this line (from `first`) whose ends were at
+ * offsets from + k to where[k]. */
+static void move_needles(struct run *r, size_t first, size_t from, size_t n, const size_t *where)
+{
+    for (size_t i = first; i < r->nd.count; i++) {
+        struct needle *nd = &r->nd.n[i];
+        if (nd->end != SIZE_MAX && nd->end > from && nd->end - from <= n)
+            nd->end = where[nd->end - from - 1];
+        else if (nd->end != SIZE_MAX && nd->end > from)
+            nd->end = SIZE_MAX - 1;
+    }
+}
+
+/* Inserts `text` at `at`, moving the needles after it. */
+static void insert(struct run *r, struct lv_buf *line, size_t first, size_t at, const char *text)
+{
+    size_t k = strlen(text);
+    lv_buf_reserve(line, k);
+    memmove(line->data + at + k, line->data + at, line->len - at);
+    memcpy(line->data + at, text, k);
+    line->len += k;
+    for (size_t i = first; i < r->nd.count; i++)
+        if (r->nd.n[i].end != SIZE_MAX && r->nd.n[i].end > at)
+            r->nd.n[i].end += k;
+}
+
+/* Serialises the line from `from` on into a JSON string in place. */
+static void serialise(struct run *r, struct lv_buf *line, size_t first, size_t from)
+{
+    size_t n = line->len - from;
+    size_t *where = lv_xcalloc(n + 1, sizeof *where);
+    escape_tail(line, from, where);
+    move_needles(r, first, from, n, where);
+    free(where);
+    insert(r, line, first, from, "\"");
+    lv_buf_putc(line, '"');
+}
+
+/* One of the routes a JSON record can take to the product's text rules. */
+static void wrap(struct run *r, struct rd *rd, struct lv_buf *line, size_t first)
+{
+    static const char *const prefixes[] = {"INFO body=", "{\"msg\":", "payload: ", "", "["};
+    static const char trailing[] = "x}]\",:{[";
+    switch (rd_pick(rd, 8)) {
+    case 0: /* one byte after the object */
+        lv_buf_putc(line, trailing[rd_pick(rd, sizeof trailing - 1)]);
+        break;
+    case 1: /* a text prefix */
+        insert(r, line, first, 0, prefixes[rd_pick(rd, 3) == 1 ? 0 : 2]);
+        break;
+    case 2: /* a top-level array */
+        insert(r, line, first, 0, "[");
+        lv_buf_puts(line, ",1]");
+        break;
+    case 3: /* serialised into a string value */
+    case 4: /* ... twice */
+        serialise(r, line, first, 0);
+        if (rd_pick(rd, 2))
+            serialise(r, line, first, 0);
+        insert(r, line, first, 0, rd_pick(rd, 2) ? "{\"body\":" : "{\"a\":1,\"body\":");
+        lv_buf_putc(line, '}');
+        break;
+    case 5: /* quoted in a text line */
+        serialise(r, line, first, 0);
+        insert(r, line, first, 0, "request body=");
+        lv_buf_puts(line, " status=200");
+        break;
+    default:
+        break;
+    }
+}
+
+/* One built line: JSON or text, maybe wrapped, maybe cut, then through the
+ * chain. */
 static void run_built_line(struct run *r, struct rd *rd)
 {
     unsigned form = rd_byte(rd);
     struct lv_buf *text = &r->text[r->nlines];
-    lv_buf_init(text, 256, LINE_CAP);
+    lv_buf_init(text, 256, 0);
     struct gen g = {.rd = rd, .line = text, .nd = &r->nd, .first_needle = r->nd.count,
                     .cut = (form & 6) == 6, .ws_seps = ws_seps};
     if (form & 1)
         gen_text_line(&g);
     else
         gen_json_line(&g);
+    if (!(form & 1) && shape_of(text->data, text->len, &(bool){false}) == SHAPE_TEXT) {
+        struct lv_line bad = {text->data, text->len, 0, LV_STREAM_STDOUT, 0, {0, 0}};
+        fail(r, "generator bug: built JSON line is not an object", NULL, &bad, r->out.len);
+    }
+    if (!(form & 1) && wraps && (form & 32))
+        wrap(r, rd, text, g.first_needle);
     struct lv_line line = {text->data, text->len, 0, (form & 8) ? LV_STREAM_STDERR : LV_STREAM_STDOUT,
                            0, {0, 0}};
     if (g.cut) {
         line.len = text->len ? (rd_byte(rd) << 8 | rd_byte(rd)) % (text->len + 1) : 0;
         line.truncated = (form & 16) != 0;
-    } else if (!(form & 1) && shape_of(line.data, line.len, &(bool){false}) == SHAPE_TEXT) {
-        fail(r, "generator bug: built JSON line is not an object", NULL, &line, r->out.len);
     }
-    run_line(r, &line, g.first_needle, !(form & 1));
+    run_line(r, &line, g.first_needle);
     r->nlines++;
 }
 
@@ -1217,7 +1206,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         }
     }
     ws_seps = !skipped("ws-chain");
-    strict_utf8 = !skipped("lax-utf8");
+    wraps = !skipped("wrap");
     return 0;
 }
 
@@ -1228,7 +1217,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct run *r = calloc(1, sizeof *r);
     lv_buf_init(&r->out, 4096, 0);
     unsigned mode = data[0];
-    chain = chains[(mode & 3) != 0 && (mode & 0x80)];
+    bool drop = (mode & 3) != 0 && (mode & 0x80);
+    chain = chains[drop];
+    rules = oracle_default_rules(drop);
     if ((mode & 3) == 0) {
         run_raw(r, mode, data + 1, size - 1);
     } else {
