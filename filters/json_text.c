@@ -108,46 +108,18 @@ static bool is_low(long u)
     return u >= 0xdc00 && u <= 0xdfff;
 }
 
-/* The byte at s[i] goes: the copy is made now if it was not. */
-static char *edit(const char *s, size_t len, char *copy, struct lv_buf *scratch)
-{
-    if (copy)
-        return copy;
-    scratch->len = 0;
-    return lv_buf_append(scratch, s, len) < 0 ? NULL : scratch->data;
-}
-
-static bool is_escape_char(char c)
-{
-    return c && strchr("\"\\/bfnrtu", c);
-}
-
-const char *lv_json_repair(const char *s, size_t len, bool lenient, struct lv_buf *scratch)
+const char *lv_json_fix_surrogates(const char *s, size_t len, struct lv_buf *scratch)
 {
     char *copy = NULL;
-    const char *from = memchr(s, '\\', len);
-    size_t i = lenient || !from ? 0 : (size_t)(from - s);
-    while (i < len) {
-        if (lenient && (unsigned char)s[i] < 0x20) {
-            if (!(copy = edit(s, len, copy, scratch)))
-                return NULL;
-            copy[i++] = ' ';
-            continue;
-        }
+    const char *bs = memchr(s, '\\', len);
+    for (size_t i = bs ? (size_t)(bs - s) : len; i < len;) {
         if (s[i] != '\\') {
             i++;
             continue;
         }
         long u = unit_at(s, len, i);
         if (u < 0) {
-            /* Any other escape, an escaped backslash included; leniently,
-             * one yajl would refuse reads as an escaped backslash. */
-            if (lenient && i + 1 < len && (!is_escape_char(s[i + 1]) || s[i + 1] == 'u')) {
-                if (!(copy = edit(s, len, copy, scratch)))
-                    return NULL;
-                copy[i + 1] = '\\';
-            }
-            i += 2;
+            i += 2; /* any other escape, an escaped backslash included */
             continue;
         }
         if (is_high(u) && is_low(unit_at(s, len, i + 6))) {
@@ -155,18 +127,17 @@ const char *lv_json_repair(const char *s, size_t len, bool lenient, struct lv_bu
             continue;
         }
         if (is_high(u) || is_low(u)) {
-            if (!(copy = edit(s, len, copy, scratch)))
-                return NULL;
+            if (!copy) {
+                scratch->len = 0;
+                if (lv_buf_append(scratch, s, len) < 0)
+                    return NULL;
+                copy = scratch->data;
+            }
             memcpy(copy + i + 2, "FFFD", 4);
         }
         i += 6;
     }
     return copy ? copy : s;
-}
-
-const char *lv_json_fix_surrogates(const char *s, size_t len, struct lv_buf *scratch)
-{
-    return lv_json_repair(s, len, false, scratch);
 }
 
 bool lv_json_has_escape(const char *s, size_t len)

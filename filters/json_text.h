@@ -31,13 +31,6 @@ bool lv_json_copyable(const char *s, size_t len);
  * copy does not fit in `scratch`. */
 const char *lv_json_fix_surrogates(const char *s, size_t len, struct lv_buf *scratch);
 
-/* lv_json_fix_surrogates, and with `lenient` also what makes yajl stop
- * where a reader of free text goes on: a control byte becomes a blank, and
- * a backslash that starts no valid escape an escaped backslash. For finding
- * JSON in text, never for a record: the places of tokens hold, their
- * decoded text is taken from the original. */
-const char *lv_json_repair(const char *s, size_t len, bool lenient, struct lv_buf *scratch);
-
 /* Does `s` hold a backslash that starts a valid JSON escape? */
 bool lv_json_has_escape(const char *s, size_t len);
 

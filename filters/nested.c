@@ -27,6 +27,7 @@ struct lv_nested {
     struct lv_arena arena;
     yajl_alloc_funcs funcs;
     struct lv_buf fixed;
+    struct lv_buf key; /* a refused key, decoded */
     /* per walk */
     const struct lv_nested_sink *sink;
     const char *s;
@@ -52,6 +53,7 @@ struct lv_nested *lv_nested_new(struct lv_redactor *r)
     lv_arena_init(&n->arena, 16 * 1024);
     lv_arena_yajl_funcs(&n->arena, &n->funcs);
     lv_buf_init(&n->fixed, 0, 0);
+    lv_buf_init(&n->key, 0, 0);
     return n;
 }
 
@@ -61,6 +63,7 @@ void lv_nested_free(struct lv_nested *n)
         return;
     lv_arena_free(&n->arena);
     lv_buf_free(&n->fixed);
+    lv_buf_free(&n->key);
     free(n);
 }
 
@@ -230,9 +233,24 @@ static const yajl_callbacks callbacks = {
 
 /* ---- the walk -------------------------------------------------------------------- */
 
+static void unfinished(struct lv_nested *n);
+
+/* The text of a string token that starts with the quote at `quote` and
+ * that yajl did not take (the text ends inside it, or it holds an escape or
+ * a byte JSON does not allow) is a string of its own, searched as far as
+ * its closing quote or the end of the text. */
+static void string_yajl_refused(struct lv_nested *n, size_t quote)
+{
+    size_t i = quote + 1;
+    while (i < n->len && n->s[i] != '"')
+        i += n->s[i] == '\\' ? 2 : 1;
+    size_t end = i < n->len ? i : n->len;
+    if (n->sink->string && n->rc == 0 && memchr(n->s + quote + 1, '\\', end - quote - 1))
+        n->rc = n->sink->string(n->sink->arg, quote + 1, end, i >= n->len);
+}
+
 /* The text ended inside a string token that opened after `at` (an odd
- * number of unescaped quotes since): what it holds so far is a string of
- * its own. */
+ * number of unescaped quotes since). */
 static void open_string(struct lv_nested *n, size_t at)
 {
     size_t quote = SIZE_MAX;
@@ -242,9 +260,35 @@ static void open_string(struct lv_nested *n, size_t at)
         else if (n->s[i] == '"')
             quote = quote == SIZE_MAX ? i : SIZE_MAX;
     }
-    if (quote != SIZE_MAX && n->sink->string && n->rc == 0 &&
-        memchr(n->s + quote + 1, '\\', n->len - quote - 1))
-        n->rc = n->sink->string(n->sink->arg, quote + 1, n->len, true);
+    if (quote != SIZE_MAX)
+        string_yajl_refused(n, quote);
+}
+
+/* The token that broke the parse: a string (after the last good token, past
+ * blanks, ':' and ','), when it is one. One a ':' follows is a key: read
+ * leniently, it gets the key rules, and a matching one's value runs to the
+ * end of the text (the parse cannot say where it ends). */
+static void refused_token(struct lv_nested *n)
+{
+    size_t i = n->good;
+    while (i < n->len && (is_blank(n->s[i]) || n->s[i] == ':' || n->s[i] == ','))
+        i++;
+    if (i >= n->len || n->s[i] != '"')
+        return;
+    string_yajl_refused(n, i);
+    size_t close = i + 1;
+    while (close < n->len && n->s[close] != '"')
+        close += n->s[close] == '\\' ? 2 : 1;
+    size_t colon = close + 1;
+    while (colon < n->len && is_blank(n->s[colon]))
+        colon++;
+    if (colon >= n->len || n->s[colon] != ':' || n->skip ||
+        lv_json_unescape(n->s + i + 1, close - i - 1, true, &n->key, NULL, NULL) < 0)
+        return;
+    n->pending = lv_redact_key(n->r, n->key.data, n->key.len);
+    n->key_start = i;
+    n->key_end = close + 1;
+    unfinished(n);
 }
 
 /* A parse that stopped inside the value of a matching key: the value runs
@@ -285,6 +329,7 @@ static size_t parse_from(struct lv_nested *n, size_t at)
         open_string(n, at);
         return n->len;
     }
+    refused_token(n);
     /* On from the end of the last good token: yajl counts the token that
      * broke the parse as consumed, and it may be a string holding a '{'. */
     return n->good > at ? n->good : at + 1;
@@ -292,10 +337,8 @@ static size_t parse_from(struct lv_nested *n, size_t at)
 
 int lv_nested_walk(struct lv_nested *n, const char *s, size_t len, const struct lv_nested_sink *sink)
 {
-    /* The same length as s, read as leniently as the decoded strings are
-     * (lone surrogates as U+FFFD, stray backslashes and control bytes
-     * passed over): places hold. */
-    n->s = lv_json_repair(s, len, true, &n->fixed);
+    /* The same length as s, with lone surrogates as U+FFFD: places hold. */
+    n->s = lv_json_fix_surrogates(s, len, &n->fixed);
     if (!n->s)
         return -ENOBUFS;
     n->len = len;

@@ -114,19 +114,28 @@ static void a_failed_parse_goes_on_after_its_last_good_token(void **state)
     (void)state;
     /* yajl consumes the string it refuses ("\"{"): the '{' inside is tried */
     struct seen s = walk("{\"\"\"\\\"{\"\":\"{\\\"token\\\":1}\"");
-    assert_int_equal(s.nstrings, 1);
+    assert_int_equal(s.nstrings, 2); /* the refused string, then the one in the '{' in it */
+    assert_string_equal(s.strings[1], "{\\\"token\\\":1}");
     /* a byte yajl refuses after the first value; the second object is read */
     s = walk("{\"a\":tru{\"password\":\"x\"}");
     assert_int_equal(s.nvalues, 1);
     assert_string_equal(s.values[0], "\"x\"");
 }
 
-static void stray_escapes_and_control_bytes_do_not_stop_the_walk(void **state)
+static void a_string_yajl_refuses_is_searched_as_text_of_its_own(void **state)
 {
     (void)state;
-    struct seen s = walk("{\"a\":\"C:\\Users\\x\x01\",\"token\":\"t\"}");
+    /* a stray escape: the parse stops there, the string is searched */
+    struct seen s = walk("{\"a\":\"C:\\Users\\x\",\"token\":\"t\"}");
+    assert_int_equal(s.nvalues, 0);
+    assert_int_equal(s.nstrings, 1);
+    assert_string_equal(s.strings[0], "C:\\Users\\x");
+    /* the value of a matching key is masked to the end of the text */
+    s = walk("{\"token\":\"{\\\"k\\\":\\\"x\\\x0f\"} tail");
     assert_int_equal(s.nvalues, 1);
-    assert_string_equal(s.values[0], "\"t\"");
+    assert_string_equal(s.values[0], "\"{\\\"k\\\":\\\"x\\\x0f\"} tail|open");
+    assert_string_equal(s.strings[0], "{\\\"k\\\":\\\"x\\\x0f");
+    /* a lone surrogate does not stop it */
     s = walk("{\"\\ud800\\u0070assword\":\"h\"}");
     assert_int_equal(s.nvalues, 1);
 }
@@ -153,7 +162,7 @@ int main(void)
         cmocka_unit_test(a_value_the_text_ends_in_runs_to_its_end),
         cmocka_unit_test(a_string_the_text_ends_in_is_searched_so_far),
         cmocka_unit_test(a_failed_parse_goes_on_after_its_last_good_token),
-        cmocka_unit_test(stray_escapes_and_control_bytes_do_not_stop_the_walk),
+        cmocka_unit_test(a_string_yajl_refuses_is_searched_as_text_of_its_own),
         cmocka_unit_test(deep_json_in_text_is_walked_to_its_bottom),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
