@@ -437,8 +437,13 @@ static void write_checkpoint(struct tail_ctx *t)
         const struct lv_tail_file *f = t->files[i];
         if (f->fp_known)
             e[n++] = (struct lv_checkpoint_entry){
-                f->dev, f->ino, f->fp, f->fp_len, f->src ? lv_source_acked(f->src) : f->offset,
-                f->path};
+                .dev = f->dev,
+                .ino = f->ino,
+                .fp = f->fp,
+                .fp_len = f->fp_len,
+                .offset = f->src ? lv_source_acked(f->src) : f->offset,
+                .path = f->path,
+            };
     }
     struct lv_buf text;
     lv_buf_init(&text, 4096, CHECKPOINT_MAX);
