@@ -35,7 +35,10 @@
  *
  * At most max_open_files are open; beyond that, files with something to
  * read wait, and the least recently active file that is fully read and
- * acknowledged makes room.
+ * acknowledged makes room (preferably one holding no unterminated line).
+ * A closed file deleted with bytes unread (an evicted file's unterminated
+ * last line, a waiting file) cannot be read any more: its lines, counted
+ * while it waited, are counted as dropped with reason deleted_unread.
  *
  * Checkpoints hold acknowledged offsets only (lv_source_acked()), never read
  * offsets. They are written every second while they change, at once when a
@@ -61,6 +64,7 @@
 #define HOUSEKEEPING 1.0  /* seconds: checkpoint, closing drained files, gauges */
 #define SOON 0.02         /* seconds: gathers a burst of inotify events into one scan */
 #define CHECKPOINT_MAX (64u << 20)
+#define COUNT_BUDGET (4u << 20) /* bytes of waiting files counted per scan */
 #define MAX_DONE 16384          /* generations done with, per input */
 #define PRUNE_EVERY 30          /* housekeeping ticks between two prunings of the done list */
 
@@ -552,8 +556,22 @@ static void went_away(struct tail_ctx *t, struct lv_tail_file *f)
     free(was);
 }
 
+/* A closed file that cannot be read any more loses what it had not read:
+ * counted, and logged once. */
+static void count_lost(struct tail_ctx *t, const struct lv_tail_file *f)
+{
+    uint64_t bytes, lost = lv_tail_file_lost(f, &bytes);
+    if (!bytes)
+        return;
+    lv_metrics.dropped[LV_DROP_DELETED_UNREAD][LV_LEVEL_UNKNOWN] += lost;
+    lv_warn("input %s: %s was deleted with %" PRIu64 " bytes unread; %" PRIu64
+            " records counted as dropped (deleted_unread)",
+            t->name, f->path, bytes, lost);
+}
+
 /* Files the scan did not find. Open ones are drained; closed ones that were
- * rotated with bytes unread wait to be opened; the others are forgotten. */
+ * rotated with bytes unread wait to be opened; the others are forgotten,
+ * what they had left unread counted as lost. */
 static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
 {
     for (size_t i = t->nfiles; i-- > 0;) {
@@ -567,28 +585,35 @@ static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
             find_continuation(t, f); /* gone before it was opened again */
         if (f->src || (f->rotated && f->size > f->read_to))
             continue;
-        if (f->size > f->read_to)
-            lv_warn("input %s: %s went away with %" PRIu64 " bytes unread", t->name, f->path,
-                    f->size - f->read_to);
+        if (f->verified)
+            count_lost(t, f);
         drop_file(t, i);
     }
 }
 
 /* Makes room by closing the least recently active file that is fully read
- * and acknowledged. */
+ * and acknowledged; one holding an unterminated last line only when no
+ * other can go, and then its held lines are counted in case it is deleted
+ * before it is opened again. */
 static bool evict_idle(struct tail_ctx *t)
 {
     struct lv_tail_file *best = NULL;
+    bool best_holds = true;
     for (size_t i = 0; i < t->nfiles; i++) {
         struct lv_tail_file *f = t->files[i];
         if (!f->src || f->gone_at || !f->eof || f->size > lv_source_read_offset(f->src) ||
             !lv_source_settled(f->src))
             continue;
-        if (!best || f->active_at < best->active_at)
+        bool holds = lv_source_read_offset(f->src) > lv_source_acked(f->src);
+        if (!best || (best_holds && !holds) ||
+            (holds == best_holds && f->active_at < best->active_at)) {
             best = f;
+            best_holds = holds;
+        }
     }
     if (best) {
         lv_debug("input %s: closing idle %s to make room", t->name, best->path);
+        lv_tail_file_count_held(best);
         close_file(t, best);
     }
     return best != NULL;
@@ -597,12 +622,15 @@ static bool evict_idle(struct tail_ctx *t)
 static void open_waiting(struct tail_ctx *t)
 {
     size_t waiting = 0, max = (size_t)t->in->conf->max_open_files;
+    uint64_t budget = COUNT_BUDGET;
     for (size_t i = 0; i < t->nfiles; i++) {
         struct lv_tail_file *f = t->files[i];
         if (f->src || !f->verified || (f->seen != t->gen && !f->rotated))
             continue;
         bool has_data = f->size != f->read_to;
         if (t->nopen >= max && (!has_data || !evict_idle(t))) {
+            if (has_data)
+                budget -= lv_tail_file_count_unread(f, budget);
             waiting += has_data;
             continue;
         }

@@ -36,6 +36,7 @@ struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_nam
 }
 
 static void fingerprint_tail(struct lv_tail_file *f, int fd, uint64_t at);
+static void reset_count(struct lv_tail_file *f);
 
 void lv_tail_file_close(struct lv_tail_file *f)
 {
@@ -430,6 +431,7 @@ static int open_gz(struct lv_tail_file *f, int fd)
     }
     f->gz_pos = 0;
     f->read_to = f->offset;
+    reset_count(f);
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, f->offset);
     f->eof = f->flushed = false;
     f->verified = true;
@@ -470,6 +472,7 @@ int lv_tail_file_open(struct lv_tail_file *f)
     set_fp(f, head, (size_t)n);
     f->fd = fd;
     f->offset = f->read_to = off;
+    reset_count(f);
     f->size = (uint64_t)st.st_size;
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, off);
     f->eof = f->flushed = false;
@@ -619,3 +622,70 @@ enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t le
     return LV_TAIL_READ_DATA;
 }
 
+/* ---- bytes unread while closed ------------------------------------------------------- */
+
+static void reset_count(struct lv_tail_file *f)
+{
+    f->counted_to = f->line_end = f->offset;
+    f->unread_lines = 0;
+}
+
+/* Counts the newlines in [from, to) of the file open on `fd`, from where
+ * the count stopped. */
+static void count_lines(struct lv_tail_file *f, int fd, uint64_t from, uint64_t to)
+{
+    char buf[65536];
+    while (from < to) {
+        size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+        ssize_t n = pread_all(fd, buf, want, from);
+        if (n <= 0)
+            return;
+        for (char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t)(end - p))); p++) {
+            f->unread_lines++;
+            f->line_end = from + (uint64_t)(p - buf) + 1;
+        }
+        from += (uint64_t)n;
+        f->counted_to = from;
+    }
+}
+
+void lv_tail_file_count_held(struct lv_tail_file *f)
+{
+    if (!f->src || f->gz || f->fd < 0)
+        return;
+    uint64_t acked = lv_source_acked(f->src), read = lv_source_read_offset(f->src);
+    f->offset = acked; /* what the count starts from; the close sets it again */
+    reset_count(f);
+    count_lines(f, f->fd, acked, read);
+}
+
+uint64_t lv_tail_file_count_unread(struct lv_tail_file *f, uint64_t budget)
+{
+    if (f->counted_to < f->offset)
+        reset_count(f);
+    uint64_t from = f->counted_to;
+    if (f->src || f->gz || f->size == GZ_SIZE_UNKNOWN || from >= f->size || !budget)
+        return 0;
+    struct stat st;
+    int fd = open_checked(f, &st);
+    if (fd < 0)
+        return 0;
+    uint64_t to = f->size - from > budget ? from + budget : f->size;
+    count_lines(f, fd, from, to);
+    close(fd);
+    return f->counted_to - from;
+}
+
+uint64_t lv_tail_file_lost(const struct lv_tail_file *f, uint64_t *bytes)
+{
+    uint64_t end = f->size == GZ_SIZE_UNKNOWN ? f->read_to : f->size;
+    end = end > f->read_to ? end : f->read_to;
+    end = end > f->counted_to ? end : f->counted_to;
+    *bytes = end > f->offset ? end - f->offset : 0;
+    if (!*bytes)
+        return 0;
+    bool counted = f->counted_to >= f->offset && f->line_end >= f->offset;
+    uint64_t lines = counted ? f->unread_lines : 0;
+    uint64_t line_end = counted ? f->line_end : f->offset;
+    return lines + (end > line_end);
+}

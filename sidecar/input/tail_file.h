@@ -24,6 +24,10 @@
  * fingerprint of a gz file is that of its gzip trailer (CRC-32 and length of
  * the whole content), which needs no decompression.
  *
+ * A closed file with bytes unread (waiting behind max_open_files, or
+ * evicted with an unterminated last line) has its unread lines counted as
+ * they appear, so that a deletion before it is read again is counted as
+ * that many records lost.
  *
  * Ownership: a struct lv_tail_file owns its path, descriptor and source;
  * lv_tail_file_free() closes and releases them (the source without flushing).
@@ -62,6 +66,11 @@ struct lv_tail_file {
     bool gz;              /* gzip-compressed: offsets are in the decompressed stream */
     struct gzFile_s *gzf; /* gz while open (it owns the descriptor; fd stays -1) */
     uint64_t gz_pos;      /* decompressed bytes read from gzf */
+    /* While closed with bytes unread: lines counted in them, in case the
+     * file is deleted before it is read again. */
+    uint64_t counted_to;   /* counted from `offset` up to here */
+    uint64_t unread_lines; /* newlines found */
+    uint64_t line_end;     /* just past the last of them (`offset` when none) */
 
     /* the input's bookkeeping */
     bool rotated;         /* renamed out of the globs: read to its end while it exists */
@@ -138,6 +147,16 @@ bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const st
 void lv_tail_file_continue_in(struct lv_tail_file *f, const char *path, const struct stat *st,
                               bool gz);
 
+/* Evicting an open file: counts the lines it holds unprocessed (an
+ * unterminated last line) before it is closed. */
+void lv_tail_file_count_held(struct lv_tail_file *f);
+/* A closed file: counts the lines in at most `budget` more of its unread
+ * bytes, up to `size`; the bytes counted. */
+uint64_t lv_tail_file_count_unread(struct lv_tail_file *f, uint64_t budget);
+/* A closed file deleted before it was read to `size`: the records lost as
+ * best known (every line counted, plus one for bytes after the last of
+ * them, which hold at least part of one), and the bytes. */
+uint64_t lv_tail_file_lost(const struct lv_tail_file *f, uint64_t *bytes);
 
 /* Reads one chunk of at most `len` bytes into `buf` and feeds it. After
  * LV_TAIL_READ_RESTARTED (and lv_tail_file_check() true), `before` may hold

@@ -3,7 +3,8 @@
  * directory: the first bytes alone do not tell apart files that start with
  * the same banner, the bytes before the checkpointed offset do; a copy or a
  * gzip of a file holds it, another file does not; a generation read to its
- * end is sealed at its size; generations are listed in rotation order.
+ * end is sealed at its size; the unread lines of a closed file are counted
+ * for the day it is deleted; generations are listed in rotation order.
  * The expected fingerprints are computed here, from the bytes written, not
  * by the code under test.
  */
@@ -328,6 +329,44 @@ static void a_range_is_decompressed_at_its_offset(void **state)
     free(a);
 }
 
+/* ---- unread lines ---------------------------------------------------------------- */
+
+static void unread_lines_are_counted_up_to_the_size(void **state)
+{
+    struct fixture *fx = *state;
+    uint64_t bytes;
+    put(fx->path, "a\nb\nc\nd\ne\npartial");
+    struct stat st = stat_of(fx->path);
+    struct lv_tail_file *f =
+        lv_tail_file_new(NULL, "test", fx->path, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    f->offset = f->read_to = 4; /* "a\nb\n" read */
+    f->size = (uint64_t)st.st_size;
+    assert_true(lv_tail_file_count_unread(f, 3) == 3); /* a budget: "c\nd" */
+    assert_true(lv_tail_file_lost(f, &bytes) == 2);    /* c, and d's start */
+    assert_true(bytes == (uint64_t)st.st_size - 4);
+    assert_true(lv_tail_file_count_unread(f, 1 << 20) == (uint64_t)st.st_size - 7);
+    assert_true(lv_tail_file_lost(f, &bytes) == 4); /* c d e, and the partial line */
+    assert_true(lv_tail_file_count_unread(f, 1 << 20) == 0);
+    f->size = f->read_to = f->offset; /* nothing unread: nothing lost */
+    f->counted_to = 0;
+    assert_true(lv_tail_file_lost(f, &bytes) == 0);
+    assert_true(bytes == 0);
+    lv_tail_file_free(f);
+}
+
+/* Nothing counted (deleted before a scan could look): one record at least. */
+static void uncounted_bytes_are_one_record_at_least(void **state)
+{
+    struct fixture *fx = *state;
+    uint64_t bytes;
+    struct lv_tail_file *f = lv_tail_file_new(NULL, "test", fx->path, 1, 2);
+    f->offset = f->read_to = 10;
+    f->size = 5000;
+    assert_true(lv_tail_file_lost(f, &bytes) == 1);
+    assert_true(bytes == 4990);
+    lv_tail_file_free(f);
+}
+
 /* ---- generations ----------------------------------------------------------------- */
 
 static void generations_are_listed_in_rotation_order(void **state)
@@ -371,6 +410,8 @@ int main(void)
         T(a_sealed_generation_is_known_by_its_end),
         T(a_compressed_generation_is_read_decompressed),
         T(a_range_is_decompressed_at_its_offset),
+        T(unread_lines_are_counted_up_to_the_size),
+        T(uncounted_bytes_are_one_record_at_least),
         T(generations_are_listed_in_rotation_order),
     };
 #undef T
