@@ -391,8 +391,6 @@ static void read_generation(struct tail_ctx *t, const struct lv_tail_found *g)
         return;
     lv_info("input %s: %s was rotated while nothing looked; reading it%s", t->name, g->path,
             f->gz ? " (decompressed)" : "");
-    if (f->gz)
-        lv_metrics.files_read_compressed++;
     if (t->nfiles == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
         t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);

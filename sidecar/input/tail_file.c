@@ -323,6 +323,22 @@ static int open_as(const char *path, const struct stat *st)
     return fd;
 }
 
+/* The kubelet compresses <name> into <name>.gz. A file read to its end is
+ * known there by that name, by the content length in the trailer and by
+ * its first bytes, without decompressing the whole file. */
+static bool compressed_by_name(const struct lv_tail_file *f, const char *path, int fd)
+{
+    size_t n = strlen(f->path);
+    unsigned char t[GZ_TRAILER];
+    char head[FP_MAX];
+    if (f->gz || !f->fp_known || f->tail_at != f->offset || f->size != f->offset ||
+        strncmp(path, f->path, n) != 0 || strcmp(path + n, ".gz") != 0 ||
+        !lv_tail_gz_trailer(fd, t) || lv_tail_gz_trailer_size(t) != (uint32_t)f->offset)
+        return false;
+    ssize_t k = lv_tail_gz_head(fd, head, f->fp_len);
+    return k == (ssize_t)f->fp_len && lv_checkpoint_fingerprint(head, f->fp_len) == f->fp;
+}
+
 bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const struct stat *st,
                         bool *gz)
 {
@@ -330,7 +346,7 @@ bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const st
     if (fd < 0)
         return false;
     *gz = lv_tail_gz_is_gzip(fd);
-    bool ok = (*gz || !f->gz) && holds(f, fd, *gz);
+    bool ok = (*gz || !f->gz) && ((*gz && compressed_by_name(f, path, fd)) || holds(f, fd, *gz));
     close(fd);
     return ok;
 }

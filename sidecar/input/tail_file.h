@@ -138,7 +138,9 @@ bool lv_tail_file_locate(struct lv_tail_file *f);
 /* Whether the file at `path` (`st`, symlinks followed) holds what `f` is
  * known by: the same first bytes, and the same bytes before tail_at (for a
  * gz `f`, the same gzip trailer). A compressed candidate is decompressed up
- * to tail_at, a plain one read there. `*gz` says whether it is compressed. */
+ * to tail_at, a plain one read there; except that <name>.gz of a file
+ * <name> read to its end is recognised by its trailer's length and its
+ * first bytes. `*gz` says whether it is compressed. */
 bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const struct stat *st,
                         bool *gz);
 /* `f`, closed, continues in the file at `path`, which holds it (a copy, or

@@ -284,6 +284,37 @@ static void a_sealed_generation_is_known_by_its_end(void **state)
     free(a);
 }
 
+/* The kubelet's <name>.gz of a generation read to its end is recognised
+ * (by its name, length and first bytes); the same name over other content
+ * of another length is not, nor is another name over other content. */
+static void a_generation_read_to_its_end_is_known_in_its_gz(void **state)
+{
+    struct fixture *fx = *state;
+    char gen[160], gz[176], other[160];
+    bool is_gz = false;
+    char *a = docker_log(0, 60), *b = docker_log(60, 61);
+    snprintf(gen, sizeof gen, "%s.20250101-000000", fx->path);
+    snprintf(gz, sizeof gz, "%s.gz", gen);
+    snprintf(other, sizeof other, "%s.20250101-000001.gz", fx->path);
+    put(gen, a);
+    struct stat st = stat_of(gen);
+    struct lv_tail_file *f = lv_tail_file_generation(NULL, "test", gen, &st);
+    assert_non_null(f);
+    assert_true(lv_tail_file_seal(f));
+    put_gz(gz, a);
+    put_gz(other, b);
+    struct stat st_gz = stat_of(gz), st_other = stat_of(other);
+    assert_true(lv_tail_file_holds(f, gz, &st_gz, &is_gz));
+    assert_true(is_gz);
+    assert_false(lv_tail_file_holds(f, other, &st_other, &is_gz));
+    put_gz(gz, b); /* the same name, other content */
+    st_gz = stat_of(gz);
+    assert_false(lv_tail_file_holds(f, gz, &st_gz, &is_gz));
+    lv_tail_file_free(f);
+    free(a);
+    free(b);
+}
+
 static void a_compressed_generation_is_read_decompressed(void **state)
 {
     struct fixture *fx = *state;
@@ -408,6 +439,7 @@ int main(void)
         T(a_gzip_of_the_file_holds_it_another_does_not),
         T(a_copy_holds_the_file_the_regrown_original_does_not),
         T(a_sealed_generation_is_known_by_its_end),
+        T(a_generation_read_to_its_end_is_known_in_its_gz),
         T(a_compressed_generation_is_read_decompressed),
         T(a_range_is_decompressed_at_its_offset),
         T(unread_lines_are_counted_up_to_the_size),
