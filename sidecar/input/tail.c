@@ -275,8 +275,13 @@ static bool known_identity(struct tail_ctx *t, const struct lv_tail_found *g)
 {
     bool gz;
     struct lv_tail_file *f = find_file(t, (uint64_t)g->st.st_dev, (uint64_t)g->st.st_ino);
-    if (f && (f->verified || f->src || lv_tail_file_holds(f, g->path, &g->st, &gz)))
+    if (f && (f->verified || f->src))
         return true;
+    if (f && lv_tail_file_holds(f, g->path, &g->st, &gz)) {
+        free(f->path); /* a checkpointed file, renamed: where to look for it */
+        f->path = lv_xstrdup(g->path);
+        return true;
+    }
     if (f)
         let_go(f);
     for (size_t i = 0; i < t->ndone; i++) {

@@ -235,11 +235,6 @@ static void became_new(struct lv_tail_file *f, int fd)
         fingerprint_trailer(f, fd);
 }
 
-void lv_tail_file_probe(struct lv_tail_file *f)
-{
-    (void)lv_tail_file_probe_changed(f);
-}
-
 bool lv_tail_file_probe_changed(struct lv_tail_file *f)
 {
     struct stat st;
@@ -249,7 +244,8 @@ bool lv_tail_file_probe_changed(struct lv_tail_file *f)
         return false;
     bool changed = f->fp_known && !holds(f, fd, f->gz) && !became_gz(f, fd);
     if (changed) {
-        lv_info("input %s: %s is a new file on a reused inode; reading it from the start",
+        lv_info("input %s: %s is not the file checkpointed (a reused inode, or truncated and "
+                "rewritten); reading it from the start",
                 f->input_name, f->path);
         became_new(f, fd);
     }

@@ -29,8 +29,9 @@
  * they appear, so that a deletion before it is read again is counted as
  * that many records lost.
  *
- * Ownership: a struct lv_tail_file owns its path, descriptor and source;
- * lv_tail_file_free() closes and releases them (the source without flushing).
+ * Ownership: a struct lv_tail_file owns its path, descriptor, source and
+ * `before` (until the caller takes it); lv_tail_file_free() closes and
+ * releases them (the source without flushing).
  * The fields below "the input's bookkeeping" belong to tail.c.
  */
 #ifndef LOGVEIL_SIDECAR_INPUT_TAIL_FILE_H
@@ -71,6 +72,7 @@ struct lv_tail_file {
     uint64_t counted_to;   /* counted from `offset` up to here */
     uint64_t unread_lines; /* newlines found */
     uint64_t line_end;     /* just past the last of them (`offset` when none) */
+    struct lv_tail_file *before; /* after a truncation: what it was (lv_tail_file_read()) */
 
     /* the input's bookkeeping */
     bool rotated;         /* renamed out of the globs: read to its end while it exists */
@@ -80,7 +82,6 @@ struct lv_tail_file {
     double gone_at;       /* when the globs stopped naming it; 0 while they do */
     double active_at;     /* when a read last returned bytes */
     bool matched;         /* found by the generations listing being reconciled */
-    struct lv_tail_file *before; /* set by a restart after a truncation: see below */
 };
 
 /* What one read did. */
@@ -97,12 +98,9 @@ struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_nam
 void lv_tail_file_free(struct lv_tail_file *f);
 
 /* Opens the file briefly to fingerprint it and check its identity: changed
- * content resets the offset to 0; with at_tail, the offset becomes the start
- * of its last line. A gz file whose inode now holds a plain file becomes
- * that plain file. */
-void lv_tail_file_probe(struct lv_tail_file *f);
-/* The same, and true when the file turned out to be another one (its
- * offset was reset to 0). */
+ * content resets the offset to 0 (and returns true); with at_tail, the
+ * offset becomes the start of its last line. A gz file whose inode now
+ * holds a plain file becomes that plain file. */
 bool lv_tail_file_probe_changed(struct lv_tail_file *f);
 /* Opens it for reading at `offset`: 0; 1 when the offset was reset to 0
  * (its content changed, or it is shorter than the offset); or -errno
