@@ -20,7 +20,10 @@ Families:
   image on a loop device, where a freed inode is handed out again at once;
   the scenario checks that the reuse it wants really happened. Without a
   loop device those variants say so loudly and the suite exits 77 (CTest
-  "skipped") once everything else has passed.
+  "skipped") once everything else has passed. One variant ends its first
+  run with SIGKILL: the periodic checkpoint must hold all that is needed.
+- copytruncate while logveil is behind (output stalled, buffer full): the
+  unread rest is only in the copy.
 - constant banners: Docker json-file logs whose first line is the same long
   banner in every file; a deleted file's inode reused by another
   container's log; a copytruncate while down followed by regrowth past the
@@ -353,9 +356,10 @@ def on_scratch(kind, body):
 
 
 def rotations_body(args, c, tmp, name, logs, compress_up, compress_down, done_gens,
-                   max_files=0, reuse=None):
+                   max_files=0, reuse=None, kill=False):
     """`done_gens` rotations while logveil runs (read to their end), then it
-    stops; the checkpointed file gets 100 more lines and three rotations
+    stops (SIGKILL with `kill`: what the periodic checkpoint holds must
+    do); the checkpointed file gets 100 more lines and three rotations
     follow while it is down. `reuse` names the inode reuse to check for."""
     os.makedirs(logs)
     live = os.path.join(logs, "0.log")
@@ -371,7 +375,12 @@ def rotations_body(args, c, tmp, name, logs, compress_up, compress_down, done_ge
         c.check(f"{name}: rotated generation {k} done with",
                 sc.wait_log(f"done with {w.rotated[-1]}"))
     settle(sc)
-    stop_and_check(c, name, sc)
+    if kill:
+        sc.proc.kill()
+        sc.proc.wait()
+        check_checkpoint_behind(c, name + " (killed)", sc, sc.delivered())
+    else:
+        stop_and_check(c, name, sc)
     ckpt_ino = os.stat(live).st_ino
     done_inos = {os.stat(p).st_ino for p in w.rotated if os.path.exists(p)}
     # Down: the checkpointed file's tail, then three rotations.
@@ -412,8 +421,8 @@ def rotations_down_plain(args, c, tmp):
 
 
 def rotations_down_gz(args, c, tmp):
-    rotations_on_tmpfs(args, c, tmp, "rotations down, gzipped", compress_up=True,
-                       compress_down=True, done_gens=2)
+    rotations_on_tmpfs(args, c, tmp, "rotations down, gzipped, killed", compress_up=True,
+                       compress_down=True, done_gens=2, kill=True)
 
 
 def rotations_down_plain_reuse(args, c, tmp):
