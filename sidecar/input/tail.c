@@ -210,16 +210,19 @@ static void want_read(struct tail_ctx *t)
 
 /* ---- generations --------------------------------------------------------------------- */
 
-static bool generation_of(const char *path, const char *base)
+/* Whether `path` is `base` itself (with `self`) or names one of its
+ * generations, `<base>.<suffix>`. */
+static bool named_after(const char *path, const char *base, bool self)
 {
     size_t n = strlen(base);
-    return strncmp(path, base, n) == 0 && (path[n] == '.' || path[n] == '\0');
+    return strncmp(path, base, n) == 0 && (path[n] == '.' || (self && path[n] == '\0'));
 }
 
-/* Whether `f` is `base` or one of its generations, or those of its target. */
-static bool belongs(const struct lv_tail_file *f, const char *base, const char *real)
+/* Whether `f` is one of the generations of `base` or of its target, or
+ * (with `self`) one of those paths. */
+static bool belongs(const struct lv_tail_file *f, const char *base, const char *real, bool self)
 {
-    return generation_of(f->path, base) || (real && generation_of(f->path, real));
+    return named_after(f->path, base, self) || (real && named_after(f->path, real, self));
 }
 
 static void forget_done(struct tail_ctx *t, size_t i)
@@ -365,7 +368,7 @@ static bool holds_known(struct tail_ctx *t, const struct lv_tail_found *g, const
     bool gz;
     for (size_t i = 0; i < t->ndone; i++) {
         struct lv_tail_file *d = t->done[i];
-        if (d->matched || !anchored(d) || !belongs(d, base, real) ||
+        if (d->matched || !anchored(d) || !belongs(d, base, real, true) ||
             !lv_tail_file_holds(d, g->path, &g->st, &gz))
             continue;
         lv_debug("input %s: %s is %s, done with already", t->name, g->path, d->path);
@@ -375,7 +378,7 @@ static bool holds_known(struct tail_ctx *t, const struct lv_tail_found *g, const
     }
     for (size_t i = 0; i < t->nfiles; i++) {
         struct lv_tail_file *f = t->files[i];
-        if (!belongs(f, base, real))
+        if (!belongs(f, base, real, true))
             continue;
         lv_tail_file_note_tail(f);
         if (!anchored(f) || !lv_tail_file_holds(f, g->path, &g->st, &gz))
@@ -406,7 +409,8 @@ static void read_generation(struct tail_ctx *t, const struct lv_tail_found *g)
 }
 
 /* Reconciles every generation of `base` with what is known (see the top of
- * this file); done generations of `base` no longer found are forgotten. */
+ * this file); done generations of `base` no longer found are forgotten
+ * (`base` itself is not one of its generations: it is never listed). */
 static void reconcile(struct tail_ctx *t, const char *base, enum gen_mode mode)
 {
     struct lv_tail_scan gens;
@@ -424,8 +428,8 @@ static void reconcile(struct tail_ctx *t, const char *base, enum gen_mode mode)
         else if (!holds_known(t, g, base, real))
             read_generation(t, g);
     }
-    for (size_t i = t->ndone; i-- > 0;)
-        if (!t->done[i]->matched && belongs(t->done[i], base, real))
+    for (size_t i = t->ndone; i-- > 0;) /* listed as generations, and not found */
+        if (!t->done[i]->matched && belongs(t->done[i], base, real, false))
             forget_done(t, i);
     free(real);
     lv_tail_scan_free(&gens);
@@ -572,9 +576,25 @@ static void count_lost(struct tail_ctx *t, const struct lv_tail_file *f)
             t->name, f->path, bytes, lost);
 }
 
+/* A rotated file read to its end that still exists is remembered as done
+ * with, so that no later reconciliation reads it again. */
+static void retire(struct tail_ctx *t, size_t i)
+{
+    struct lv_tail_file *f = t->files[i];
+    close_file(t, f);
+    if (f->rotated && lv_tail_file_exists(f) && lv_tail_file_seal(f)) {
+        memmove(&t->files[i], &t->files[i + 1], (t->nfiles - i - 1) * sizeof *t->files);
+        t->nfiles--;
+        add_done(t, f);
+        return;
+    }
+    drop_file(t, i);
+}
+
 /* Files the scan did not find. Open ones are drained; closed ones that were
- * rotated with bytes unread wait to be opened; the others are forgotten,
- * what they had left unread counted as lost. */
+ * rotated with bytes unread wait to be opened; closed ones read to their end
+ * that still exist are done with; the others are forgotten, what they had
+ * left unread counted as lost. */
 static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
 {
     for (size_t i = t->nfiles; i-- > 0;) {
@@ -588,9 +608,9 @@ static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
             find_continuation(t, f); /* gone before it was opened again */
         if (f->src || (f->rotated && f->size > f->read_to))
             continue;
-        if (f->verified)
+        if (!f->rotated && f->verified)
             count_lost(t, f);
-        drop_file(t, i);
+        retire(t, i);
     }
 }
 
@@ -683,21 +703,6 @@ static void scan(struct tail_ctx *t)
     t->scanned = true;
     update_gauges(t);
     want_read(t);
-}
-
-/* A rotated file read to its end that still exists is remembered as done
- * with, so that no later reconciliation reads it again. */
-static void retire(struct tail_ctx *t, size_t i)
-{
-    struct lv_tail_file *f = t->files[i];
-    close_file(t, f);
-    if (f->rotated && lv_tail_file_exists(f) && lv_tail_file_seal(f)) {
-        memmove(&t->files[i], &t->files[i + 1], (t->nfiles - i - 1) * sizeof *t->files);
-        t->nfiles--;
-        add_done(t, f);
-        return;
-    }
-    drop_file(t, i);
 }
 
 /* Closes drained files the globs no longer name, once rotate_wait has passed

@@ -21,7 +21,8 @@ Families:
   the scenario checks that the reuse it wants really happened. Without a
   loop device those variants say so loudly and the suite exits 77 (CTest
   "skipped") once everything else has passed. One variant ends its first
-  run with SIGKILL: the periodic checkpoint must hold all that is needed.
+  run with SIGKILL while the generations it read are still held open: the
+  periodic checkpoint must hold all that is needed.
 - copytruncate while logveil is behind (output stalled, buffer full): the
   unread rest is only in the copy.
 - constant banners: Docker json-file logs whose first line is the same long
@@ -100,7 +101,8 @@ class Sidecar:
 
     running = []  # killed at the end, whatever happened
 
-    def __init__(self, args, tmp, paths, fmt="cri", max_open_files=None, fifo=False, extra=()):
+    def __init__(self, args, tmp, paths, fmt="cri", max_open_files=None, fifo=False, extra=(),
+                 rotate_wait=0.3):
         self.args = args
         self.err = os.path.join(tmp, "stderr.log")
         self.port = harness.free_port()
@@ -122,7 +124,7 @@ class Sidecar:
             f"    paths: {json.dumps(list(paths))}",
             f"    checkpoint: {json.dumps(self.ckpt)}",
             "    scan_interval: 0.1",
-            "    rotate_wait: 0.3",
+            f"    rotate_wait: {rotate_wait}",
         ]
         if max_open_files:
             lines.append(f"    max_open_files: {max_open_files}")
@@ -358,13 +360,15 @@ def on_scratch(kind, body):
 def rotations_body(args, c, tmp, name, logs, compress_up, compress_down, done_gens,
                    max_files=0, reuse=None, kill=False):
     """`done_gens` rotations while logveil runs (read to their end), then it
-    stops (SIGKILL with `kill`: what the periodic checkpoint holds must
-    do); the checkpointed file gets 100 more lines and three rotations
-    follow while it is down. `reuse` names the inode reuse to check for."""
+    stops; the checkpointed file gets 100 more lines and three rotations
+    follow while it is down. With `kill` it is a SIGKILL, while the rotated
+    generations, read to their end, are still held (a long rotate_wait):
+    the periodic checkpoint must say enough. `reuse` names the inode reuse
+    to check for."""
     os.makedirs(logs)
     live = os.path.join(logs, "0.log")
     w = writer(live, 0, compress=compress_up, max_files=max_files)
-    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")])
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")], rotate_wait=30 if kill else 0.3)
     w.write(500)
     sc.start()
     sc.wait_delivered(range(500))
@@ -372,8 +376,9 @@ def rotations_body(args, c, tmp, name, logs, compress_up, compress_down, done_ge
         w.rotate_now()
         w.write(500)
         sc.wait_delivered(range(w.seq))
-        c.check(f"{name}: rotated generation {k} done with",
-                sc.wait_log(f"done with {w.rotated[-1]}"))
+        if not kill:
+            c.check(f"{name}: rotated generation {k} done with",
+                    sc.wait_log(f"done with {w.rotated[-1]}"))
     settle(sc)
     if kill:
         sc.proc.kill()
@@ -405,6 +410,9 @@ def rotations_body(args, c, tmp, name, logs, compress_up, compress_down, done_ge
                 f"{inos}, done with {done_inos}")
     sc.start()
     w.write(100)
+    sc.wait_delivered(range(w.seq))
+    w.rotate_now()  # and life goes on: what is known must stay known
+    w.write(100)
     end = w.seq
     w.close()
     account(c, name, sc, range(end))
@@ -416,13 +424,13 @@ rotations_on_ext4 = on_scratch("ext4", rotations_body)
 
 
 def rotations_down_plain(args, c, tmp):
-    rotations_on_tmpfs(args, c, tmp, "rotations down", compress_up=False, compress_down=False,
-                       done_gens=1)
+    rotations_on_tmpfs(args, c, tmp, "rotations down, killed", compress_up=False,
+                       compress_down=False, done_gens=2, kill=True)
 
 
 def rotations_down_gz(args, c, tmp):
-    rotations_on_tmpfs(args, c, tmp, "rotations down, gzipped, killed", compress_up=True,
-                       compress_down=True, done_gens=2, kill=True)
+    rotations_on_tmpfs(args, c, tmp, "rotations down, gzipped", compress_up=True,
+                       compress_down=True, done_gens=2)
 
 
 def rotations_down_plain_reuse(args, c, tmp):
