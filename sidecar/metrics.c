@@ -35,6 +35,7 @@ const char *lv_drop_reason_name(enum lv_drop_reason r)
 {
     static const char *const names[LV_DROP_REASON_COUNT] = {
         "sampled", "rate_limited", "depth", "redact_failed", "buffer", "rejected",
+        "deleted_unread",
     };
     return (unsigned)r < LV_DROP_REASON_COUNT ? names[r] : "unknown";
 }

@@ -21,6 +21,7 @@ enum lv_drop_reason {
     LV_DROP_REDACT_FAILED, /* redaction could not complete: fail closed */
     LV_DROP_BUFFER,        /* buffer policy (when_full) */
     LV_DROP_REJECTED,      /* permanent rejection by a sink (dead-lettered) */
+    LV_DROP_DELETED_UNREAD, /* tail: a file deleted before its last bytes could be read */
     LV_DROP_REASON_COUNT
 };
 

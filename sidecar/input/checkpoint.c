@@ -15,7 +15,8 @@
 
 #include "checkpoint.h"
 
-#define HEADER "logveil-tail-checkpoint 1\n"
+#define HEADER_V1 "logveil-tail-checkpoint 1\n"
+#define HEADER "logveil-tail-checkpoint 2\n"
 #define MAX_FILE (64u << 20)
 
 uint64_t lv_checkpoint_fingerprint(const void *data, size_t len)
@@ -66,15 +67,38 @@ static int unescape_path(char *s)
     return 0;
 }
 
-static int parse_entry(char *line, struct lv_checkpoint_entry *e)
+/* The flags as written, indexed by their value (LV_CHECKPOINT_DONE is 1,
+ * LV_CHECKPOINT_GZ 2). */
+static const char *const flag_names[] = {"-", "d", "z", "dz"};
+
+/* A flags word followed by a space; advances *p past both. */
+static int parse_flags(char **p, unsigned *flags)
 {
-    uint64_t fp_len;
+    for (unsigned f = 0; f < LV_ARRAY_LEN(flag_names); f++) {
+        size_t n = strlen(flag_names[f]);
+        if (strncmp(*p, flag_names[f], n) == 0 && (*p)[n] == ' ') {
+            *flags = f;
+            *p += n + 1;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int parse_entry(char *line, int version, struct lv_checkpoint_entry *e)
+{
+    uint64_t fp_len, tail_len = 0;
     char *p = line;
     if (parse_num(&p, 10, ' ', &e->dev) < 0 || parse_num(&p, 10, ' ', &e->ino) < 0 ||
         parse_num(&p, 16, ' ', &e->fp) < 0 || parse_num(&p, 10, ' ', &fp_len) < 0 ||
         parse_num(&p, 10, ' ', &e->offset) < 0 || fp_len > LV_CHECKPOINT_FP_MAX)
         return -EINVAL;
+    if (version > 1 &&
+        (parse_num(&p, 16, ' ', &e->tail_fp) < 0 || parse_num(&p, 10, ' ', &tail_len) < 0 ||
+         tail_len > LV_CHECKPOINT_TAIL_MAX || parse_flags(&p, &e->flags) < 0))
+        return -EINVAL;
     e->fp_len = (uint32_t)fp_len;
+    e->tail_len = (uint32_t)tail_len;
     e->path = p;
     return unescape_path(p);
 }
@@ -101,7 +125,13 @@ static int parse(struct lv_checkpoint *cp, size_t len)
 {
     char *text = cp->text, *line = text + strlen(HEADER);
     uint64_t count;
-    if (strlen(text) != len || strncmp(text, HEADER, strlen(HEADER)) != 0)
+    if (strlen(text) != len)
+        return -EINVAL;
+    if (strncmp(text, HEADER, strlen(HEADER)) == 0)
+        cp->version = 2;
+    else if (strncmp(text, HEADER_V1, strlen(HEADER_V1)) == 0)
+        cp->version = 1;
+    else
         return -EINVAL;
     char *end = find_end(text, len, &count);
     if (!end || end < line || count > (uint64_t)(end - line) / 2)
@@ -109,7 +139,7 @@ static int parse(struct lv_checkpoint *cp, size_t len)
     cp->entries = lv_xcalloc(count ? count : 1, sizeof *cp->entries);
     while (line < end) {
         char *nl = strchr(line, '\n');
-        if (cp->n == count || parse_entry(line, &cp->entries[cp->n]) < 0)
+        if (cp->n == count || parse_entry(line, cp->version, &cp->entries[cp->n]) < 0)
             return -EINVAL;
         cp->n++;
         line = nl + 1;
@@ -175,8 +205,12 @@ int lv_checkpoint_format(const struct lv_checkpoint_entry *e, size_t n, struct l
     size_t start = out->len;
     int rc = lv_buf_puts(out, HEADER);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = put_fmt(out, "%" PRIu64 " %" PRIu64 " %016" PRIx64 " %" PRIu32 " %" PRIu64 " ",
-                     e[i].dev, e[i].ino, e[i].fp, e[i].fp_len, e[i].offset);
+        const char *flags = flag_names[e[i].flags & (LV_CHECKPOINT_DONE | LV_CHECKPOINT_GZ)];
+        rc = put_fmt(out,
+                     "%" PRIu64 " %" PRIu64 " %016" PRIx64 " %" PRIu32 " %" PRIu64 " %016" PRIx64
+                     " %" PRIu32 " %s ",
+                     e[i].dev, e[i].ino, e[i].fp, e[i].fp_len, e[i].offset, e[i].tail_fp,
+                     e[i].tail_len, flags);
         if (rc == 0)
             rc = put_path(out, e[i].path ? e[i].path : "");
         if (rc == 0)

@@ -1,14 +1,25 @@
 /*
  * The tail input's checkpoint store: for each file followed, its identity
- * (device, inode, and a fingerprint of its first bytes) and the offset below
- * which every record has been acknowledged by every output.
+ * (device, inode, a fingerprint of its first bytes and one of the bytes just
+ * before its offset) and the offset below which every record has been
+ * acknowledged by every output; and the rotated generations known to be
+ * done with (read to their end, or there before logveil first started), so
+ * that a restart reads every other generation, whatever the clocks said.
  *
  * The file is text, one entry a line between a header and an `end` line that
  * carries the entry count and a checksum of everything before it:
  *
- *     logveil-tail-checkpoint 1
- *     <dev> <ino> <fingerprint, 16 hex> <fingerprint length> <offset> <path>
+ *     logveil-tail-checkpoint 2
+ *     <dev> <ino> <head fp> <head length> <offset> <tail fp> <tail length> <flags> <path>
  *     end <count> <checksum, 16 hex>
+ *
+ * Fingerprints are 16 hex digits. The tail fingerprint covers the `tail
+ * length` bytes before the offset; for a gzip file (flag `z`) it covers the
+ * file's 8-byte gzip trailer instead (CRC-32 and length of the whole
+ * content), and offsets count decompressed bytes. Flag `d` marks a done
+ * generation, whose offset is its size; `-` stands for no flags. Version 1
+ * files (`<dev> <ino> <head fp> <head length> <offset> <path>`) are still
+ * read, with no tail fingerprint and no done generations.
  *
  * A file without a valid `end` line (torn, truncated, edited) is refused as a
  * whole: half a checkpoint is worse than none. Writes are atomic (a temporary
@@ -31,6 +42,13 @@
 /* Files shorter than this are fingerprinted over what they hold, and again as
  * they grow, until they reach it. */
 #define LV_CHECKPOINT_FP_MAX 256
+/* The most bytes before the offset that the tail fingerprint covers. */
+#define LV_CHECKPOINT_TAIL_MAX 1024
+
+enum {
+    LV_CHECKPOINT_DONE = 1, /* a generation done with: never read again */
+    LV_CHECKPOINT_GZ = 2,   /* gzip-compressed; the tail fingerprint is its trailer's */
+};
 
 struct lv_checkpoint_entry {
     uint64_t dev;
@@ -39,12 +57,16 @@ struct lv_checkpoint_entry {
     uint32_t fp_len; /* 0..LV_CHECKPOINT_FP_MAX */
     uint64_t offset; /* acknowledged: the next run starts reading here */
     const char *path;
+    uint64_t tail_fp;  /* of the tail_len bytes before offset (or the gzip trailer) */
+    uint32_t tail_len; /* 0 (unknown)..LV_CHECKPOINT_TAIL_MAX */
+    unsigned flags;    /* LV_CHECKPOINT_DONE, LV_CHECKPOINT_GZ */
 };
 
 struct lv_checkpoint {
     struct lv_checkpoint_entry *entries;
     size_t n;
-    char *text; /* the file as read; paths point into it */
+    int version; /* of the file loaded: 1 has no tail fingerprints or done entries */
+    char *text;  /* the file as read; paths point into it */
 };
 
 /* FNV-1a, 64 bits. */

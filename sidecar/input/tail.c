@@ -14,13 +14,31 @@
  * next scan or read forward. A file the globs no longer name (renamed by
  * rotation, deleted) keeps its descriptor: it is read to its end, kept
  * rotate_wait seconds longer for late writes, its last partial line flushed,
- * and closed once its records are acknowledged. Rotations can outpace the
- * scans (a busy loop, a restart): files rotated away from a path since it
- * was last looked at are found among its siblings and read too. A file
- * shorter than the offset read, or whose first bytes changed, was truncated
- * (copytruncate) and is read again from 0. At most max_open_files are open;
- * beyond that, files with something to read wait, and the least recently
- * active file that is fully read and acknowledged makes room.
+ * and closed once its records are acknowledged. A file shorter than the
+ * offset read, or whose first bytes changed, was truncated (copytruncate)
+ * and is read again from 0.
+ *
+ * Generations. Rotations can outpace the scans (a busy loop, a restart, a
+ * kubelet that gzips generations while logveil is down): whenever a new
+ * file appears at a path, or a followed file leaves it, every rotated
+ * generation of that path (`<path>.*`, compressed or not) is reconciled
+ * with what is known. A generation is known when it is followed, when it is
+ * a generation done with (read to its end, or already there when logveil
+ * first started: the `done` list, kept in the checkpoint while the file
+ * exists), or when it holds, under a new inode, the content of one of those
+ * (a .gz of it, or a copy). A file gone with its end unread continues in
+ * the generation that holds its content up to its offset. Every other
+ * generation is read from 0, in the order of its name. Nothing here
+ * compares file times with the clock: a clock stepped between two runs
+ * cannot hide a generation (a version 1 checkpoint, which lists no done
+ * generations, falls back once to the modification times).
+ *
+ * At most max_open_files are open; beyond that, files with something to
+ * read wait, and the least recently active file that is fully read and
+ * acknowledged makes room (preferably one holding no unterminated line).
+ * A closed file deleted with bytes unread (an evicted file's unterminated
+ * last line, a waiting file) cannot be read any more: its lines, counted
+ * while it waited, are counted as dropped with reason deleted_unread.
  *
  * Checkpoints hold acknowledged offsets only (lv_source_acked()), never read
  * offsets. They are written every second while they change, at once when a
@@ -46,6 +64,16 @@
 #define HOUSEKEEPING 1.0  /* seconds: checkpoint, closing drained files, gauges */
 #define SOON 0.02         /* seconds: gathers a burst of inotify events into one scan */
 #define CHECKPOINT_MAX (64u << 20)
+#define COUNT_BUDGET (4u << 20) /* bytes of waiting files counted per scan */
+#define MAX_DONE 16384          /* generations done with, per input */
+#define PRUNE_EVERY 30          /* housekeeping ticks between two prunings of the done list */
+
+/* What reconciling the generations of a path does with the ones not known. */
+enum gen_mode {
+    GEN_READ,   /* read them: they were rotated while nobody looked */
+    GEN_ADOPT,  /* first start, no checkpoint: they were there before; never read them */
+    GEN_LEGACY, /* a version 1 checkpoint: read the ones written since it */
+};
 
 struct tail_ctx {
     struct lv_input *in;
@@ -59,8 +87,14 @@ struct tail_ctx {
     ev_timer scan_timer, soon, housekeeping;
     ev_idle reader;
     uint64_t gen;
-    int64_t scan_ns;      /* wall clock at the start of the current scan */
-    int64_t prev_scan_ns; /* ... of the previous one; at start, the checkpoint's */
+    struct lv_tail_file **done; /* generations done with, closed */
+    size_t ndone, capdone;
+    char **bases; /* paths whose generations the scan reconciles at its end */
+    size_t nbases, capbases;
+    enum gen_mode first_mode; /* for the first scan; later scans read */
+    int64_t legacy_ns;        /* GEN_LEGACY: generations older than this were read */
+    unsigned ticks;
+    bool done_full_logged;
     bool first_start;     /* no checkpoint: read_from applies to the first scan */
     bool scanned;
     bool started, paused, stopped;
@@ -75,6 +109,7 @@ static double now(const struct tail_ctx *t)
 }
 
 static void write_checkpoint(struct tail_ctx *t);
+static void truncated(struct tail_ctx *t, struct lv_tail_file *f);
 
 /* ---- the file table --------------------------------------------------------------- */
 
@@ -142,7 +177,7 @@ static bool read_some(struct tail_ctx *t, struct lv_tail_file *f)
     for (int k = 0; k < CHUNKS_PER_TURN; k++) {
         enum lv_tail_read r = lv_tail_file_read(f, t->buf, CHUNK);
         if (r == LV_TAIL_READ_RESTARTED)
-            write_checkpoint(t); /* the reset to 0 must not wait for the next tick */
+            truncated(t, f);
         if (r == LV_TAIL_READ_EOF || r == LV_TAIL_READ_FAILED)
             return false;
         if (r == LV_TAIL_READ_DATA)
@@ -173,9 +208,274 @@ static void want_read(struct tail_ctx *t)
         ev_idle_start(t->in->loop, &t->reader);
 }
 
-/* ---- scanning ------------------------------------------------------------------------ */
+/* ---- generations --------------------------------------------------------------------- */
 
-static void catch_up(struct tail_ctx *t, const char *path, int64_t since_ns);
+/* Whether `path` is `base` itself (with `self`) or names one of its
+ * generations, `<base>.<suffix>`. */
+static bool named_after(const char *path, const char *base, bool self)
+{
+    size_t n = strlen(base);
+    return strncmp(path, base, n) == 0 && (path[n] == '.' || (self && path[n] == '\0'));
+}
+
+/* Whether `f` is one of the generations of `base` or of its target, or
+ * (with `self`) one of those paths. */
+static bool belongs(const struct lv_tail_file *f, const char *base, const char *real, bool self)
+{
+    return named_after(f->path, base, self) || (real && named_after(f->path, real, self));
+}
+
+static void forget_done(struct tail_ctx *t, size_t i)
+{
+    lv_tail_file_free(t->done[i]);
+    memmove(&t->done[i], &t->done[i + 1], (t->ndone - i - 1) * sizeof *t->done);
+    t->ndone--;
+}
+
+/* Keeps a closed file as a generation done with. Past MAX_DONE the oldest
+ * is forgotten: should it still exist, a later reconciliation reads it
+ * again (duplicates, never a loss). */
+static void add_done(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    if (t->ndone == MAX_DONE) {
+        if (!t->done_full_logged)
+            lv_warn("input %s: %d generations done with are remembered already; forgetting the "
+                    "oldest (if it still exists it may be read again)",
+                    t->name, MAX_DONE);
+        t->done_full_logged = true;
+        forget_done(t, 0);
+    }
+    if (t->ndone == t->capdone) {
+        t->capdone = t->capdone ? t->capdone * 2 : 16;
+        t->done = lv_xrealloc(t->done, t->capdone * sizeof *t->done);
+    }
+    f->matched = true;
+    t->done[t->ndone++] = f;
+}
+
+/* A generation that has not been looked at: remembered as done with, not
+ * read. */
+static void adopt(struct tail_ctx *t, const struct lv_tail_found *g)
+{
+    struct lv_tail_file *f = lv_tail_file_generation(t->in, t->name, g->path, &g->st);
+    if (f && lv_tail_file_seal(f))
+        add_done(t, f);
+    else
+        lv_tail_file_free(f);
+}
+
+/* The identity of `f` now names another file (a reused inode): its content,
+ * if it is anywhere, is elsewhere, and is still looked for by content. */
+static void let_go(struct lv_tail_file *f)
+{
+    f->dev = f->ino = 0;
+}
+
+/* Whether the generation `g` is known by its identity: followed, or done
+ * with. A file that holds something else under a known identity (a reused
+ * inode) is not known, and the stale entry lets go of the identity. */
+static bool known_identity(struct tail_ctx *t, const struct lv_tail_found *g)
+{
+    bool gz;
+    struct lv_tail_file *f = find_file(t, (uint64_t)g->st.st_dev, (uint64_t)g->st.st_ino);
+    if (f && (f->verified || f->src))
+        return true;
+    if (f && lv_tail_file_holds(f, g->path, &g->st, &gz)) {
+        free(f->path); /* a checkpointed file, renamed: where to look for it */
+        f->path = lv_xstrdup(g->path);
+        return true;
+    }
+    if (f)
+        let_go(f);
+    for (size_t i = 0; i < t->ndone; i++) {
+        struct lv_tail_file *d = t->done[i];
+        if (d->dev != (uint64_t)g->st.st_dev || d->ino != (uint64_t)g->st.st_ino)
+            continue;
+        /* A plain generation done with does not grow. */
+        if ((!d->gz && (uint64_t)g->st.st_size != d->offset) ||
+            !lv_tail_file_holds(d, g->path, &g->st, &gz)) {
+            let_go(d);
+            return false;
+        }
+        free(d->path);
+        d->path = lv_xstrdup(g->path); /* renamed (.1 -> .2) */
+        d->matched = true;
+        return true;
+    }
+    return false;
+}
+
+/* A closed file gone with its end unread may continue in a generation of
+ * its path under another inode: its compressed rotation, or a copy. */
+static bool find_continuation(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    if (f->src || !f->fp_known || f->fp_len == 0)
+        return false;
+    struct lv_tail_scan gens;
+    bool found = false, gz;
+    lv_tail_scan_generations(f->path, &gens);
+    for (size_t i = 0; i < gens.n && !found; i++) {
+        const struct lv_tail_found *g = &gens.items[i];
+        if (known_identity(t, g) || !lv_tail_file_holds(f, g->path, &g->st, &gz))
+            continue;
+        lv_info("input %s: %s is gone; %s holds the same content; resuming it at offset %" PRIu64
+                "%s",
+                t->name, f->path, g->path, f->offset, gz ? " of its decompressed content" : "");
+        lv_metrics.files_read_compressed += gz && !f->gz;
+        lv_tail_file_continue_in(f, g->path, &g->st, gz);
+        f->rotated = true;
+        f->gone_at = f->gone_at ? f->gone_at : now(t);
+        found = true;
+    }
+    lv_tail_scan_free(&gens);
+    return found;
+}
+
+/* A file truncated under us: what it held before may continue in a copy
+ * (copytruncate copies, then truncates), from its acknowledged offset.
+ * The reset to 0 is checkpointed at once. */
+static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
+{
+    struct lv_tail_file *was = f->before;
+    f->before = NULL;
+    if (was && find_continuation(t, was)) {
+        if (t->nfiles == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 16;
+            t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
+        }
+        t->files[t->nfiles++] = was;
+    } else {
+        lv_tail_file_free(was);
+    }
+    write_checkpoint(t);
+}
+
+/* Whether what `f` is known by says something: an empty fingerprint, or
+ * none of the bytes before an offset, matches too much to tell files apart
+ * by content. */
+static bool anchored(const struct lv_tail_file *f)
+{
+    return f->fp_known && f->fp_len > 0 && f->tail_len > 0;
+}
+
+/* Whether `g`, an unknown generation of `base`, holds content known under
+ * another identity: a done generation (then compressed; the entry follows
+ * it), or a followed file (a copy or compressed rotation of it, remembered
+ * as done with: the followed file is read, not the copy). */
+static bool holds_known(struct tail_ctx *t, const struct lv_tail_found *g, const char *base,
+                        const char *real)
+{
+    bool gz;
+    for (size_t i = 0; i < t->ndone; i++) {
+        struct lv_tail_file *d = t->done[i];
+        if (d->matched || !anchored(d) || !belongs(d, base, real, true) ||
+            !lv_tail_file_holds(d, g->path, &g->st, &gz))
+            continue;
+        lv_debug("input %s: %s is %s, done with already", t->name, g->path, d->path);
+        lv_tail_file_continue_in(d, g->path, &g->st, gz);
+        d->matched = true;
+        return true;
+    }
+    for (size_t i = 0; i < t->nfiles; i++) {
+        struct lv_tail_file *f = t->files[i];
+        if (!belongs(f, base, real, true))
+            continue;
+        lv_tail_file_note_tail(f);
+        if (!anchored(f) || !lv_tail_file_holds(f, g->path, &g->st, &gz))
+            continue;
+        if (!f->src && f->size > f->read_to) /* its unread end may be needed from there */
+            return true;
+        adopt(t, g);
+        return true;
+    }
+    return false;
+}
+
+/* An unknown generation: read from 0 like any rotated file. */
+static void read_generation(struct tail_ctx *t, const struct lv_tail_found *g)
+{
+    struct lv_tail_file *f = lv_tail_file_generation(t->in, t->name, g->path, &g->st);
+    if (!f)
+        return;
+    lv_info("input %s: %s was rotated while nothing looked; reading it%s", t->name, g->path,
+            f->gz ? " (decompressed)" : "");
+    if (t->nfiles == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
+    }
+    t->files[t->nfiles++] = f;
+    f->rotated = true;
+    f->gone_at = now(t);
+}
+
+/* Reconciles every generation of `base` with what is known (see the top of
+ * this file); done generations of `base` no longer found are forgotten
+ * (`base` itself is not one of its generations: it is never listed). */
+static void reconcile(struct tail_ctx *t, const char *base, enum gen_mode mode)
+{
+    struct lv_tail_scan gens;
+    char *real = realpath(base, NULL);
+    lv_tail_scan_generations(base, &gens);
+    for (size_t i = 0; i < t->ndone; i++)
+        t->done[i]->matched = false;
+    for (size_t i = 0; i < gens.n; i++) {
+        const struct lv_tail_found *g = &gens.items[i];
+        int64_t mtime = (int64_t)g->st.st_mtim.tv_sec * 1000000000 + g->st.st_mtim.tv_nsec;
+        if (known_identity(t, g))
+            continue;
+        if (mode == GEN_ADOPT || (mode == GEN_LEGACY && mtime < t->legacy_ns))
+            adopt(t, g);
+        else if (!holds_known(t, g, base, real))
+            read_generation(t, g);
+    }
+    for (size_t i = t->ndone; i-- > 0;) /* listed as generations, and not found */
+        if (!t->done[i]->matched && belongs(t->done[i], base, real, false))
+            forget_done(t, i);
+    free(real);
+    lv_tail_scan_free(&gens);
+}
+
+/* The generations of `path` are reconciled at the end of this scan. */
+static void want_generations(struct tail_ctx *t, const char *path)
+{
+    for (size_t i = 0; i < t->nbases; i++)
+        if (strcmp(t->bases[i], path) == 0)
+            return;
+    if (t->nbases == t->capbases) {
+        t->capbases = t->capbases ? t->capbases * 2 : 8;
+        t->bases = lv_xrealloc(t->bases, t->capbases * sizeof *t->bases);
+    }
+    t->bases[t->nbases++] = lv_xstrdup(path);
+}
+
+static void reconcile_wanted(struct tail_ctx *t)
+{
+    enum gen_mode mode = t->scanned ? GEN_READ : t->first_mode;
+    for (size_t i = 0; i < t->nbases; i++) {
+        reconcile(t, t->bases[i], mode);
+        free(t->bases[i]);
+    }
+    t->nbases = 0;
+}
+
+/* Done generations in a directory that is gone (a pod removed) are
+ * forgotten; the others are forgotten when a reconciliation of their path
+ * does not find them. */
+static void prune_done(struct tail_ctx *t)
+{
+    for (size_t i = t->ndone; i-- > 0;) {
+        char *slash = strrchr(t->done[i]->path, '/');
+        char *dir = slash && slash != t->done[i]->path
+                        ? lv_xstrndup(t->done[i]->path, (size_t)(slash - t->done[i]->path))
+                        : NULL;
+        struct stat st;
+        if (dir && stat(dir, &st) < 0 && errno == ENOENT)
+            forget_done(t, i);
+        free(dir);
+    }
+}
+
+/* ---- scanning ------------------------------------------------------------------------ */
 
 static void found(struct tail_ctx *t, const struct lv_tail_found *it)
 {
@@ -183,13 +483,11 @@ static void found(struct tail_ctx *t, const struct lv_tail_found *it)
     if (!f) {
         f = add_file(t, it->path, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino);
         f->at_tail = !t->scanned && t->first_start && t->in->conf->read_from == LV_READ_TAIL;
-        if (t->prev_scan_ns) /* its predecessors may have come and gone unseen */
-            catch_up(t, it->path, t->prev_scan_ns);
+        want_generations(t, it->path); /* its predecessors may have come and gone unseen */
     }
     bool own = strcmp(f->path, it->path) == 0;
     if (f->seen != t->gen) {
         f->seen = t->gen;
-        f->seen_ns = t->scan_ns;
         f->own_path_seen = own;
         f->alt_path = it->path;
         f->size = (uint64_t)it->st.st_size;
@@ -209,56 +507,25 @@ static void follow_rename(struct tail_ctx *t, struct lv_tail_file *f)
     f->path = lv_xstrdup(f->alt_path);
 }
 
-/* Files rotated away from `path` that no scan saw (see
- * lv_tail_scan_rotated()): read from 0, then closed like any rotated file. */
-static void catch_up(struct tail_ctx *t, const char *path, int64_t since_ns)
+/* A checkpointed file whose inode now holds another file: what it had left
+ * to read may continue in another generation of its path (compressed, or
+ * copied before a truncation). `was` is its entry before the probe. */
+static void lost_content(struct tail_ctx *t, const struct lv_tail_file *was, const char *path)
 {
-    struct lv_tail_scan rot;
-    lv_tail_scan_rotated(path, since_ns, &rot);
-    for (size_t i = 0; i < rot.n; i++) {
-        const struct lv_tail_found *it = &rot.items[i];
-        if (find_file(t, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino))
-            continue;
-        lv_info("input %s: %s was rotated away before a scan saw it; reading it", t->name,
-                it->path);
-        struct lv_tail_file *f =
-            add_file(t, it->path, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino);
-        f->rotated = true;
-        f->gone_at = now(t);
-        f->size = (uint64_t)it->st.st_size;
-        lv_tail_file_probe(f);
-    }
-    lv_tail_scan_free(&rot);
-}
-
-static bool is_known(void *arg, uint64_t dev, uint64_t ino)
-{
-    return find_file(arg, dev, ino) != NULL;
-}
-
-/* A closed file gone from disk with its end unread may live on as its
- * compressed rotation (0.log.<ts> -> 0.log.<ts>.gz, done by the kubelet at
- * the next rotation): read the rest of it from there. */
-static bool find_compressed(struct tail_ctx *t, struct lv_tail_file *f)
-{
-    if (f->src || !lv_tail_file_find_compressed(f, is_known, t))
-        return false;
-    f->rotated = true;
-    f->gone_at = f->gone_at ? f->gone_at : now(t);
-    return true;
-}
-
-/* A checkpointed file whose inode now holds another file (the kubelet
- * compressed it, and the new 0.log got the freed inode): its rest may be in
- * the compressed rotation. `was` is its entry before the probe. */
-static void find_compressed_for(struct tail_ctx *t, const struct lv_tail_file *was)
-{
-    struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, was->path, 0, 0);
+    if (!was->fp_known || was->offset == 0)
+        return;
+    struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, path, 0, 0);
     g->fp = was->fp;
     g->fp_len = was->fp_len;
-    g->fp_known = was->fp_known;
-    g->offset = g->read_to = was->offset;
-    if (!find_compressed(t, g)) {
+    g->fp_known = true;
+    g->tail_fp = was->tail_fp;
+    g->tail_len = was->tail_len;
+    g->tail_at = was->tail_at;
+    g->gz = was->gz;
+    g->offset = g->read_to = g->size = was->offset;
+    if (!find_continuation(t, g)) {
+        lv_info("input %s: the file checkpointed at offset %" PRIu64 " of %s is gone", t->name,
+                was->offset, path);
         lv_tail_file_free(g);
         return;
     }
@@ -270,34 +537,64 @@ static void find_compressed_for(struct tail_ctx *t, const struct lv_tail_file *w
 }
 
 /* A file the globs stopped naming: rotated (it keeps being read, under its
- * new name, until it is done) or deleted. Files rotated after it that no
- * scan saw are caught up. */
+ * new name, until it is done) or deleted. Its path's generations are
+ * reconciled. */
 static void went_away(struct tail_ctx *t, struct lv_tail_file *f)
 {
     char *was = lv_xstrdup(f->path);
+    struct lv_tail_file before = *f;
     f->rotated = lv_tail_file_locate(f);
     f->gone_at = now(t);
-    if (!f->verified && f->rotated) /* from the checkpoint: check it is the same file */
-        lv_tail_file_probe(f);
+    if (!f->verified && f->rotated && lv_tail_file_probe_changed(f))
+        lost_content(t, &before, was); /* from the checkpoint; its inode was reused */
     if (f->rotated && strcmp(was, f->path) != 0)
         lv_info("input %s: %s was rotated to %s", t->name, was, f->path);
     else if (f->rotated)
         lv_info("input %s: %s is no longer matched; reading it to the end", t->name, was);
     else if (f->src)
         lv_info("input %s: %s was deleted or moved away; reading it to the end", t->name, was);
-    else if (find_compressed(t, f))
+    else if (find_continuation(t, f))
         lv_debug("input %s: %s continues in %s", t->name, was, f->path);
     else if (!f->verified)
         lv_info("input %s: %s, checkpointed at offset %" PRIu64 ", is gone (deleted, or rotated "
                 "and compressed, while logveil was down)",
                 t->name, was, f->offset);
-    if (f->seen_ns)
-        catch_up(t, was, f->seen_ns);
+    want_generations(t, was);
     free(was);
 }
 
+/* A closed file that cannot be read any more loses what it had not read:
+ * counted, and logged once. */
+static void count_lost(struct tail_ctx *t, const struct lv_tail_file *f)
+{
+    uint64_t bytes, lost = lv_tail_file_lost(f, &bytes);
+    if (!bytes)
+        return;
+    lv_metrics.dropped[LV_DROP_DELETED_UNREAD][LV_LEVEL_UNKNOWN] += lost;
+    lv_warn("input %s: %s was deleted with %" PRIu64 " bytes unread; %" PRIu64
+            " records counted as dropped (deleted_unread)",
+            t->name, f->path, bytes, lost);
+}
+
+/* A rotated file read to its end that still exists is remembered as done
+ * with, so that no later reconciliation reads it again. */
+static void retire(struct tail_ctx *t, size_t i)
+{
+    struct lv_tail_file *f = t->files[i];
+    close_file(t, f);
+    if (f->rotated && lv_tail_file_exists(f) && lv_tail_file_seal(f)) {
+        memmove(&t->files[i], &t->files[i + 1], (t->nfiles - i - 1) * sizeof *t->files);
+        t->nfiles--;
+        add_done(t, f);
+        return;
+    }
+    drop_file(t, i);
+}
+
 /* Files the scan did not find. Open ones are drained; closed ones that were
- * rotated with bytes unread wait to be opened; the others are forgotten. */
+ * rotated with bytes unread wait to be opened; closed ones read to their end
+ * that still exist are done with; the others are forgotten, what they had
+ * left unread counted as lost. */
 static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
 {
     for (size_t i = t->nfiles; i-- > 0;) {
@@ -308,31 +605,38 @@ static void handle_unseen(struct tail_ctx *t, const struct lv_tail_scan *s)
             went_away(t, f);
         else if (f->rotated && !f->src && !(f->rotated = lv_tail_file_exists(f)) &&
                  f->size > f->read_to)
-            find_compressed(t, f); /* gone before it was opened again */
+            find_continuation(t, f); /* gone before it was opened again */
         if (f->src || (f->rotated && f->size > f->read_to))
             continue;
-        if (f->size > f->read_to)
-            lv_warn("input %s: %s went away with %" PRIu64 " bytes unread", t->name, f->path,
-                    f->size - f->read_to);
-        drop_file(t, i);
+        if (!f->rotated && f->verified)
+            count_lost(t, f);
+        retire(t, i);
     }
 }
 
 /* Makes room by closing the least recently active file that is fully read
- * and acknowledged. */
+ * and acknowledged; one holding an unterminated last line only when no
+ * other can go, and then its held lines are counted in case it is deleted
+ * before it is opened again. */
 static bool evict_idle(struct tail_ctx *t)
 {
     struct lv_tail_file *best = NULL;
+    bool best_holds = true;
     for (size_t i = 0; i < t->nfiles; i++) {
         struct lv_tail_file *f = t->files[i];
         if (!f->src || f->gone_at || !f->eof || f->size > lv_source_read_offset(f->src) ||
             !lv_source_settled(f->src))
             continue;
-        if (!best || f->active_at < best->active_at)
+        bool holds = lv_source_read_offset(f->src) > lv_source_acked(f->src);
+        if (!best || (best_holds && !holds) ||
+            (holds == best_holds && f->active_at < best->active_at)) {
             best = f;
+            best_holds = holds;
+        }
     }
     if (best) {
         lv_debug("input %s: closing idle %s to make room", t->name, best->path);
+        lv_tail_file_count_held(best);
         close_file(t, best);
     }
     return best != NULL;
@@ -341,12 +645,15 @@ static bool evict_idle(struct tail_ctx *t)
 static void open_waiting(struct tail_ctx *t)
 {
     size_t waiting = 0, max = (size_t)t->in->conf->max_open_files;
+    uint64_t budget = COUNT_BUDGET;
     for (size_t i = 0; i < t->nfiles; i++) {
         struct lv_tail_file *f = t->files[i];
         if (f->src || !f->verified || (f->seen != t->gen && !f->rotated))
             continue;
         bool has_data = f->size != f->read_to;
         if (t->nopen >= max && (!has_data || !evict_idle(t))) {
+            if (has_data)
+                budget -= lv_tail_file_count_unread(f, budget);
             waiting += has_data;
             continue;
         }
@@ -364,20 +671,17 @@ static void refresh(struct tail_ctx *t, struct lv_tail_file *f)
     bool seen = f->seen == t->gen;
     bool probe = seen && !f->src && !f->verified;
     struct lv_tail_file was = *f;                  /* the checkpoint's entry, before the probe */
-    was.path = probe ? lv_xstrdup(f->path) : NULL; /* ... and its name, before a rename */
+    char *path = probe ? lv_xstrdup(f->path) : NULL; /* ... and its name, before a rename */
     follow_rename(t, f);
-    if (probe) {
-        if (lv_tail_file_probe_changed(f)) {
-            /* A new file on the checkpointed one's inode: the files
-             * rotated away from its path meanwhile went unseen too. */
-            if (was.fp_known && was.offset > 0)
-                find_compressed_for(t, &was);
-            if (t->prev_scan_ns)
-                catch_up(t, f->path, t->prev_scan_ns);
-        }
-        free(was.path);
-    } else if (seen && f->src && lv_tail_file_check(f))
-        write_checkpoint(t); /* the reset to 0 must not wait for the next tick */
+    if (probe && lv_tail_file_probe_changed(f)) {
+        /* A new file on the checkpointed one's inode: the files rotated
+         * away from its path meanwhile went unseen too. */
+        lost_content(t, &was, path);
+        want_generations(t, f->path);
+    } else if (!probe && seen && f->src && lv_tail_file_check(f)) {
+        truncated(t, f);
+    }
+    free(path);
 }
 
 static void update_gauges(struct tail_ctx *t);
@@ -386,7 +690,6 @@ static void scan(struct tail_ctx *t)
 {
     struct lv_tail_scan s;
     lv_tail_watch_globs(t->watch, t->in->conf); /* a directory may have come (back) */
-    t->scan_ns = lv_now_ns();
     lv_tail_scan_run(t->in->conf, t->name, &s);
     t->gen++;
     for (size_t i = 0; i < s.n; i++)
@@ -394,10 +697,10 @@ static void scan(struct tail_ctx *t)
     for (size_t i = 0; i < t->nfiles; i++)
         refresh(t, t->files[i]);
     handle_unseen(t, &s);
+    reconcile_wanted(t);
     lv_tail_scan_free(&s);
     open_waiting(t);
     t->scanned = true;
-    t->prev_scan_ns = t->scan_ns;
     update_gauges(t);
     want_read(t);
 }
@@ -423,23 +726,39 @@ static void reap(struct tail_ctx *t)
         if (!lv_source_settled(f->src))
             continue;
         lv_debug("input %s: done with %s", t->name, f->path);
-        drop_file(t, i);
+        retire(t, i);
     }
 }
 
 /* ---- checkpoints and gauges ---------------------------------------------------------- */
 
+static struct lv_checkpoint_entry entry_of(struct lv_tail_file *f, unsigned flags)
+{
+    uint64_t offset = f->src ? lv_source_acked(f->src) : f->offset;
+    lv_tail_file_note_tail(f);
+    bool tail = f->gz || f->tail_at == offset; /* a gz file's tail is its trailer */
+    return (struct lv_checkpoint_entry){
+        .dev = f->dev,
+        .ino = f->ino,
+        .fp = f->fp,
+        .fp_len = f->fp_len,
+        .offset = offset,
+        .path = f->path,
+        .tail_fp = tail ? f->tail_fp : 0,
+        .tail_len = tail ? f->tail_len : 0,
+        .flags = flags | (f->gz ? LV_CHECKPOINT_GZ : 0),
+    };
+}
+
 static void write_checkpoint(struct tail_ctx *t)
 {
-    struct lv_checkpoint_entry *e = lv_xmalloc((t->nfiles + 1) * sizeof *e);
+    struct lv_checkpoint_entry *e = lv_xmalloc((t->nfiles + t->ndone + 1) * sizeof *e);
     size_t n = 0;
-    for (size_t i = 0; i < t->nfiles; i++) {
-        const struct lv_tail_file *f = t->files[i];
-        if (f->fp_known)
-            e[n++] = (struct lv_checkpoint_entry){
-                f->dev, f->ino, f->fp, f->fp_len, f->src ? lv_source_acked(f->src) : f->offset,
-                f->path};
-    }
+    for (size_t i = 0; i < t->nfiles; i++)
+        if (t->files[i]->fp_known)
+            e[n++] = entry_of(t->files[i], 0);
+    for (size_t i = 0; i < t->ndone; i++)
+        e[n++] = entry_of(t->done[i], LV_CHECKPOINT_DONE);
     struct lv_buf text;
     lv_buf_init(&text, 4096, CHECKPOINT_MAX);
     int rc = lv_checkpoint_format(e, n, &text);
@@ -458,30 +777,50 @@ static void write_checkpoint(struct tail_ctx *t)
     t->ckpt_failing = rc < 0;
 }
 
+static struct lv_tail_file *file_of(struct tail_ctx *t, const struct lv_checkpoint_entry *e)
+{
+    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, e->path, e->dev, e->ino);
+    f->fp = e->fp;
+    f->fp_len = e->fp_len;
+    f->fp_known = true;
+    f->tail_fp = e->tail_fp;
+    f->tail_len = e->tail_len;
+    f->tail_at = e->offset;
+    f->gz = (e->flags & LV_CHECKPOINT_GZ) != 0;
+    f->offset = f->read_to = f->size = e->offset;
+    return f;
+}
+
 static void load_checkpoint(struct tail_ctx *t)
 {
     struct lv_checkpoint cp;
     int rc = lv_checkpoint_load(t->ckpt_path, &cp);
     t->first_start = rc < 0;
+    t->first_mode = rc < 0 ? GEN_ADOPT : cp.version == 1 ? GEN_LEGACY : GEN_READ;
     if (rc < 0 && rc != -ENOENT)
         lv_warn("input %s: ignoring checkpoint %s (%s); starting without one", t->name,
                 t->ckpt_path, rc == -EINVAL ? "torn or corrupt" : strerror(-rc));
     for (size_t i = 0; i < cp.n; i++) {
         const struct lv_checkpoint_entry *e = &cp.entries[i];
-        if (find_file(t, e->dev, e->ino))
-            continue;
-        struct lv_tail_file *f = add_file(t, e->path, e->dev, e->ino);
-        f->fp = e->fp;
-        f->fp_len = e->fp_len;
-        f->fp_known = true;
-        f->offset = f->read_to = f->size = e->offset;
+        if (e->flags & LV_CHECKPOINT_DONE) {
+            add_done(t, file_of(t, e));
+        } else if (!find_file(t, e->dev, e->ino)) {
+            struct lv_tail_file *f = file_of(t, e);
+            if (t->nfiles == t->cap) {
+                t->cap = t->cap ? t->cap * 2 : 16;
+                t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
+            }
+            t->files[t->nfiles++] = f;
+        }
     }
-    /* The previous run's last scan came at most one scan_interval before its
-     * last checkpoint: files rotated away since then went unseen. */
+    /* A version 1 checkpoint lists no done generations: the previous run's
+     * last scan came at most one scan_interval before its last checkpoint,
+     * and generations written before that are taken as read (a second's
+     * margin for coarse file times). */
     struct stat st;
-    if (rc == 0 && stat(t->ckpt_path, &st) == 0)
-        t->prev_scan_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec -
-                          (int64_t)(t->in->conf->scan_interval * 1e9);
+    if (rc == 0 && cp.version == 1 && stat(t->ckpt_path, &st) == 0)
+        t->legacy_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec -
+                       (int64_t)(t->in->conf->scan_interval * 1e9) - 1000000000;
     if (rc == 0)
         lv_info("input %s: checkpoint %s holds %zu files", t->name, t->ckpt_path, cp.n);
     lv_checkpoint_free(&cp);
@@ -538,6 +877,8 @@ static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     if (!t->stopped && !t->paused)
         reap(t);
+    if (++t->ticks % PRUNE_EVERY == 0)
+        prune_done(t);
     write_checkpoint(t);
     update_gauges(t);
 }
@@ -672,8 +1013,14 @@ static void tail_destroy(struct lv_input *in)
     }
     while (t->nfiles)
         drop_file(t, t->nfiles - 1);
+    while (t->ndone)
+        forget_done(t, t->ndone - 1);
+    for (size_t i = 0; i < t->nbases; i++)
+        free(t->bases[i]);
     update_gauges(t);
     free(t->files);
+    free(t->done);
+    free(t->bases);
     lv_tail_watch_free(t->watch);
     lv_buf_free(&t->ckpt_last);
     free(t->buf);

@@ -16,6 +16,8 @@
 #include "tail_scan.h"
 
 #define FP_MAX LV_CHECKPOINT_FP_MAX
+#define TAIL_MAX LV_CHECKPOINT_TAIL_MAX
+#define GZ_TRAILER 8
 #define TAIL_LOOKBACK 65536
 /* A compressed file's decompressed size is known once read to its end. */
 #define GZ_SIZE_UNKNOWN UINT64_MAX
@@ -33,6 +35,9 @@ struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_nam
     return f;
 }
 
+static void fingerprint_tail(struct lv_tail_file *f, int fd, uint64_t at);
+static void reset_count(struct lv_tail_file *f);
+
 void lv_tail_file_close(struct lv_tail_file *f)
 {
     if (f->src) {
@@ -41,6 +46,8 @@ void lv_tail_file_close(struct lv_tail_file *f)
         lv_source_close(f->src);
         f->src = NULL;
     }
+    if (f->fd >= 0 && f->tail_at != f->offset)
+        fingerprint_tail(f, f->fd, f->offset);
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
@@ -48,11 +55,18 @@ void lv_tail_file_close(struct lv_tail_file *f)
     f->gzf = NULL;
 }
 
+void lv_tail_file_note_tail(struct lv_tail_file *f)
+{
+    if (f->src && f->fd >= 0 && !f->gz && lv_source_acked(f->src) != f->tail_at)
+        fingerprint_tail(f, f->fd, lv_source_acked(f->src));
+}
+
 void lv_tail_file_free(struct lv_tail_file *f)
 {
     if (!f)
         return;
     lv_tail_file_close(f);
+    lv_tail_file_free(f->before);
     free(f->path);
     free(f);
 }
@@ -79,6 +93,64 @@ static void set_fp(struct lv_tail_file *f, const char *head, size_t n)
     f->fp = lv_checkpoint_fingerprint(head, n);
     f->fp_len = (uint32_t)n;
     f->fp_known = true;
+}
+
+static void forget_tail(struct lv_tail_file *f)
+{
+    f->tail_fp = 0;
+    f->tail_len = 0;
+    f->tail_at = 0;
+}
+
+/* The tail fingerprint of a plain file: the bytes before `at`. */
+static void fingerprint_tail(struct lv_tail_file *f, int fd, uint64_t at)
+{
+    char buf[TAIL_MAX];
+    size_t want = at < TAIL_MAX ? (size_t)at : TAIL_MAX;
+    ssize_t n = pread_all(fd, buf, want, at - want);
+    forget_tail(f);
+    f->tail_at = at;
+    if (n == (ssize_t)want && want > 0) {
+        f->tail_fp = lv_checkpoint_fingerprint(buf, want);
+        f->tail_len = (uint32_t)want;
+    }
+}
+
+/* The tail fingerprint of a gz file: its trailer. */
+static bool trailer_fp(int fd, uint64_t *fp)
+{
+    unsigned char t[GZ_TRAILER];
+    if (!lv_tail_gz_trailer(fd, t))
+        return false;
+    *fp = lv_checkpoint_fingerprint(t, sizeof t);
+    return true;
+}
+
+static void fingerprint_trailer(struct lv_tail_file *f, int fd)
+{
+    forget_tail(f);
+    if (trailer_fp(fd, &f->tail_fp))
+        f->tail_len = GZ_TRAILER;
+}
+
+/* Whether the file open on `fd` (compressed when `gz`) holds what `f` is
+ * known by. Without a tail fingerprint (a version 1 checkpoint), the first
+ * bytes are all there is to compare. */
+static bool holds(const struct lv_tail_file *f, int fd, bool gz)
+{
+    char buf[TAIL_MAX];
+    ssize_t n = gz ? lv_tail_gz_head(fd, buf, f->fp_len) : pread_all(fd, buf, f->fp_len, 0);
+    if (!f->fp_known || n != (ssize_t)f->fp_len || lv_checkpoint_fingerprint(buf, f->fp_len) != f->fp)
+        return false;
+    if (f->tail_len == 0)
+        return true;
+    if (f->gz) {
+        uint64_t fp;
+        return gz && trailer_fp(fd, &fp) && fp == f->tail_fp;
+    }
+    uint64_t at = f->tail_at - f->tail_len;
+    n = gz ? lv_tail_gz_range(fd, at, buf, f->tail_len) : pread_all(fd, buf, f->tail_len, at);
+    return n == (ssize_t)f->tail_len && lv_checkpoint_fingerprint(buf, f->tail_len) == f->tail_fp;
 }
 
 /* Opens the path and checks it is still the file the scan saw. */
@@ -125,54 +197,64 @@ static bool ends_with_gz(const char *path)
     return n >= 3 && strcmp(path + n - 3, ".gz") == 0;
 }
 
-/* A checkpointed file whose bytes do not match may be a compressed one
- * resumed in the previous run: compare its decompressed first bytes. */
-static bool became_gz(struct lv_tail_file *f, int fd, char *head, ssize_t *n)
+/* A version 1 checkpoint did not say which files were compressed: a
+ * checkpointed .gz file whose bytes do not match may be one resumed in the
+ * previous run. */
+static bool became_gz(struct lv_tail_file *f, int fd)
 {
-    if (f->gz || !f->fp_known || f->fp_len == 0 || !ends_with_gz(f->path))
-        return false;
-    ssize_t k = lv_tail_gz_head(fd, head, FP_MAX);
-    if (k < 0 || !same_content(f, head, (size_t)k))
+    if (f->gz || !f->fp_known || f->fp_len == 0 || !ends_with_gz(f->path) || !holds(f, fd, true))
         return false;
     lv_info("input %s: %s is a compressed rotation; resuming it at offset %" PRIu64
             " of its decompressed content",
             f->input_name, f->path, f->offset);
     f->gz = true;
+    fingerprint_trailer(f, fd);
     lv_metrics.files_read_compressed++;
-    *n = k;
     return true;
 }
 
-/* The first bytes of content: decompressed for a gz file. */
-static ssize_t read_head(const struct lv_tail_file *f, int fd, char *head)
+/* Fingerprints the first bytes (decompressed for a gz file); the length
+ * read, or -1. */
+static ssize_t fingerprint_head(struct lv_tail_file *f, int fd)
 {
-    return f->gz ? lv_tail_gz_head(fd, head, FP_MAX) : pread_all(fd, head, FP_MAX, 0);
+    char head[FP_MAX];
+    ssize_t n = f->gz ? lv_tail_gz_head(fd, head, FP_MAX) : pread_all(fd, head, FP_MAX, 0);
+    if (n >= 0)
+        set_fp(f, head, (size_t)n);
+    return n;
 }
 
-void lv_tail_file_probe(struct lv_tail_file *f)
+/* The content at f's identity is not what f was: it is read from 0, as a
+ * compressed file only when it is one and is named like one. */
+static void became_new(struct lv_tail_file *f, int fd)
 {
-    (void)lv_tail_file_probe_changed(f);
+    f->gz = lv_tail_gz_is_gzip(fd) && ends_with_gz(f->path);
+    f->offset = f->read_to = 0;
+    forget_tail(f);
+    if (f->gz)
+        fingerprint_trailer(f, fd);
 }
 
 bool lv_tail_file_probe_changed(struct lv_tail_file *f)
 {
     struct stat st;
     char head[FP_MAX];
-    bool changed = false;
     int fd = open_checked(f, &st);
     if (fd < 0)
         return false;
-    ssize_t n = read_head(f, fd, head);
-    if (n >= 0 && !same_content(f, head, (size_t)n))
-        became_gz(f, fd, head, &n);
+    bool changed = f->fp_known && !holds(f, fd, f->gz) && !became_gz(f, fd);
+    if (changed) {
+        lv_info("input %s: %s is not the file checkpointed (a reused inode, or truncated and "
+                "rewritten); reading it from the start",
+                f->input_name, f->path);
+        became_new(f, fd);
+    }
+    /* A short file's first bytes are fingerprinted again as it grows. */
+    ssize_t n = f->gz ? lv_tail_gz_head(fd, head, FP_MAX) : pread_all(fd, head, FP_MAX, 0);
     if (n >= 0) {
-        if (!same_content(f, head, (size_t)n)) {
-            changed = true;
-            lv_info("input %s: %s is a new file on a reused inode; reading it from the start",
-                    f->input_name, f->path);
-            f->offset = f->read_to = 0;
-        }
         set_fp(f, head, (size_t)n);
+        if (f->gz && f->tail_len == 0)
+            fingerprint_trailer(f, fd);
         if (f->at_tail && !f->gz)
             f->offset = f->read_to = last_line_start(fd, (uint64_t)st.st_size);
         f->at_tail = false;
@@ -225,46 +307,107 @@ bool lv_tail_file_locate(struct lv_tail_file *f)
     return found;
 }
 
-bool lv_tail_file_find_compressed(struct lv_tail_file *f,
-                                  bool (*known)(void *arg, uint64_t dev, uint64_t ino), void *arg)
+/* Opens `path` if it is still the file `st` describes. */
+static int open_as(const char *path, const struct stat *st)
 {
-    /* An empty fingerprint would match any file. */
-    if (f->src || f->gz || !f->fp_known || f->fp_len == 0)
-        return false;
-    struct lv_tail_scan gz;
-    bool found = false;
-    lv_tail_scan_compressed(f->path, &gz);
-    for (size_t i = 0; i < gz.n && !found; i++) {
-        const struct lv_tail_found *it = &gz.items[i];
-        char head[FP_MAX];
-        if (known(arg, (uint64_t)it->st.st_dev, (uint64_t)it->st.st_ino))
-            continue;
-        int fd = open(it->path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        struct stat st;
-        ssize_t n = -1;
-        if (fstat(fd, &st) == 0 && st.st_dev == it->st.st_dev && st.st_ino == it->st.st_ino)
-            n = lv_tail_gz_head(fd, head, sizeof head);
+    struct stat now;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino)) {
         close(fd);
-        if (n < 0 || !same_content(f, head, (size_t)n))
-            continue;
-        lv_info("input %s: %s is gone; its compressed rotation %s holds the same content; "
-                "resuming it at offset %" PRIu64 " of its decompressed content",
-                f->input_name, f->path, it->path, f->offset);
-        free(f->path);
-        f->path = lv_xstrdup(it->path);
-        f->dev = (uint64_t)it->st.st_dev;
-        f->ino = (uint64_t)it->st.st_ino;
-        set_fp(f, head, (size_t)n);
-        f->gz = true;
-        f->verified = true;
-        f->size = GZ_SIZE_UNKNOWN;
-        lv_metrics.files_read_compressed++;
-        found = true;
+        fd = -1;
     }
-    lv_tail_scan_free(&gz);
-    return found;
+    return fd;
+}
+
+/* The kubelet compresses <name> into <name>.gz. A file read to its end is
+ * known there by that name, by the content length in the trailer and by
+ * its first bytes, without decompressing the whole file. */
+static bool compressed_by_name(const struct lv_tail_file *f, const char *path, int fd)
+{
+    size_t n = strlen(f->path);
+    unsigned char t[GZ_TRAILER];
+    char head[FP_MAX];
+    if (f->gz || !f->fp_known || f->tail_at != f->offset || f->size != f->offset ||
+        strncmp(path, f->path, n) != 0 || strcmp(path + n, ".gz") != 0 ||
+        !lv_tail_gz_trailer(fd, t) || lv_tail_gz_trailer_size(t) != (uint32_t)f->offset)
+        return false;
+    ssize_t k = lv_tail_gz_head(fd, head, f->fp_len);
+    return k == (ssize_t)f->fp_len && lv_checkpoint_fingerprint(head, f->fp_len) == f->fp;
+}
+
+bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const struct stat *st,
+                        bool *gz)
+{
+    int fd = open_as(path, st);
+    if (fd < 0)
+        return false;
+    *gz = lv_tail_gz_is_gzip(fd);
+    bool ok = (*gz || !f->gz) && ((*gz && compressed_by_name(f, path, fd)) || holds(f, fd, *gz));
+    close(fd);
+    return ok;
+}
+
+void lv_tail_file_continue_in(struct lv_tail_file *f, const char *path, const struct stat *st,
+                              bool gz)
+{
+    free(f->path);
+    f->path = lv_xstrdup(path);
+    f->dev = (uint64_t)st->st_dev;
+    f->ino = (uint64_t)st->st_ino;
+    f->verified = true;
+    f->size = gz ? GZ_SIZE_UNKNOWN : (uint64_t)st->st_size;
+    f->read_to = f->offset;
+    if (gz && !f->gz) {
+        int fd = open_as(path, st);
+        f->gz = true;
+        forget_tail(f);
+        if (fd >= 0) {
+            fingerprint_trailer(f, fd);
+            close(fd);
+        }
+    }
+}
+
+/* ---- generations ----------------------------------------------------------------- */
+
+struct lv_tail_file *lv_tail_file_generation(struct lv_input *in, const char *input_name,
+                                             const char *path, const struct stat *st)
+{
+    int fd = open_as(path, st);
+    if (fd < 0)
+        return NULL;
+    struct lv_tail_file *f =
+        lv_tail_file_new(in, input_name, path, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+    f->gz = lv_tail_gz_is_gzip(fd) && ends_with_gz(path);
+    if (f->gz)
+        fingerprint_trailer(f, fd);
+    bool ok = fingerprint_head(f, fd) >= 0;
+    close(fd);
+    if (!ok) {
+        lv_tail_file_free(f);
+        return NULL;
+    }
+    f->verified = true;
+    f->size = f->gz ? GZ_SIZE_UNKNOWN : (uint64_t)st->st_size;
+    return f;
+}
+
+bool lv_tail_file_seal(struct lv_tail_file *f)
+{
+    unsigned char t[GZ_TRAILER];
+    struct stat st;
+    int fd = open_checked(f, &st);
+    if (fd < 0)
+        return false;
+    if (f->gz && lv_tail_gz_trailer(fd, t))
+        f->offset = lv_tail_gz_trailer_size(t);
+    else if (!f->gz)
+        f->offset = (uint64_t)st.st_size;
+    if (!f->gz)
+        fingerprint_tail(f, fd, f->offset);
+    f->read_to = f->size = f->offset;
+    close(fd);
+    return true;
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
@@ -281,9 +424,7 @@ static void count_truncation(const struct lv_tail_file *f, const char *what)
  * is not read at all. */
 static int open_gz(struct lv_tail_file *f, int fd)
 {
-    char head[FP_MAX];
-    ssize_t n = lv_tail_gz_head(fd, head, sizeof head);
-    if (n < 0 || !same_content(f, head, (size_t)n)) {
+    if (!holds(f, fd, true)) {
         if (!f->error_logged)
             lv_warn("input %s: %s is no longer the compressed file it was; not reading it",
                     f->input_name, f->path);
@@ -292,7 +433,8 @@ static int open_gz(struct lv_tail_file *f, int fd)
         close(fd);
         return -EINVAL;
     }
-    set_fp(f, head, (size_t)n);
+    if (f->tail_len == 0)
+        fingerprint_trailer(f, fd);
     f->gzf = lv_tail_gz_open(fd);
     if (!f->gzf) {
         int err = errno;
@@ -301,6 +443,7 @@ static int open_gz(struct lv_tail_file *f, int fd)
     }
     f->gz_pos = 0;
     f->read_to = f->offset;
+    reset_count(f);
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, f->offset);
     f->eof = f->flushed = false;
     f->verified = true;
@@ -325,19 +468,23 @@ int lv_tail_file_open(struct lv_tail_file *f)
         return -err;
     }
     uint64_t off = f->offset;
-    if (!same_content(f, head, (size_t)n)) {
+    bool same_start = same_content(f, head, (size_t)n);
+    if (same_start && off > (uint64_t)st.st_size) {
+        count_truncation(f, "is shorter than its checkpoint");
+        off = 0;
+    } else if (!same_start || (off > 0 && f->tail_at == off && !holds(f, fd, false))) {
         lv_info("input %s: %s changed content (a reused inode, or rewritten); reading it from "
                 "the start",
                 f->input_name, f->path);
         off = 0;
-    } else if (off > (uint64_t)st.st_size) {
-        count_truncation(f, "is shorter than its checkpoint");
-        off = 0;
     }
     int rc = off != f->offset;
+    if (rc)
+        forget_tail(f);
     set_fp(f, head, (size_t)n);
     f->fd = fd;
     f->offset = f->read_to = off;
+    reset_count(f);
     f->size = (uint64_t)st.st_size;
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, off);
     f->eof = f->flushed = false;
@@ -348,15 +495,37 @@ int lv_tail_file_open(struct lv_tail_file *f)
 
 /* Truncated or rewritten under us: a new source from 0. The old one's
  * partial line is not flushed; those bytes are gone from the file. */
+/* What a file truncated under us had been, when it can be recognised: its
+ * first bytes and the bytes before its last tail fingerprint, closed at the
+ * acknowledged offset. A copy taken before the truncation (copytruncate)
+ * holds it. */
+static struct lv_tail_file *before_truncation(const struct lv_tail_file *f)
+{
+    if (f->gz || !f->fp_known || f->fp_len == 0 || f->tail_len == 0)
+        return NULL;
+    struct lv_tail_file *was = lv_tail_file_new(f->in, f->input_name, f->path, 0, 0);
+    was->fp = f->fp;
+    was->fp_len = f->fp_len;
+    was->fp_known = true;
+    was->tail_fp = f->tail_fp;
+    was->tail_len = f->tail_len;
+    was->tail_at = f->tail_at;
+    was->offset = was->read_to = was->size = lv_source_acked(f->src);
+    return was;
+}
+
 static void restart(struct lv_tail_file *f, const char *what)
 {
     char head[FP_MAX];
     count_truncation(f, what);
+    lv_tail_file_free(f->before);
+    f->before = before_truncation(f);
     lv_source_close(f->src);
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, 0);
     f->eof = f->flushed = false;
     ssize_t n = pread_all(f->fd, head, sizeof head, 0);
     f->fp_known = false;
+    forget_tail(f);
     if (n >= 0)
         set_fp(f, head, (size_t)n);
 }
@@ -463,4 +632,72 @@ enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t le
     f->eof = false;
     lv_source_feed(f->src, buf, (size_t)n);
     return LV_TAIL_READ_DATA;
+}
+
+/* ---- bytes unread while closed ------------------------------------------------------- */
+
+static void reset_count(struct lv_tail_file *f)
+{
+    f->counted_to = f->line_end = f->offset;
+    f->unread_lines = 0;
+}
+
+/* Counts the newlines in [from, to) of the file open on `fd`, from where
+ * the count stopped. */
+static void count_lines(struct lv_tail_file *f, int fd, uint64_t from, uint64_t to)
+{
+    char buf[65536];
+    while (from < to) {
+        size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+        ssize_t n = pread_all(fd, buf, want, from);
+        if (n <= 0)
+            return;
+        for (char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t)(end - p))); p++) {
+            f->unread_lines++;
+            f->line_end = from + (uint64_t)(p - buf) + 1;
+        }
+        from += (uint64_t)n;
+        f->counted_to = from;
+    }
+}
+
+void lv_tail_file_count_held(struct lv_tail_file *f)
+{
+    if (!f->src || f->gz || f->fd < 0)
+        return;
+    uint64_t acked = lv_source_acked(f->src), read = lv_source_read_offset(f->src);
+    f->offset = acked; /* what the count starts from; the close sets it again */
+    reset_count(f);
+    count_lines(f, f->fd, acked, read);
+}
+
+uint64_t lv_tail_file_count_unread(struct lv_tail_file *f, uint64_t budget)
+{
+    if (f->counted_to < f->offset)
+        reset_count(f);
+    uint64_t from = f->counted_to;
+    if (f->src || f->gz || f->size == GZ_SIZE_UNKNOWN || from >= f->size || !budget)
+        return 0;
+    struct stat st;
+    int fd = open_checked(f, &st);
+    if (fd < 0)
+        return 0;
+    uint64_t to = f->size - from > budget ? from + budget : f->size;
+    count_lines(f, fd, from, to);
+    close(fd);
+    return f->counted_to - from;
+}
+
+uint64_t lv_tail_file_lost(const struct lv_tail_file *f, uint64_t *bytes)
+{
+    uint64_t end = f->size == GZ_SIZE_UNKNOWN ? f->read_to : f->size;
+    end = end > f->read_to ? end : f->read_to;
+    end = end > f->counted_to ? end : f->counted_to;
+    *bytes = end > f->offset ? end - f->offset : 0;
+    if (!*bytes)
+        return 0;
+    bool counted = f->counted_to >= f->offset && f->line_end >= f->offset;
+    uint64_t lines = counted ? f->unread_lines : 0;
+    uint64_t line_end = counted ? f->line_end : f->offset;
+    return lines + (end > line_end);
 }

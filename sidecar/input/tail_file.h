@@ -2,22 +2,36 @@
  * One file the tail input follows: its identity, its descriptor and source
  * while open, and where reading resumes while closed.
  *
- * Identity is (st_dev, st_ino) plus a fingerprint of the first bytes (up to
- * LV_CHECKPOINT_FP_MAX, taken again as a short file grows). Opening checks
- * the file against the fingerprint known: a file whose first bytes changed
- * (a reused inode, or truncated and rewritten) is read from 0, never from a
- * stale offset. While open, a file found shorter than the offset read, or
- * with changed first bytes, was truncated (copytruncate): its source is
- * replaced by a new one at 0 and the truncation counted.
+ * Identity is (st_dev, st_ino) plus what the content is known by: a
+ * fingerprint of the first bytes (up to LV_CHECKPOINT_FP_MAX, taken again as
+ * a short file grows) and one of the bytes just before an offset (up to
+ * LV_CHECKPOINT_TAIL_MAX before `tail_at`, taken at the acknowledged offset
+ * for the checkpoint). The head alone is not enough: files that start with
+ * the same long banner all look alike there, while the bytes before the
+ * offset carry a timestamp. Opening checks the file against both: a file
+ * whose content changed (a reused inode, or truncated and rewritten) is read
+ * from 0, never from a stale offset. While open, a file found shorter than
+ * the offset read, or with changed first bytes, was truncated
+ * (copytruncate): its source is replaced by a new one at 0 and the
+ * truncation counted.
  *
- * A file gone from disk while closed with its end unread may survive as its
- * compressed rotation (the kubelet gzips 0.log.<ts> into 0.log.<ts>.gz, a
- * new inode): lv_tail_file_find_compressed() takes the .gz sibling whose
- * decompressed first bytes match the fingerprint, and `gz` files are read
- * through zlib, their offsets in the decompressed stream.
+ * A file gone from disk while closed with its end unread may survive under
+ * another inode: compressed (the kubelet gzips 0.log.<ts> into
+ * 0.log.<ts>.gz) or copied (copytruncate). lv_tail_file_holds() says whether
+ * another file holds the same content up to the offset, decompressing it if
+ * need be, and lv_tail_file_continue_in() moves the file there. `gz` files
+ * are read through zlib, their offsets in the decompressed stream; the tail
+ * fingerprint of a gz file is that of its gzip trailer (CRC-32 and length of
+ * the whole content), which needs no decompression.
  *
- * Ownership: a struct lv_tail_file owns its path, descriptor and source;
- * lv_tail_file_free() closes and releases them (the source without flushing).
+ * A closed file with bytes unread (waiting behind max_open_files, or
+ * evicted with an unterminated last line) has its unread lines counted as
+ * they appear, so that a deletion before it is read again is counted as
+ * that many records lost.
+ *
+ * Ownership: a struct lv_tail_file owns its path, descriptor, source and
+ * `before` (until the caller takes it); lv_tail_file_free() closes and
+ * releases them (the source without flushing).
  * The fields below "the input's bookkeeping" belong to tail.c.
  */
 #ifndef LOGVEIL_SIDECAR_INPUT_TAIL_FILE_H
@@ -25,6 +39,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "logveil/stage.h"
 
@@ -36,6 +51,9 @@ struct lv_tail_file {
     uint64_t fp;
     uint32_t fp_len;
     bool fp_known;         /* fp and fp_len describe the file */
+    uint64_t tail_fp;      /* the tail_len bytes before tail_at; gz: the gzip trailer */
+    uint32_t tail_len;     /* 0: unknown */
+    uint64_t tail_at;
     bool verified;         /* the identity was checked against the file this run */
     bool at_tail;          /* the next probe starts it at its last line (read_from: tail) */
     uint64_t offset;       /* while closed: where reading resumes (acknowledged) */
@@ -49,15 +67,21 @@ struct lv_tail_file {
     bool gz;              /* gzip-compressed: offsets are in the decompressed stream */
     struct gzFile_s *gzf; /* gz while open (it owns the descriptor; fd stays -1) */
     uint64_t gz_pos;      /* decompressed bytes read from gzf */
+    /* While closed with bytes unread: lines counted in them, in case the
+     * file is deleted before it is read again. */
+    uint64_t counted_to;   /* counted from `offset` up to here */
+    uint64_t unread_lines; /* newlines found */
+    uint64_t line_end;     /* just past the last of them (`offset` when none) */
+    struct lv_tail_file *before; /* after a truncation: what it was (lv_tail_file_read()) */
 
     /* the input's bookkeeping */
     bool rotated;         /* renamed out of the globs: read to its end while it exists */
     uint64_t seen;        /* the last scan that found it */
-    int64_t seen_ns;      /* ... and when (wall clock) */
     bool own_path_seen;   /* ... under its current path */
     const char *alt_path; /* ... otherwise under this one (owned by the scan) */
     double gone_at;       /* when the globs stopped naming it; 0 while they do */
     double active_at;     /* when a read last returned bytes */
+    bool matched;         /* found by the generations listing being reconciled */
 };
 
 /* What one read did. */
@@ -73,20 +97,33 @@ struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_nam
 /* Closes without flushing, and frees; accepts NULL. */
 void lv_tail_file_free(struct lv_tail_file *f);
 
-/* Opens the file briefly to fingerprint it and check its identity: a
- * changed first part resets the offset to 0; with at_tail, the offset
- * becomes the start of its last line. */
-void lv_tail_file_probe(struct lv_tail_file *f);
-/* The same, and true when the file turned out to be another one (its
- * offset was reset to 0). */
+/* Opens the file briefly to fingerprint it and check its identity: changed
+ * content resets the offset to 0 (and returns true); with at_tail, the
+ * offset becomes the start of its last line. A gz file whose inode now
+ * holds a plain file becomes that plain file. */
 bool lv_tail_file_probe_changed(struct lv_tail_file *f);
 /* Opens it for reading at `offset`: 0; 1 when the offset was reset to 0
  * (its content changed, or it is shorter than the offset); or -errno
  * (ENOENT and ESTALE, "replaced since the scan", are not logged). */
 int lv_tail_file_open(struct lv_tail_file *f);
 /* Closes the descriptor and the source, without flushing; `offset` becomes
- * the acknowledged offset, where the next open resumes. */
+ * the acknowledged offset, where the next open resumes, and the bytes
+ * before it are fingerprinted. */
 void lv_tail_file_close(struct lv_tail_file *f);
+/* Fingerprints the bytes before the acknowledged offset of an open file, if
+ * that offset moved since: the checkpoint's tail fingerprint. */
+void lv_tail_file_note_tail(struct lv_tail_file *f);
+
+/* A rotated generation found next to a followed file: a closed file named
+ * `path`, fingerprinted (a .gz file with the gzip magic is read
+ * decompressed), at offset 0; NULL when it cannot be opened or is not the
+ * file `st` describes. */
+struct lv_tail_file *lv_tail_file_generation(struct lv_input *in, const char *input_name,
+                                             const char *path, const struct stat *st);
+/* Marks a closed file as read to its end: `offset` is its size, and the
+ * tail fingerprint covers its last bytes (for a generation known to be
+ * done with). False when it cannot be read. */
+bool lv_tail_file_seal(struct lv_tail_file *f);
 
 /* Whether its path still names it; refreshes `size`. */
 bool lv_tail_file_exists(struct lv_tail_file *f);
@@ -96,16 +133,36 @@ bool lv_tail_file_exists(struct lv_tail_file *f);
  * nowhere to be found (deleted, or compressed into a new inode). */
 bool lv_tail_file_locate(struct lv_tail_file *f);
 
-/* For a file that is gone with its end unread: the compressed rotated
- * sibling of its path (<path>.<suffix>.gz), or of its symlink's target,
- * whose decompressed first bytes match its fingerprint; `known` (with `arg`)
- * leaves out files followed already. The file takes that name and identity
- * and resumes at its offset in the decompressed stream. False when there is
- * none (or no fingerprint to match). */
-bool lv_tail_file_find_compressed(struct lv_tail_file *f,
-                                  bool (*known)(void *arg, uint64_t dev, uint64_t ino), void *arg);
+/* Whether the file at `path` (`st`, symlinks followed) holds what `f` is
+ * known by: the same first bytes, and the same bytes before tail_at (for a
+ * gz `f`, the same gzip trailer). A compressed candidate is decompressed up
+ * to tail_at, a plain one read there; except that <name>.gz of a file
+ * <name> read to its end is recognised by its trailer's length and its
+ * first bytes. `*gz` says whether it is compressed. */
+bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const struct stat *st,
+                        bool *gz);
+/* `f`, closed, continues in the file at `path`, which holds it (a copy, or
+ * its compressed rotation): it takes that name and identity and resumes at
+ * its offset, in the decompressed stream when `gz`. */
+void lv_tail_file_continue_in(struct lv_tail_file *f, const char *path, const struct stat *st,
+                              bool gz);
 
-/* Reads one chunk of at most `len` bytes into `buf` and feeds it. */
+/* Evicting an open file: counts the lines it holds unprocessed (an
+ * unterminated last line) before it is closed. */
+void lv_tail_file_count_held(struct lv_tail_file *f);
+/* A closed file: counts the lines in at most `budget` more of its unread
+ * bytes, up to `size`; the bytes counted. */
+uint64_t lv_tail_file_count_unread(struct lv_tail_file *f, uint64_t budget);
+/* A closed file deleted before it was read to `size`: the records lost as
+ * best known (every line counted, plus one for bytes after the last of
+ * them, which hold at least part of one), and the bytes. */
+uint64_t lv_tail_file_lost(const struct lv_tail_file *f, uint64_t *bytes);
+
+/* Reads one chunk of at most `len` bytes into `buf` and feeds it. After
+ * LV_TAIL_READ_RESTARTED (and lv_tail_file_check() true), `before` may hold
+ * a closed file standing for the content before the truncation, at its
+ * acknowledged offset, for the caller to take: a copy made by copytruncate
+ * may hold its unread end. */
 enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t len);
 /* At a scan: detects truncation and rewriting, and fingerprints a short file
  * that grew. True when the file was restarted at 0. */

@@ -17,8 +17,6 @@
 #include "tail_scan.h"
 
 #define MAX_WATCHES 4096
-/* File times come from a coarse clock, a tick or so behind lv_now_ns(). */
-#define ROTATED_MARGIN_NS 1000000000
 #define WATCH_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MODIFY | IN_MOVED_FROM | IN_ONLYDIR)
 
 /* ---- globbing ------------------------------------------------------------------- */
@@ -123,13 +121,6 @@ static bool uncompressed(const void *arg, const char *path)
     return !ends_with(path, ".gz") && !ends_with(path, ".tmp");
 }
 
-static bool any(const void *arg, const char *path)
-{
-    (void)arg;
-    (void)path;
-    return true;
-}
-
 /* Adds the files named `<path><suffix>`, `suffix` a glob pattern. */
 static void siblings(const char *path, const char *suffix, struct lv_tail_scan *out,
                      bool (*keep)(const void *arg, const char *path))
@@ -153,48 +144,47 @@ void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out)
     siblings(path, ".*", out, uncompressed);
 }
 
-void lv_tail_scan_compressed(const char *path, struct lv_tail_scan *out)
+static bool not_temporary(const void *arg, const char *path)
+{
+    (void)arg;
+    return !ends_with(path, ".tmp");
+}
+
+/* Names compare as if without ".gz": 0.log.1.gz sorts where 0.log.1 was. */
+static int by_generation(const void *a, const void *b)
+{
+    const char *x = ((const struct lv_tail_found *)a)->path;
+    const char *y = ((const struct lv_tail_found *)b)->path;
+    size_t nx = strlen(x) - (ends_with(x, ".gz") ? 3 : 0);
+    size_t ny = strlen(y) - (ends_with(y, ".gz") ? 3 : 0);
+    int c = strncmp(x, y, nx < ny ? nx : ny);
+    return c ? c : (nx > ny) - (nx < ny);
+}
+
+static bool listed(const struct lv_tail_scan *s, const struct stat *st)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->items[i].st.st_dev == st->st_dev && s->items[i].st.st_ino == st->st_ino)
+            return true;
+    return false;
+}
+
+void lv_tail_scan_generations(const char *path, struct lv_tail_scan *out)
 {
     *out = (struct lv_tail_scan){.complete = true};
-    siblings(path, ".gz", out, any); /* a rotated name: 0.log.<ts> -> 0.log.<ts>.gz */
-    siblings(path, ".*.gz", out, any);
-    char *real = realpath(path, NULL);
-    if (real && strcmp(real, path) != 0)
-        siblings(real, ".*.gz", out, any);
-    free(real);
-}
-
-static int64_t mtime_ns(const struct stat *st)
-{
-    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-}
-
-/* Keeps the siblings written since `since_ns`, less the margin. */
-static void keep_recent(struct lv_tail_scan *s, int64_t since_ns)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        if (mtime_ns(&s->items[i].st) >= since_ns - ROTATED_MARGIN_NS)
-            s->items[kept++] = s->items[i];
-        else
-            free(s->items[i].path);
-    }
-    s->n = kept;
-}
-
-void lv_tail_scan_rotated(const char *path, int64_t since_ns, struct lv_tail_scan *out)
-{
-    lv_tail_scan_siblings(path, out);
+    siblings(path, ".*", out, not_temporary);
     char *real = realpath(path, NULL);
     if (real && strcmp(real, path) != 0) {
-        struct lv_tail_scan more;
-        lv_tail_scan_siblings(real, &more);
+        struct lv_tail_scan more = {.complete = true};
+        siblings(real, ".*", &more, not_temporary);
         for (size_t i = 0; i < more.n; i++)
-            add_found(out, more.items[i].path, &more.items[i].st);
+            if (!listed(out, &more.items[i].st))
+                add_found(out, more.items[i].path, &more.items[i].st);
         lv_tail_scan_free(&more);
     }
     free(real);
-    keep_recent(out, since_ns);
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, by_generation);
 }
 
 void lv_tail_scan_free(struct lv_tail_scan *s)

@@ -47,18 +47,12 @@ bool lv_tail_scan_covers(const struct lv_tail_scan *s, const char *path);
 /* Rotated siblings of `path` (`<path>.<suffix>`, the kubelet's
  * `0.log.20251121-101010`), compressed and temporary ones left out. */
 void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out);
-/* Compressed rotations of `path`: `<path>.gz` (a rotated name compressed)
- * and `<path>.<suffix>.gz` (the kubelet's `0.log.20251121-101010.gz`), the
- * latter also next to its symlink's target. */
-void lv_tail_scan_compressed(const char *path, struct lv_tail_scan *out);
-/* The siblings of `path`, and of its symlink's target, last written since
- * `since_ns` (wall clock; a second's margin for coarse file times): the
- * files rotated away from `path` after the file there was last seen at
- * `since_ns`. Older siblings were rotated before, and are left out. The
- * modification time is the one to compare: unlike ctime, it stays put when
- * logrotate or Docker renames rotated files (.1 -> .2) at each rotation.
+/* Every rotated generation of `path`: its siblings `<path>.<suffix>`,
+ * compressed or not (temporary `.tmp` files left out), and those of its
+ * symlink's target; each file once, in the order of their names with a
+ * `.gz` suffix set aside (the kubelet's timestamps sort in rotation order).
  * Exclusions do not apply: these continue files the globs named. */
-void lv_tail_scan_rotated(const char *path, int64_t since_ns, struct lv_tail_scan *out);
+void lv_tail_scan_generations(const char *path, struct lv_tail_scan *out);
 void lv_tail_scan_free(struct lv_tail_scan *s);
 
 /* What the inotify events read asked for. */

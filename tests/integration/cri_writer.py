@@ -30,7 +30,19 @@ records, never between the fragments of one):
                 --pause-before / --pause-after let a reader catch up around it.
 
 With --max-files, the oldest rotated files beyond that many are deleted, as
-the kubelet does; by default all are kept.
+the kubelet does; by default all are kept. With --compress, each rotation
+first gzips the rotated files not yet compressed, as the kubelet does
+(<name>.tmp written, renamed to <name>.gz, <name> removed), so only the
+newest rotated file stays uncompressed.
+
+--format docker writes Docker json-file lines instead,
+{"log":"<content>\n","stream":"stdout","time":"<RFC3339Nano>"}, a line longer
+than --split cut into entries without the newline. --banner N starts every
+new live file with a constant record of about N bytes ({"banner":"..."}, no
+sequence number), as an application that prints a long header at start.
+
+A test can also drive a Writer itself: write(n) appends the next n records
+and rotate_now() rotates (see Writer).
 
 What was written is reported: a JSON object on stdout at the end (written,
 first_seq, last_seq, bytes, rotations, long, stderr, elapsed, lines_per_s,
@@ -44,6 +56,7 @@ record()), so a checker can import this module and know what to expect.
 Usage: cri_writer.py --path DIR/0.log --count 1000000 --rotate-bytes 5MB
 """
 import argparse
+import gzip
 import json
 import os
 import random
@@ -139,6 +152,19 @@ class Clock:
         return f"{self._prefix}.{frac:09d}".rstrip("0") + "Z"
 
 
+def docker_lines(ts, stream, content, split):
+    """The json-file entries for one application line: pieces of `split`
+    bytes without the newline, then the rest with it."""
+    data = content.encode()
+    pieces = [data[i:i + split] for i in range(0, max(len(data), 1), split)] or [b""]
+    out = []
+    for k, piece in enumerate(pieces):
+        log = piece.decode("utf-8", "surrogateescape") + ("\n" if k == len(pieces) - 1 else "")
+        out.append(('{"log":%s,"stream":"%s","time":"%s"}\n'
+                    % (json.dumps(log), stream, ts)).encode())
+    return out
+
+
 def cri_lines(ts, stream, content, split):
     """The CRI lines for one application line: P fragments of exactly
     `split` bytes (counted in bytes, as containerd does), then F."""
@@ -161,8 +187,9 @@ class Writer:
         self.path = a.path
         self.shape = Shape(a.long_every, a.long_bytes, a.stderr_every, a.msg_bytes)
         self.clock = Clock()
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.file_bytes = os.fstat(self.fd).st_size
+        self.lines = docker_lines if getattr(a, "format", "cri") == "docker" else cri_lines
+        self.fd = None
+        self.open_live()
         self.pending = []        # byte strings not yet written (batch mode)
         self.pending_lines = 0
         self.written = 0         # records completely written
@@ -176,6 +203,23 @@ class Writer:
         self.last_progress = 0.0
         self.stop = False
         self.cut_short = False   # stopped by --max-seconds
+        self.seq = a.start_seq   # the next record write() appends
+        self.end = a.start_seq + a.count
+
+    def open_live(self):
+        """Opens the live file (created if missing); a new one starts with
+        the banner."""
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.file_bytes = os.fstat(self.fd).st_size
+        if self.file_bytes == 0:
+            self.banner()
+
+    def banner(self):
+        n = getattr(self.a, "banner", 0)
+        if n > 0:
+            text = '{"banner":"%s"}' % filler(n, 11)
+            self._write(self.fd, b"".join(self.lines(self.clock.now(), "stdout", text,
+                                                      self.a.split)))
 
     # -- output --------------------------------------------------------------
 
@@ -213,9 +257,30 @@ class Writer:
             name += f"-{self.rotations}"
         return name
 
+    def compress_rotated(self):
+        """The kubelet's compression of rotated files, before it rotates."""
+        for k, name in enumerate(self.rotated):
+            if name.endswith(".gz") or not os.path.exists(name):
+                continue
+            with open(name, "rb") as src, gzip.open(name + ".tmp", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.rename(name + ".tmp", name + ".gz")
+            os.unlink(name)
+            self.rotated[k] = name + ".gz"
+
     def rotate(self, next_seq):
         """Returns how many records it wrote itself (the reopen lag)."""
         self.flush()
+        if self.a.max_files > 0:
+            # The kubelet removes the excess before it rotates (its count
+            # includes the live file and the one about to be rotated).
+            while len(self.rotated) > max(self.a.max_files - 2, 0):
+                try:
+                    os.unlink(self.rotated.pop(0))
+                except FileNotFoundError:
+                    pass
+        if getattr(self.a, "compress", False):
+            self.compress_rotated()
         target = self.rotated_name()
         wrote = 0
         if self.a.rotate_mode == "rename":
@@ -228,24 +293,19 @@ class Writer:
                 wrote += 1
             self.flush()
             os.close(self.fd)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self.open_live()
         else:
             if self.a.pause_before > 0:
                 time.sleep(self.a.pause_before)
             shutil.copyfile(self.path, target)
             os.ftruncate(self.fd, 0)
+            self.file_bytes = 0
+            self.banner()
             if self.a.pause_after > 0:
                 time.sleep(self.a.pause_after)
-        self.file_bytes = 0
+        self.file_bytes = os.fstat(self.fd).st_size
         self.rotations += 1
         self.rotated.append(target)
-        if self.a.max_files > 0:
-            # The kubelet's count includes the live file.
-            while len(self.rotated) > self.a.max_files - 1:
-                try:
-                    os.unlink(self.rotated.pop(0))
-                except FileNotFoundError:
-                    pass
         return wrote
 
     # -- records ----------------------------------------------------------------
@@ -254,7 +314,7 @@ class Writer:
         """The CRI lines of record seq; counts them as written."""
         ts = self.clock.now()
         stream = self.shape.stream(seq)
-        lines = cri_lines(ts, stream, self.shape.record(seq), self.a.split)
+        lines = self.lines(ts, stream, self.shape.record(seq), self.a.split)
         self.note(seq, lines, stream)
         return lines
 
@@ -277,6 +337,23 @@ class Writer:
         with open(tmp, "w") as f:
             f.write(f"{self.written} {self.total_bytes} {self.rotations}\n")
         os.replace(tmp, self.a.progress)
+
+    def write(self, n):
+        """Appends the next n records, one write each (no rotation)."""
+        for _ in range(n):
+            self.emit(self.lines_for(self.seq))
+            self.seq += 1
+        self.flush()
+
+    def rotate_now(self):
+        """Rotates now, as --rotate-bytes would (the reopen lag included)."""
+        self.seq += self.rotate(self.seq)
+
+    def close(self):
+        self.flush()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def run(self):
         a = self.a
@@ -302,8 +379,8 @@ class Writer:
                     and seq + 1 < self.end):
                 # A stderr record lands between the long record's fragments.
                 ts = self.clock.now()
-                long_lines = cri_lines(ts, "stdout", self.shape.record(seq), a.split)
-                other = cri_lines(ts, "stderr", self.shape.record(seq + 1), a.split)
+                long_lines = self.lines(ts, "stdout", self.shape.record(seq), a.split)
+                other = self.lines(ts, "stderr", self.shape.record(seq + 1), a.split)
                 self.emit(long_lines[:1] + other + long_lines[1:])
                 self.note(seq, long_lines, "stdout")
                 self.note(seq + 1, other, "stderr")
@@ -367,6 +444,12 @@ def build_parser():
                    help="copytruncate: seconds to wait after truncating")
     p.add_argument("--max-files", type=int, default=0,
                    help="keep at most this many files, the live one included (0: all)")
+    p.add_argument("--compress", action="store_true",
+                   help="gzip rotated files at the next rotation, as the kubelet does")
+    p.add_argument("--format", choices=("cri", "docker"), default="cri",
+                   help="CRI lines, or Docker json-file entries")
+    p.add_argument("--banner", type=int, default=0,
+                   help="start each new live file with a constant record of about N bytes")
     p.add_argument("--max-seconds", type=float, default=0.0,
                    help="stop after this long even before --count (0: no limit); "
                         "the report says cut_short")

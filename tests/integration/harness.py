@@ -226,3 +226,51 @@ def run_scenarios(doc, prefix, scenarios, running):
                 proc.wait()
         shutil.rmtree(root, ignore_errors=True)
     return c.report()
+
+
+class ScratchFs:
+    """A file system of a known kind mounted for the duration of a `with`
+    block (needs root). kind "ext4": a small image on a loop device (needs
+    mkfs.ext4 and a free loop device); ext4 hands a freed inode number out
+    again to the next file created, so inode reuse happens when a test wants
+    it, not when the host file system decides. kind "tmpfs": inode numbers
+    are never handed out twice. `mnt` is None and `reason` says why when it
+    could not be mounted: the caller must say so, not pass silently."""
+
+    def __init__(self, tmp, kind="ext4", size_mb=64, inodes=512):
+        self.kind = kind
+        self.img = os.path.join(tmp, kind + ".img")
+        self.mnt = os.path.join(tmp, kind)
+        self.size_mb = size_mb
+        self.inodes = inodes
+        self.mounted = False
+        self.reason = None
+
+    def _mount(self):
+        if self.kind == "tmpfs":
+            return ["mount", "-t", "tmpfs", "-o", f"size={self.size_mb}m", "tmpfs", self.mnt]
+        with open(self.img, "wb") as f:
+            f.truncate(self.size_mb << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-N", str(self.inodes), self.img],
+                       check=True, capture_output=True, timeout=60)
+        return ["mount", "-o", "loop", self.img, self.mnt]
+
+    def __enter__(self):
+        try:
+            os.makedirs(self.mnt, exist_ok=True)
+            subprocess.run(self._mount(), check=True, capture_output=True, timeout=60)
+            self.mounted = True
+        except (OSError, subprocess.SubprocessError) as e:
+            detail = getattr(e, "stderr", b"") or b""
+            self.reason = f"{e!r} {detail.decode(errors='replace').strip()}"
+            self.mnt = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.mounted:
+            subprocess.run(["umount", "-l", self.mnt], capture_output=True, timeout=60)
+        try:
+            os.unlink(self.img)
+        except OSError:
+            pass
+        return False

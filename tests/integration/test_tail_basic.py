@@ -355,8 +355,9 @@ def restart(args, c, tmp):
         text = f.read()
     size = os.path.getsize(p)
     line = f"{size - len(f'{TS} stdout P pending-') - 1}"
+    offsets = [l.split(" ")[4] for l in text.splitlines()[1:-1] if l.endswith(" " + p)]
     c.check("restart: checkpoint holds the acknowledged offset (before the P line)",
-            f" {line} {p}\n" in text, text)
+            offsets == [line], text)
     # While down: more lines, then two kubelet rotations; the file between
     # them was never seen by the sidecar.
     append(p, f"{TS} stdout F done\n")

@@ -543,11 +543,14 @@ def read_checkpoint(path):
     if not lines or not lines[0].startswith("logveil-tail-checkpoint") or \
             not lines[-1].startswith("end "):
         return None
+    # Format 1: dev ino fp fp_len offset path; format 2 adds tail fp, tail
+    # length and flags before the path.
+    fields = 6 if lines[0].endswith(" 1") else 9
     out = []
     for line in lines[1:-1]:
-        parts = line.split(" ", 5)
-        if len(parts) == 6:
-            out.append((int(parts[0]), int(parts[1]), int(parts[4]), parts[5]))
+        parts = line.split(" ", fields - 1)
+        if len(parts) == fields:
+            out.append((int(parts[0]), int(parts[1]), int(parts[4]), parts[-1]))
     return out
 
 

@@ -23,10 +23,12 @@ struct fixture {
 };
 
 static const struct lv_checkpoint_entry sample[] = {
-    {2049, 1234567, 0x0123456789abcdefull, 256, 1048576, "/var/log/pods/ns_pod_uid/app/0.log"},
-    {2049, 42, 0xfedcba9876543210ull, 17, 17, "/var/log/containers/with space.log"},
-    {7, 18446744073709551615ull, 0, 0, 0, "odd\\name\nwith newline"},
-    {1, 2, 3, 4, 5, ""},
+    {2049, 1234567, 0x0123456789abcdefull, 256, 1048576, "/var/log/pods/ns_pod_uid/app/0.log",
+     0x1111222233334444ull, 1024, 0},
+    {2049, 42, 0xfedcba9876543210ull, 17, 17, "/var/log/containers/with space.log", 7, 17,
+     LV_CHECKPOINT_DONE},
+    {7, 18446744073709551615ull, 0, 0, 0, "odd\\name\nwith newline", 0, 0, LV_CHECKPOINT_GZ},
+    {1, 2, 3, 4, 5, "", 18446744073709551615ull, 8, LV_CHECKPOINT_DONE | LV_CHECKPOINT_GZ},
 };
 
 static int setup(void **state)
@@ -79,6 +81,9 @@ static void assert_entries_equal(const struct lv_checkpoint *cp,
         assert_int_equal(cp->entries[i].fp_len, e[i].fp_len);
         assert_true(cp->entries[i].offset == e[i].offset);
         assert_string_equal(cp->entries[i].path, e[i].path);
+        assert_true(cp->entries[i].tail_fp == e[i].tail_fp);
+        assert_int_equal(cp->entries[i].tail_len, e[i].tail_len);
+        assert_int_equal(cp->entries[i].flags, e[i].flags);
     }
 }
 
@@ -96,7 +101,88 @@ static void round_trip_keeps_every_field_and_odd_paths(void **state)
     struct lv_checkpoint cp;
     save(f->path, sample, LV_ARRAY_LEN(sample));
     assert_int_equal(lv_checkpoint_load(f->path, &cp), 0);
+    assert_int_equal(cp.version, 2);
     assert_entries_equal(&cp, sample, LV_ARRAY_LEN(sample));
+    lv_checkpoint_free(&cp);
+}
+
+/* The text is the documented one: every field in its place, flags as
+ * letters. */
+static void format_writes_version_2_lines(void **state)
+{
+    struct lv_buf b;
+    (void)state;
+    lv_buf_init(&b, 0, 0);
+    assert_int_equal(lv_checkpoint_format(sample + 1, 3, &b), 0);
+    const char *want = "logveil-tail-checkpoint 2\n"
+                       "2049 42 fedcba9876543210 17 17 0000000000000007 17 d "
+                       "/var/log/containers/with space.log\n"
+                       "7 18446744073709551615 0000000000000000 0 0 0000000000000000 0 z "
+                       "odd\\\\name\\nwith newline\n"
+                       "1 2 0000000000000003 4 5 ffffffffffffffff 8 dz \n";
+    assert_true(b.len > strlen(want));
+    assert_memory_equal(b.data, want, strlen(want));
+    assert_memory_equal(b.data + strlen(want), "end 3 ", 6);
+    lv_buf_free(&b);
+}
+
+/* A checkpoint written before tail fingerprints and done generations is
+ * still read: no tail, no flags, and the version says so. */
+static void version_1_file_is_read(void **state)
+{
+    struct fixture *f = *state;
+    struct lv_checkpoint cp;
+    char text[512];
+    const char *body = "logveil-tail-checkpoint 1\n"
+                       "2049 1234567 0123456789abcdef 256 1048576 /var/log/pods/a b/0.log\n"
+                       "7 42 fedcba9876543210 17 17 odd\\\\name\n";
+    int n = snprintf(text, sizeof text, "%send 2 %016llx\n", body,
+                     (unsigned long long)lv_checkpoint_fingerprint(body, strlen(body)));
+    put_file(f->path, text, (size_t)n);
+    assert_int_equal(lv_checkpoint_load(f->path, &cp), 0);
+    assert_int_equal(cp.version, 1);
+    assert_int_equal(cp.n, 2);
+    assert_true(cp.entries[0].offset == 1048576);
+    assert_string_equal(cp.entries[0].path, "/var/log/pods/a b/0.log");
+    assert_string_equal(cp.entries[1].path, "odd\\name");
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(cp.entries[i].tail_len, 0);
+        assert_int_equal(cp.entries[i].flags, 0);
+    }
+    lv_checkpoint_free(&cp);
+}
+
+/* Flags are one of "-", "d", "z", "dz": anything else refuses the file,
+ * even with a checksum that matches. */
+static void unknown_flags_are_refused(void **state)
+{
+    struct fixture *f = *state;
+    const char *bad[] = {"zd", "x", "dd", "", "d-"};
+    for (size_t i = 0; i < LV_ARRAY_LEN(bad); i++) {
+        struct lv_checkpoint cp;
+        char body[256], text[320];
+        snprintf(body, sizeof body,
+                 "logveil-tail-checkpoint 2\n1 2 0000000000000003 4 5 0000000000000006 7 %s /p\n",
+                 bad[i]);
+        int n = snprintf(text, sizeof text, "%send 1 %016llx\n", body,
+                         (unsigned long long)lv_checkpoint_fingerprint(body, strlen(body)));
+        put_file(f->path, text, (size_t)n);
+        if (lv_checkpoint_load(f->path, &cp) != -EINVAL)
+            fail_msg("flags \"%s\" were accepted", bad[i]);
+        lv_checkpoint_free(&cp);
+    }
+}
+
+/* A tail fingerprint longer than LV_CHECKPOINT_TAIL_MAX cannot have been
+ * written: refused. */
+static void tail_longer_than_the_maximum_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct lv_checkpoint cp;
+    struct lv_checkpoint_entry e = sample[0];
+    e.tail_len = LV_CHECKPOINT_TAIL_MAX + 1;
+    save(f->path, &e, 1);
+    assert_int_equal(lv_checkpoint_load(f->path, &cp), -EINVAL);
     lv_checkpoint_free(&cp);
 }
 
@@ -166,7 +252,7 @@ static void trailing_bytes_after_end_are_refused(void **state)
     struct lv_checkpoint cp;
     lv_buf_init(&b, 0, 0);
     assert_int_equal(lv_checkpoint_format(sample, 2, &b), 0);
-    assert_int_equal(lv_buf_puts(&b, "1 2 0000000000000003 4 5 /x\n"), 0);
+    assert_int_equal(lv_buf_puts(&b, "1 2 0000000000000003 4 5 0000000000000006 7 - /x\n"), 0);
     put_file(f->path, b.data, b.len);
     assert_int_equal(lv_checkpoint_load(f->path, &cp), -EINVAL);
     lv_checkpoint_free(&cp);
@@ -177,8 +263,11 @@ static void unknown_version_is_refused(void **state)
 {
     struct fixture *f = *state;
     struct lv_checkpoint cp;
-    const char *text = "logveil-tail-checkpoint 2\nend 0 cbf29ce484222325\n";
-    put_file(f->path, text, strlen(text));
+    char text[128];
+    const char *body = "logveil-tail-checkpoint 3\n";
+    int n = snprintf(text, sizeof text, "%send 0 %016llx\n", body,
+                     (unsigned long long)lv_checkpoint_fingerprint(body, strlen(body)));
+    put_file(f->path, text, (size_t)n);
     assert_int_equal(lv_checkpoint_load(f->path, &cp), -EINVAL);
     lv_checkpoint_free(&cp);
 }
@@ -239,6 +328,10 @@ int main(void)
         cmocka_unit_test(fingerprint_is_fnv1a_64),
         cmocka_unit_test_setup_teardown(round_trip_keeps_every_field_and_odd_paths, setup,
                                         teardown),
+        cmocka_unit_test(format_writes_version_2_lines),
+        cmocka_unit_test_setup_teardown(version_1_file_is_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(unknown_flags_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(tail_longer_than_the_maximum_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(empty_checkpoint_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_checkpoint_is_enoent, setup, teardown),
         cmocka_unit_test_setup_teardown(every_torn_prefix_is_refused, setup, teardown),
