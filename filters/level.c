@@ -30,52 +30,59 @@
 struct word {
     char text[WORD_MAX]; /* lower case, zero-padded */
     enum lv_level level;
+    bool field_only; /* too common in prose to be read at the head of a text
+                        line ("http: TLS handshake error ...") */
 };
 
 /* Lower case. The words records carry most come first. */
+#define WORD(text, level) {text, level, false}
+#define FIELD_WORD(text, level) {text, level, true}
 static const struct word words[] = {
-    {"info", LV_LEVEL_INFO},
-    {"debug", LV_LEVEL_DEBUG},
-    {"warn", LV_LEVEL_WARN},
-    {"error", LV_LEVEL_ERROR},
-    {"warning", LV_LEVEL_WARN},
-    {"trace", LV_LEVEL_TRACE},
-    {"fatal", LV_LEVEL_FATAL},
-    {"information", LV_LEVEL_INFO}, /* .NET, Serilog */
-    {"err", LV_LEVEL_ERROR},        /* syslog, zerolog console, Serilog u3 */
-    {"critical", LV_LEVEL_FATAL},   /* Python, .NET, syslog */
-    {"notice", LV_LEVEL_INFO},      /* syslog, nginx */
-    {"verbose", LV_LEVEL_TRACE},    /* Serilog, Android: below DEBUG */
-    {"panic", LV_LEVEL_FATAL},      /* Go: zap, logrus, zerolog */
-    {"dpanic", LV_LEVEL_ERROR},     /* zap: panics in development only */
-    {"crit", LV_LEVEL_FATAL},
-    {"alert", LV_LEVEL_FATAL},
-    {"emerg", LV_LEVEL_FATAL},
-    {"emergency", LV_LEVEL_FATAL},
-    {"informational", LV_LEVEL_INFO},
-    {"severe", LV_LEVEL_ERROR}, /* java.util.logging */
-    {"fine", LV_LEVEL_DEBUG},
-    {"finer", LV_LEVEL_TRACE},
-    {"finest", LV_LEVEL_TRACE},
-    {"silly", LV_LEVEL_TRACE}, /* winston */
-    {"fail", LV_LEVEL_ERROR},  /* Microsoft.Extensions.Logging console */
-    {"trc", LV_LEVEL_TRACE},   /* three- and four-letter forms: zerolog and
+    WORD("info", LV_LEVEL_INFO),
+    WORD("debug", LV_LEVEL_DEBUG),
+    WORD("warn", LV_LEVEL_WARN),
+    WORD("error", LV_LEVEL_ERROR),
+    WORD("warning", LV_LEVEL_WARN),
+    WORD("trace", LV_LEVEL_TRACE),
+    WORD("fatal", LV_LEVEL_FATAL),
+    WORD("information", LV_LEVEL_INFO), /* .NET, Serilog */
+    WORD("err", LV_LEVEL_ERROR),        /* syslog, zerolog console, Serilog u3 */
+    WORD("critical", LV_LEVEL_FATAL),   /* Python, .NET, syslog */
+    WORD("notice", LV_LEVEL_INFO),      /* syslog, nginx */
+    WORD("verbose", LV_LEVEL_TRACE),    /* Serilog, Android: below DEBUG */
+    WORD("panic", LV_LEVEL_FATAL),      /* Go: zap, logrus, zerolog */
+    WORD("dpanic", LV_LEVEL_ERROR),     /* zap: panics in development only */
+    WORD("crit", LV_LEVEL_FATAL),
+    WORD("alert", LV_LEVEL_FATAL),
+    WORD("emerg", LV_LEVEL_FATAL),
+    WORD("emergency", LV_LEVEL_FATAL),
+    WORD("informational", LV_LEVEL_INFO),
+    WORD("severe", LV_LEVEL_ERROR), /* java.util.logging */
+    WORD("fine", LV_LEVEL_DEBUG),
+    WORD("finer", LV_LEVEL_TRACE),
+    WORD("finest", LV_LEVEL_TRACE),
+    WORD("silly", LV_LEVEL_TRACE), /* winston */
+    WORD("fail", LV_LEVEL_ERROR),  /* Microsoft.Extensions.Logging console */
+    FIELD_WORD("http", LV_LEVEL_INFO), /* winston: between info and verbose */
+    WORD("trc", LV_LEVEL_TRACE),   /* three- and four-letter forms: zerolog and
                                   Serilog consoles, log15, logrus, .NET */
-    {"dbg", LV_LEVEL_DEBUG},
-    {"inf", LV_LEVEL_INFO},
-    {"wrn", LV_LEVEL_WARN},
-    {"ftl", LV_LEVEL_FATAL},
-    {"vrb", LV_LEVEL_TRACE},
-    {"pnc", LV_LEVEL_FATAL},
-    {"trce", LV_LEVEL_TRACE},
-    {"dbug", LV_LEVEL_DEBUG},
-    {"eror", LV_LEVEL_ERROR},
-    {"trac", LV_LEVEL_TRACE},
-    {"debu", LV_LEVEL_DEBUG},
-    {"erro", LV_LEVEL_ERROR},
-    {"fata", LV_LEVEL_FATAL},
-    {"pani", LV_LEVEL_FATAL},
+    WORD("dbg", LV_LEVEL_DEBUG),
+    WORD("inf", LV_LEVEL_INFO),
+    WORD("wrn", LV_LEVEL_WARN),
+    WORD("ftl", LV_LEVEL_FATAL),
+    WORD("vrb", LV_LEVEL_TRACE),
+    WORD("pnc", LV_LEVEL_FATAL),
+    WORD("trce", LV_LEVEL_TRACE),
+    WORD("dbug", LV_LEVEL_DEBUG),
+    WORD("eror", LV_LEVEL_ERROR),
+    WORD("trac", LV_LEVEL_TRACE),
+    WORD("debu", LV_LEVEL_DEBUG),
+    WORD("erro", LV_LEVEL_ERROR),
+    WORD("fata", LV_LEVEL_FATAL),
+    WORD("pani", LV_LEVEL_FATAL),
 };
+#undef WORD
+#undef FIELD_WORD
 
 static bool is_letter(unsigned char c)
 {
@@ -95,21 +102,28 @@ static uint64_t load64(const char *p)
     return v;
 }
 
-enum lv_level lv_level_parse(const char *s, size_t len)
+/* The table's entry for the word s, or NULL. */
+static const struct word *find_word(const char *s, size_t len)
 {
     char folded[WORD_MAX] = {0};
     if (len == 0 || len >= WORD_MAX)
-        return LV_LEVEL_UNKNOWN;
+        return NULL;
     for (size_t i = 0; i < len; i++) {
         if (!is_letter((unsigned char)s[i]))
-            return LV_LEVEL_UNKNOWN;
+            return NULL;
         folded[i] = (char)(s[i] | 0x20);
     }
     uint64_t lo = load64(folded), hi = load64(folded + 8);
     for (size_t i = 0; i < LV_ARRAY_LEN(words); i++)
         if (load64(words[i].text) == lo && load64(words[i].text + 8) == hi)
-            return words[i].level;
-    return LV_LEVEL_UNKNOWN;
+            return &words[i];
+    return NULL;
+}
+
+enum lv_level lv_level_parse(const char *s, size_t len)
+{
+    const struct word *w = find_word(s, len);
+    return w ? w->level : LV_LEVEL_UNKNOWN;
 }
 
 const char *lv_level_name(enum lv_level level)
@@ -397,7 +411,8 @@ static enum lv_level token_level(const char *s, size_t tok, size_t rest)
         w++;
     if (w == o || (w < tok && !ends_word(s[w])))
         return LV_LEVEL_UNKNOWN;
-    return lv_level_parse(s + o, w - o);
+    const struct word *word = find_word(s + o, w - o);
+    return word && !word->field_only ? word->level : LV_LEVEL_UNKNOWN;
 }
 
 /* A token that comes before a level: it starts with a digit (after
