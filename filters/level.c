@@ -64,8 +64,9 @@ static const struct word words[] = {
     WORD("silly", LV_LEVEL_TRACE), /* winston */
     WORD("fail", LV_LEVEL_ERROR),  /* Microsoft.Extensions.Logging console */
     FIELD_WORD("http", LV_LEVEL_INFO), /* winston: between info and verbose */
-    WORD("trc", LV_LEVEL_TRACE),   /* three- and four-letter forms: zerolog and
-                                  Serilog consoles, log15, logrus, .NET */
+    /* Three- and four-letter forms: the zerolog and Serilog consoles,
+     * log15, logrus on a terminal, .NET's simple console. */
+    WORD("trc", LV_LEVEL_TRACE),
     WORD("dbg", LV_LEVEL_DEBUG),
     WORD("inf", LV_LEVEL_INFO),
     WORD("wrn", LV_LEVEL_WARN),

@@ -14,9 +14,10 @@
  * exception), which is ERROR, or FATAL where the runtime says fatal or
  * panic. The README lists every word, field and shape.
  *
- * Nothing here allocates or keeps state; every function reads a bounded
- * prefix of its input, except lv_level_text() on a joined record whose first
- * line has no level, which looks at the start of each later line.
+ * Nothing here allocates or keeps state. Every function reads a bounded
+ * prefix of its input, except that lv_level_text() finds where the first
+ * line ends and, on a joined record whose first line has no level, looks at
+ * the start of each later line.
  */
 #ifndef LOGVEIL_FILTERS_LEVEL_H
 #define LOGVEIL_FILTERS_LEVEL_H
