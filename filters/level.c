@@ -457,10 +457,29 @@ static enum lv_level head_level(const char *s, size_t n)
     return LV_LEVEL_UNKNOWN;
 }
 
+/* The level a key's value at v says: a quoted value up to the next quote,
+ * else up to a blank (or, in JSON, a ',', '}' or ']'). */
+static enum lv_level keyed_value(enum lv_level_kind kind, const char *v, const char *end,
+                                 bool json)
+{
+    const char *ve;
+    if (v < end && *v == '"') {
+        v++;
+        ve = memchr(v, '"', (size_t)(end - v));
+        if (!ve)
+            ve = end;
+    } else {
+        for (ve = v; ve < end && !is_blank(*ve); ve++)
+            if (json && (*ve == ',' || *ve == '}' || *ve == ']'))
+                break;
+    }
+    return lv_level_value(kind, v, (size_t)(ve - v));
+}
+
 /* logfmt: "time=.. level=warn msg=..", the keys from the field table. */
 static enum lv_level logfmt_level(const char *s, size_t n)
 {
-    const char *p = s, *end = s + (n < LOGFMT_BYTES ? n : LOGFMT_BYTES), *line_end = s + n;
+    const char *p = s, *end = s + (n < LOGFMT_BYTES ? n : LOGFMT_BYTES);
     const char *eq;
     while ((eq = memchr(p, '=', (size_t)(end - p))) != NULL) {
         const char *k = eq;
@@ -470,21 +489,45 @@ static enum lv_level logfmt_level(const char *s, size_t n)
         p = eq + 1;
         if (k == eq || !table_kind(k, (size_t)(eq - k), &kind) || kind == LV_LEVEL_PRESENT_INFO)
             continue;
-        const char *v = p, *ve;
-        if (v < line_end && *v == '"') {
-            v++;
-            ve = memchr(v, '"', (size_t)(line_end - v));
-            if (!ve)
-                ve = line_end;
-        } else {
-            for (ve = v; ve < line_end && !is_blank(*ve);)
-                ve++;
-        }
-        enum lv_level l = lv_level_value(kind, v, (size_t)(ve - v));
+        enum lv_level l = keyed_value(kind, p, s + n, false);
         if (l != LV_LEVEL_UNKNOWN)
             return l;
     }
     return LV_LEVEL_UNKNOWN;
+}
+
+/* A JSON record that could not be parsed (cut at limits.max_line, or
+ * malformed) is shipped as text: its level is read from the "key": value
+ * pairs near its start, a key from the field table by its own name, at any
+ * depth ("level" in {"log":{"level":..}} too). */
+static enum lv_level json_text_level(const char *s, size_t n)
+{
+    const char *p = s, *end = s + (n < LOGFMT_BYTES ? n : LOGFMT_BYTES);
+    const char *colon;
+    enum lv_level implied = LV_LEVEL_UNKNOWN;
+    while ((colon = memchr(p, ':', (size_t)(end - p))) != NULL) {
+        const char *q = colon; /* just past the key's closing quote */
+        p = colon + 1;
+        while (q > s && is_blank(q[-1]))
+            q--;
+        if (q == s || q[-1] != '"')
+            continue;
+        const char *k = q - 1;
+        while (k > s && k[-1] != '"')
+            k--;
+        enum lv_level_kind kind;
+        if (k == s || !table_kind(k, (size_t)(q - 1 - k), &kind))
+            continue;
+        const char *v = p;
+        while (v < s + n && is_blank(*v))
+            v++;
+        enum lv_level l = keyed_value(kind, v, s + n, true);
+        if (kind == LV_LEVEL_PRESENT_INFO)
+            implied = l;
+        else if (l != LV_LEVEL_UNKNOWN)
+            return l;
+    }
+    return implied;
 }
 
 /* A joined record whose first line says nothing: the first later line that
@@ -507,9 +550,13 @@ static enum lv_level later_crash(const char *s, size_t len)
 enum lv_level lv_level_text(const char *s, size_t len)
 {
     const char *nl = memchr(s, '\n', len);
-    size_t n = nl ? (size_t)(nl - s) : len;
-    enum lv_level l = head_level(s, n);
-    if (l == LV_LEVEL_UNKNOWN)
+    size_t n = nl ? (size_t)(nl - s) : len, b = 0;
+    while (b < n && is_blank(s[b]))
+        b++;
+    enum lv_level l;
+    if (b < n && s[b] == '{')
+        l = json_text_level(s + b, n - b);
+    else if ((l = head_level(s, n)) == LV_LEVEL_UNKNOWN)
         l = logfmt_level(s, n);
     if (l == LV_LEVEL_UNKNOWN && nl)
         l = later_crash(nl + 1, len - n - 1);

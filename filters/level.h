@@ -53,9 +53,11 @@ enum lv_level_kind lv_level_kind_of(const char *name, size_t len);
  * UNKNOWN when it says none. */
 enum lv_level lv_level_value(enum lv_level_kind kind, const char *s, size_t len);
 
-/* The level of a text record: read from its first line; when that says
- * none and the record was joined from several lines, the first later line
- * that starts a crash (an exception line, "Caused by:", a traceback). */
+/* The level of a text record: read from its first line (a line starting
+ * with '{' is JSON that could not be parsed, read by its level keys); when
+ * that says none and the record was joined from several lines, the first
+ * later line that starts a crash (an exception line, "Caused by:", a
+ * traceback). */
 enum lv_level lv_level_text(const char *s, size_t len);
 
 #endif

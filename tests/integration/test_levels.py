@@ -19,7 +19,9 @@ parsing. Scenarios:
   [trace]: each copy is one record whose message is its lines joined by
   "\\n", at the trace's level, and every WARN/ERROR copy is kept;
 - a Go panic, joined by the pattern for Go the README gives, is one FATAL
-  record, every copy kept.
+  record, every copy kept;
+- JSON records cut at limits.max_line (shipped as text) keep their level:
+  every ERROR one kept, INFO ones sampled.
 
 Usage: test_levels.py --binary PATH --source REPO
 Prints one line per check and ends with "N passed, M failed".
@@ -267,6 +269,31 @@ def go_panic(args, c):
         check_traces(args, c, trace, multiline_config(tmp, GO_CONTINUE), "Go pattern")
 
 
+def cut_json(args, c):
+    """JSON records longer than limits.max_line are cut and shipped as text;
+    their level still decides."""
+    sent, text = [], []
+    for k in range(4000):
+        level = "error" if k % 10 == 0 else "info"
+        sent.append(level)
+        line = json.dumps({"level": level, "id": f"~{k}~", "msg": "x" * 5000})
+        text.append(cri("stdout", line))
+    with tempfile.TemporaryDirectory(prefix="logveil-levels-") as tmp:
+        cfg = os.path.join(tmp, "logveil.yaml")
+        with open(cfg, "w") as f:
+            f.write("environment: production\nlimits: {max_line: 4KiB}\n")
+        rc, err, out = run_filter(args, "".join(text), "--config", cfg)
+    c.check("cut JSON: exits 0", rc == 0, err)
+    kept = {n: rec for n, rec in out if n is not None}
+    errors = [n for n, level in enumerate(sent) if level == "error"]
+    c.check(f"cut JSON: all {len(errors)} ERROR records kept, cut, at error",
+            all(n in kept and kept[n].get("truncated") is True and ecs_level(kept[n]) == "error"
+                for n in errors), f"{sum(n in kept for n in errors)} kept")
+    infos = [n for n, level in enumerate(sent) if level == "info"]
+    ok, detail = within_5_sigma(sum(n in kept for n in infos), len(infos), RATE)
+    c.check("cut JSON: INFO records sampled at 0.01", ok, detail)
+
+
 def main():
     args = harness.parser(__doc__).parse_args()
     c = harness.Checks(show_ok=False)
@@ -278,6 +305,7 @@ def main():
         lambda: shipped_production(args, c, loggers),
         lambda: joined_traces(args, c, traces),
         lambda: go_panic(args, c),
+        lambda: cut_json(args, c),
     ])
     return c.report()
 

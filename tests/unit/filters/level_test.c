@@ -301,6 +301,26 @@ static void a_joined_record_keeps_its_first_lines_level_else_takes_a_crash_below
     assert_text_cases(cases, LV_ARRAY_LEN(cases));
 }
 
+/* A JSON record cut at limits.max_line (or malformed) is text: its level
+ * keys are read, at any depth, and nothing else in it is. */
+static void json_that_could_not_be_parsed_is_read_by_its_level_keys(void **state)
+{
+    static const struct text_case cases[] = {
+        {"{\"level\":\"error\",\"msg\":\"cut sh", L(ERROR)},
+        {"{\"log\":{\"level\":\"warn\"},\"msg\":\"x", L(WARN)},
+        {"{\"severity\": 3, \"msg\": \"x", L(ERROR)},
+        {"{\"level\":50,\"msg\":\"x", L(ERROR)},
+        {"  {\"LogLevel\":\"Critical\",", L(FATAL)},
+        {"{\"@mt\":\"x\",\"N\":1,", L(INFO)},
+        {"{\"@mt\":\"x\",\"@l\":\"Error\",\"m", L(ERROR)},
+        {"{\"msg\":\"level: error\",\"x\":1", L(UNKNOWN)},
+        {"{\"msg\":\"ERROR at the head of JSON is not read\"", L(UNKNOWN)},
+        {"{\"msg\":\"level=error\"", L(UNKNOWN)},
+    };
+    (void)state;
+    assert_text_cases(cases, LV_ARRAY_LEN(cases));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +339,7 @@ int main(void)
         cmocka_unit_test(klog_and_ruby_logger_letters_give_the_level),
         cmocka_unit_test(crash_first_lines_are_error_or_fatal),
         cmocka_unit_test(a_joined_record_keeps_its_first_lines_level_else_takes_a_crash_below),
+        cmocka_unit_test(json_that_could_not_be_parsed_is_read_by_its_level_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
