@@ -447,7 +447,7 @@ static enum lv_level head_level(const char *s, size_t n)
         size_t e = p, end = n - p < TOKEN_MAX ? n : p + TOKEN_MAX;
         while (e < end && !is_blank(s[e]))
             e++;
-        enum lv_level l = t == 0 ? line_start_level(s, n, e) : LV_LEVEL_UNKNOWN;
+        enum lv_level l = p == 0 ? line_start_level(s, n, e) : LV_LEVEL_UNKNOWN;
         if (l == LV_LEVEL_UNKNOWN)
             l = token_level(s + p, e - p, n - p);
         if (l != LV_LEVEL_UNKNOWN || e == end || !before_level(s + p, e - p))
