@@ -20,6 +20,7 @@
 #include "enrich.h"
 #include "json_text.h"
 #include "json_write.h"
+#include "level.h"
 #include "logveil/chain.h"
 #include "logveil/log.h"
 #include "logveil/metrics.h"
@@ -112,7 +113,7 @@ static bool early_decision(void *arg, const struct lv_json_result *r)
     struct lv_chain *c = arg;
     if (c->decided || c->keep_possible || !r->has_level)
         return false;
-    if (!r->has_key && !lv_sample_always_kept(c->sampler, r->level))
+    if (!r->has_key && !lv_sample_always_kept(c->sampler, r->level, c->line->stream))
         return false;
     decide(c, r->level, r->has_key, r->key_hash, false);
     return !c->kept;
@@ -191,16 +192,7 @@ static int text_record(struct lv_chain *c, const struct lv_scan *scan, struct lv
     if (n < 0)
         return n;
     res->redactions = n;
-    /* Plain-text loggers start with the level: "INFO  starting worker". */
-    size_t w = 0;
-    while (w < l->len && w < 12 && l->data[w] != ' ' && l->data[w] != '\t')
-        w++;
-    const char *word = l->data;
-    if (w > 2 && word[0] == '[' && word[w - 1] == ']') {
-        word++;
-        w -= 2;
-    }
-    res->level = lv_level_parse(word, w);
+    res->level = lv_level_text(l->data, l->len);
     res->has_level = res->level != LV_LEVEL_UNKNOWN;
     res->keep = keep_possible(c, l->data, l->len);
     return 0;

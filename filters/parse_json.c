@@ -11,12 +11,14 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <yajl/yajl_parse.h>
 
 #include "arena.h"
 #include "enrich.h"
 #include "json_text.h"
 #include "json_write.h"
+#include "level.h"
 #include "parse_json.h"
 #include "sample.h"
 
@@ -25,9 +27,11 @@ enum want_kind { W_LEVEL, W_KEY, W_KEEP, W_TIME, W_TSFIELD };
 struct want {
     char *path;
     size_t len;
-    uint64_t head; /* the path's first eight bytes, zero-padded */
+    uint64_t head;  /* the path's first eight bytes, zero-padded */
+    uint64_t fhead; /* the same, folded (fold: matched case-insensitively) */
+    bool fold;
     enum want_kind kind;
-    size_t idx;
+    size_t idx; /* W_LEVEL: enum lv_level_kind */
 };
 
 struct frame {
@@ -39,6 +43,8 @@ struct frame {
 };
 
 #define PATH_MAX_LEN 256
+/* Sets bit 5 of every byte: upper-case ASCII letters become lower-case. */
+#define FOLD 0x2020202020202020ull
 #define MAX_WANTS 32
 
 struct lv_json {
@@ -49,7 +55,10 @@ struct lv_json {
     struct frame *stack; /* max_depth + 1 frames */
     struct want wants[MAX_WANTS];
     size_t nwants;
-    uint64_t want_lens; /* bit n set: some wanted path has length n (n < 64) */
+    /* Bit c & 63 of want_first[n]: some wanted path of length n (< 64)
+     * starts with the byte c (either case, for those matched without). */
+    uint64_t want_first[64];
+    uint64_t want_top; /* bit c & 63: some wanted path starts with c */
     uint8_t want_from[65]; /* wants of length n: want_from[n] .. want_from[n+1] */
     size_t want_max;       /* the longest wanted path that can match (< 64) */
     const struct lv_keep_rule *keep;
@@ -88,8 +97,17 @@ static void add_want(struct lv_json *j, const char *path, enum want_kind kind, s
     if (!path || !*path || j->nwants == MAX_WANTS)
         return;
     size_t len = strlen(path);
-    j->wants[j->nwants++] = (struct want){.path = lv_xstrdup(path), .len = len, .kind = kind, .idx = idx};
-    j->want_lens |= len < 64 ? 1ull << len : 0;
+    j->wants[j->nwants++] = (struct want){
+        .path = lv_xstrdup(path), .len = len, .fold = kind == W_LEVEL, .kind = kind, .idx = idx};
+    for (int k = 0; k < 2; k++) { /* the byte, then its other case */
+        unsigned char c = (unsigned char)path[0];
+        if (k && ((c | 0x20) < 'a' || (c | 0x20) > 'z' || kind != W_LEVEL))
+            break;
+        c ^= (unsigned char)(k << 5);
+        if (len < 64)
+            j->want_first[len] |= 1ull << (c & 63);
+        j->want_top |= 1ull << (c & 63);
+    }
 }
 
 /* The first eight bytes of `s` (which has room for them), zero-padded
@@ -125,6 +143,7 @@ static void index_wants(struct lv_json *j)
         char pad[8] = {0};
         memcpy(pad, j->wants[i].path, j->wants[i].len < 8 ? j->wants[i].len : 8);
         j->wants[i].head = head_of(pad, j->wants[i].len);
+        j->wants[i].fhead = j->wants[i].head | FOLD;
     }
 }
 
@@ -148,8 +167,10 @@ struct lv_json *lv_json_new(const struct lv_conf *conf, struct lv_redactor *reda
     lv_arena_yajl_funcs(&j->arena, &j->funcs);
     lv_buf_init(&j->fixed, 0, (conf->limits.max_line ? conf->limits.max_line : 1 << 20) + 4096);
     const struct lv_sample_conf *s = &conf->sample;
-    for (size_t i = 0; i < s->nlevel_fields; i++)
-        add_want(j, s->level_fields[i], W_LEVEL, i);
+    for (size_t i = 0; i < s->nlevel_fields; i++) {
+        const char *f = s->level_fields[i];
+        add_want(j, f, W_LEVEL, f ? lv_level_kind_of(f, strlen(f)) : 0);
+    }
     add_want(j, s->key, W_KEY, 0);
     j->keep = s->keep;
     for (size_t i = 0; i < s->nkeep && i < MAX_WANTS; i++) {
@@ -259,12 +280,20 @@ static int value_sep(struct lv_json *j)
 
 /* ---- extraction ---------------------------------------------------------------- */
 
-static void take_level(struct lv_json *j, const char *s, size_t len)
+/* The first level field whose value says a level wins; a field whose
+ * presence only implies one (Serilog's @mt) gives it unless one does.
+ * Returns true when the level became known. */
+static bool take_level(struct lv_json *j, enum lv_level_kind kind, const char *s, size_t len)
 {
-    if (j->res->has_level)
-        return;
-    j->res->level = lv_level_parse(s, len);
-    j->res->has_level = true;
+    struct lv_json_result *r = j->res;
+    if (r->has_level)
+        return false;
+    enum lv_level level = lv_level_value(kind, s, len);
+    if (level == LV_LEVEL_UNKNOWN)
+        return false;
+    r->level = level;
+    r->has_level = kind != LV_LEVEL_PRESENT_INFO;
+    return r->has_level;
 }
 
 static void take_key(struct lv_json *j, const char *s, size_t len)
@@ -350,24 +379,42 @@ static bool notify(struct lv_json *j)
     return j->early && j->early(j->early_arg, j->res);
 }
 
+/* Level fields are matched case-insensitively, the others exactly. Folding
+ * also makes '@' and '`' alike, so a folded match is confirmed unless the
+ * path is the want's exact text. */
+static bool want_matches(const struct want *w, const char *path, size_t plen, uint64_t head,
+                         uint64_t fhead)
+{
+    if (!w->fold)
+        return w->head == head && (plen <= 8 || memcmp(w->path + 8, path + 8, plen - 8) == 0);
+    if (w->fhead != fhead)
+        return false;
+    return (w->head == head && plen <= 8) || strncasecmp(w->path, path, plen) == 0;
+}
+
+/* Can the current path be a wanted one? Its length and first byte say no
+ * to most paths at the cost of one bit test. */
+static bool maybe_wanted(const struct lv_json *j)
+{
+    return j->path_ok && j->path_len < 64 &&
+           (j->want_first[j->path_len] >> (j->path[0] & 63) & 1);
+}
+
 /* Matches the current path against the wanted fields. Returns true when the
  * value has been written already (a normalised timestamp). */
-static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string)
+static bool extract_wanted(struct lv_json *j, const char *s, size_t len, bool is_string)
 {
-    if (!j->path_ok || j->skip || j->path_len >= 64 || !(j->want_lens >> j->path_len & 1))
-        return false;
     bool written = false, news = false;
     struct parsed_time t = {0};
     size_t plen = j->path_len;
-    uint64_t head = head_of(j->path, plen);
+    uint64_t head = head_of(j->path, plen), fhead = head | FOLD;
     for (size_t i = j->want_from[plen]; i < j->want_from[plen + 1]; i++) {
         const struct want *w = &j->wants[i];
-        if (w->head != head || (plen > 8 && memcmp(w->path + 8, j->path + 8, plen - 8) != 0))
+        if (!want_matches(w, j->path, plen, head, fhead))
             continue;
         switch (w->kind) {
         case W_LEVEL:
-            news |= !j->res->has_level;
-            take_level(j, s, len);
+            news |= take_level(j, (enum lv_level_kind)w->idx, s, len);
             break;
         case W_KEY:
             news |= !j->res->has_key;
@@ -389,6 +436,11 @@ static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string
     if (news && notify(j))
         cancel(j, LV_JSON_CANCELLED);
     return written;
+}
+
+static bool extract(struct lv_json *j, const char *s, size_t len, bool is_string)
+{
+    return !j->skip && maybe_wanted(j) && extract_wanted(j, s, len, is_string);
 }
 
 /* ---- callbacks ------------------------------------------------------------------- */
@@ -479,8 +531,10 @@ static void path_push_key(struct lv_json *j, const char *key, size_t len)
     size_t base = j->stack[j->depth].path_len;
     j->path_len = base;
     /* Paths only grow: one longer than every wanted path, and all below
-     * it, cannot match. */
-    if (base == SIZE_MAX || base + len + 1 > PATH_MAX_LEN || base + len > j->want_max) {
+     * it, cannot match; nor can a top-level key no wanted path starts
+     * with (by its first byte), nor anything below it. */
+    if (base == SIZE_MAX || base + len + 1 > PATH_MAX_LEN || base + len > j->want_max ||
+        (base == 0 && len && !(j->want_top >> ((unsigned char)key[0] & 63) & 1))) {
         j->path_ok = false;
         return;
     }
@@ -760,7 +814,7 @@ static int x_scalar(struct lv_json *j, const char *s, size_t len, bool is_string
 {
     if (LV_UNLIKELY(j->depth == 0))
         return cancel(j, LV_JSON_INVALID); /* the root must be an object */
-    if (!j->path_ok || j->path_len >= 64 || !(j->want_lens >> j->path_len & 1))
+    if (!maybe_wanted(j))
         return 1;
     extract(j, s, len, is_string);
     j->took_key = false;

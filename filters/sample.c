@@ -37,7 +37,7 @@ struct bucket {
 };
 
 struct lv_sampler {
-    double rate[LV_LEVEL_COUNT];
+    double rate[NSTREAMS][LV_LEVEL_COUNT]; /* by stream only for UNKNOWN */
     double limit; /* tokens per second; 0: no rate limit */
     double burst;
     struct bucket buckets[NSTREAMS];
@@ -169,14 +169,20 @@ static double clamp_rate(double r)
     return r > 0.0 ? r : 0.0;
 }
 
+/* A level's own rate, else the profile's default; for records without a
+ * level, the rate of their stream first. */
+static double profile_rate(const struct lv_sample_profile *p, int level, int stream)
+{
+    if (level == LV_LEVEL_UNKNOWN && p->unknown[stream] >= 0)
+        return p->unknown[stream];
+    return p->levels[level] >= 0 ? p->levels[level] : p->rate;
+}
+
 static void set_rates(struct lv_sampler *s, const struct lv_sample_profile *profile)
 {
-    for (int l = 0; l < LV_LEVEL_COUNT; l++) {
-        double r = 1.0;
-        if (profile)
-            r = profile->levels[l] >= 0 ? profile->levels[l] : profile->rate;
-        s->rate[l] = clamp_rate(r);
-    }
+    for (int st = 0; st < NSTREAMS; st++)
+        for (int l = 0; l < LV_LEVEL_COUNT; l++)
+            s->rate[st][l] = clamp_rate(profile ? profile_rate(profile, l, st) : 1.0);
 }
 
 /* A bucket shallower than one token would never let a record through. */
@@ -215,16 +221,16 @@ static enum lv_level level_index(enum lv_level level)
     return (unsigned)level < LV_LEVEL_COUNT ? level : LV_LEVEL_UNKNOWN;
 }
 
-double lv_sample_rate(const struct lv_sampler *s, enum lv_level level)
+double lv_sample_rate(const struct lv_sampler *s, enum lv_level level, enum lv_stream stream)
 {
-    return s->rate[level_index(level)];
+    return s->rate[stream == LV_STREAM_STDERR][level_index(level)];
 }
 
 /* The rate limit only ever applies to levels that are sampled at all, so a
  * level at rate 1.0 is always kept. */
-bool lv_sample_always_kept(const struct lv_sampler *s, enum lv_level level)
+bool lv_sample_always_kept(const struct lv_sampler *s, enum lv_level level, enum lv_stream stream)
 {
-    return lv_sample_rate(s, level) >= 1.0;
+    return lv_sample_rate(s, level, stream) >= 1.0;
 }
 
 /* The top 53 bits as a fraction in [0, 1): exact in a double, and below 1.0
@@ -257,7 +263,7 @@ static bool bucket_take(struct lv_sampler *s, struct bucket *b, int64_t now_ns)
 bool lv_sample_decide(struct lv_sampler *s, const struct lv_sample_input *in, double *rate,
                       enum lv_drop_reason *why)
 {
-    double r = in->keep ? 1.0 : lv_sample_rate(s, in->level);
+    double r = in->keep ? 1.0 : lv_sample_rate(s, in->level, in->stream);
 
     *rate = r;
     if (r >= 1.0)
@@ -276,8 +282,9 @@ bool lv_sample_decide(struct lv_sampler *s, const struct lv_sample_input *in, do
 
 bool lv_sample_may_drop(const struct lv_sampler *s)
 {
-    for (int l = 0; l < LV_LEVEL_COUNT; l++)
-        if (!lv_sample_always_kept(s, (enum lv_level)l))
-            return true;
+    for (int st = 0; st < NSTREAMS; st++)
+        for (int l = 0; l < LV_LEVEL_COUNT; l++)
+            if (!lv_sample_always_kept(s, (enum lv_level)l, (enum lv_stream)st))
+                return true;
     return false;
 }

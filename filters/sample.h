@@ -4,7 +4,8 @@
  * replica keeps or drops a whole trace as one; records without a key are
  * sampled at random. Records matching always_keep (audit) are never dropped,
  * nor are levels whose rate is 1.0 (WARN/ERROR/FATAL in the shipped
- * profiles). An optional per-stream token bucket caps records per second.
+ * profiles). Records without a level have a rate per stream (the profile's
+ * `unknown`). An optional per-stream token bucket caps records per second.
  *
  * Ownership: the sampler keeps pointers into the configuration, which must
  * outlive it.
@@ -39,8 +40,9 @@ void lv_sample_free(struct lv_sampler *s);
 /* 64-bit hash of the key's bytes; stable across runs, processes and hosts. */
 uint64_t lv_sample_hash(const char *key, size_t len);
 
-/* The rate that applies to records of `level` (1.0 for always-kept levels). */
-double lv_sample_rate(const struct lv_sampler *s, enum lv_level level);
+/* The rate that applies to records of `level` from `stream` (1.0 for
+ * always-kept levels); the stream matters only for LV_LEVEL_UNKNOWN. */
+double lv_sample_rate(const struct lv_sampler *s, enum lv_level level, enum lv_stream stream);
 
 /* True when the record is kept; *rate is the rate it was kept at (for the
  * sample_rate field). When dropped, *why says whether by sampling or by the
@@ -50,7 +52,7 @@ bool lv_sample_decide(struct lv_sampler *s, const struct lv_sample_input *in, do
 
 /* True when a record of this level can only be kept (rate 1.0, no limit
  * that applies): lets the caller skip work that only serves the decision. */
-bool lv_sample_always_kept(const struct lv_sampler *s, enum lv_level level);
+bool lv_sample_always_kept(const struct lv_sampler *s, enum lv_level level, enum lv_stream stream);
 
 /* True when some level can be dropped at all (else sampling costs nothing
  * and the caller need not look for the level early). */

@@ -27,6 +27,7 @@
 #include "logveil/util.h"
 
 #include "conf_map.h"
+#include "level.h"
 
 /* The binder stores enums as int. */
 _Static_assert(sizeof(enum lv_action) == sizeof(int), "enum size");
@@ -136,10 +137,35 @@ static void release_nothing(const struct lv_conf_map_key *k, void *base)
 
 static const struct lv_conf_map_type levels_type = {bind_levels, release_nothing};
 
+static const struct lv_conf_map_key unknown_keys[] = {
+    {KEY("stdout", &lv_conf_map_double, LV_STREAM_STDOUT * sizeof(double)), .max = 1},
+    {KEY("stderr", &lv_conf_map_double, LV_STREAM_STDERR * sizeof(double)), .max = 1},
+    {0},
+};
+
+/* unknown: {stdout: 0.01, stderr: 0.1}, or one rate for both streams. */
+static void bind_unknown(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *k,
+                         const yaml_node_t *node, void *base, const char *where)
+{
+    double *rates = (double *)((char *)base + k->off);
+    if (node->type == YAML_MAPPING_NODE) {
+        lv_conf_map_bind(ctx, unknown_keys, node, rates, where);
+        return;
+    }
+    struct lv_conf_map_key both = *k;
+    both.type = &lv_conf_map_double;
+    both.max = 1;
+    both.type->bind(ctx, &both, node, base, where);
+    rates[LV_STREAM_STDERR] = rates[LV_STREAM_STDOUT];
+}
+
+static const struct lv_conf_map_type unknown_type = {bind_unknown, release_nothing};
+
 #define P(f) offsetof(struct lv_sample_profile, f)
 static const struct lv_conf_map_key profile_keys[] = {
     {KEY("default", &lv_conf_map_double, P(rate)), .max = 1},
     {KEY("levels", &levels_type, P(levels))},
+    {KEY("unknown", &unknown_type, P(unknown))},
     {0},
 };
 #undef P
@@ -153,6 +179,7 @@ static struct lv_sample_profile *add_profile(struct lv_sample_conf *s, const cha
     p->rate = rate;
     for (int l = 0; l < LV_LEVEL_COUNT; l++)
         p->levels[l] = l >= LV_LEVEL_WARN ? 1.0 : -1;
+    p->unknown[LV_STREAM_STDOUT] = p->unknown[LV_STREAM_STDERR] = -1;
     return p;
 }
 
@@ -771,17 +798,36 @@ static void default_redact(struct lv_redact_conf *r)
         r->keys[i] = (struct lv_key_rule){lv_xstrdup(keys[i].word), keys[i].match, r->action, NULL};
 }
 
+/* The built-in level fields, from the table in filters/level.c. */
+static void default_level_fields(struct lv_sample_conf *s)
+{
+    size_t n;
+    const struct lv_level_field *f = lv_level_fields(&n);
+    s->level_fields = lv_xcalloc(n, sizeof *s->level_fields);
+    for (size_t i = 0; i < n; i++)
+        s->level_fields[i] = lv_xstrdup(f[i].name);
+    s->nlevel_fields = n;
+}
+
+/* A stderr line without a level is more often a crash's or a runtime's
+ * message than one on stdout, so where records are sampled it is kept at a
+ * higher rate. */
 static void default_sample(struct lv_sample_conf *s)
 {
-    static const char *const level_fields[] = {"level", "log.level", "severity"};
     static const struct {
         const char *name;
-        double rate; /* for TRACE, DEBUG, INFO and UNKNOWN */
-    } profiles[] = {{"development", 1.0}, {"staging", 0.1}, {"canary", 0.1}, {"production", 0.01}};
+        double rate;   /* for TRACE, DEBUG, INFO and records without a level */
+        double stderr; /* for records without a level on stderr */
+    } profiles[] = {{"development", 1.0, 1.0},
+                    {"staging", 0.1, 0.5},
+                    {"canary", 0.1, 0.5},
+                    {"production", 0.01, 0.1}};
     s->key = lv_xstrdup("trace_id");
-    s->level_fields = strv_dup(level_fields, LV_ARRAY_LEN(level_fields), &s->nlevel_fields);
-    for (size_t i = 0; i < LV_ARRAY_LEN(profiles); i++)
-        add_profile(s, profiles[i].name, profiles[i].rate);
+    default_level_fields(s);
+    for (size_t i = 0; i < LV_ARRAY_LEN(profiles); i++) {
+        struct lv_sample_profile *p = add_profile(s, profiles[i].name, profiles[i].rate);
+        p->unknown[LV_STREAM_STDERR] = profiles[i].stderr;
+    }
     s->keep = lv_xcalloc(1, sizeof *s->keep);
     s->keep[0] = (struct lv_keep_rule){lv_xstrdup("log.type"), lv_xstrdup("audit")};
     s->nkeep = 1;

@@ -151,28 +151,3 @@ bool lv_strieq(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
-static const struct {
-    const char *name;
-    enum lv_level level;
-} level_names[] = {
-    {"trace", LV_LEVEL_TRACE},   {"debug", LV_LEVEL_DEBUG},   {"info", LV_LEVEL_INFO},
-    {"information", LV_LEVEL_INFO}, {"notice", LV_LEVEL_INFO}, {"warn", LV_LEVEL_WARN},
-    {"warning", LV_LEVEL_WARN},  {"error", LV_LEVEL_ERROR},   {"err", LV_LEVEL_ERROR},
-    {"fatal", LV_LEVEL_FATAL},   {"critical", LV_LEVEL_FATAL}, {"crit", LV_LEVEL_FATAL},
-    {"panic", LV_LEVEL_FATAL},   {"emerg", LV_LEVEL_FATAL},   {"alert", LV_LEVEL_FATAL},
-};
-
-enum lv_level lv_level_parse(const char *s, size_t len)
-{
-    for (size_t i = 0; i < LV_ARRAY_LEN(level_names); i++)
-        if (lv_strieq(s, len, level_names[i].name, strlen(level_names[i].name)))
-            return level_names[i].level;
-    return LV_LEVEL_UNKNOWN;
-}
-
-const char *lv_level_name(enum lv_level level)
-{
-    static const char *const names[LV_LEVEL_COUNT] = {"UNKNOWN", "TRACE", "DEBUG", "INFO",
-                                                      "WARN",    "ERROR", "FATAL"};
-    return (unsigned)level < LV_LEVEL_COUNT ? names[level] : "UNKNOWN";
-}

@@ -67,6 +67,8 @@ struct lv_sample_profile {
     char *name;
     double rate;                     /* default for levels not listed */
     double levels[LV_LEVEL_COUNT];   /* < 0: not set, use rate */
+    double unknown[2];               /* `unknown`: records whose level cannot be told,
+                                        by enum lv_stream; < 0: not set, use rate */
 };
 
 struct lv_keep_rule {
@@ -76,7 +78,8 @@ struct lv_keep_rule {
 
 struct lv_sample_conf {
     char *key;           /* dotted path of the sampling key; "trace_id" */
-    char **level_fields; /* "level", "log.level", "severity" */
+    char **level_fields; /* fields read for the level, matched case-insensitively;
+                            default: the table in filters/level.c */
     size_t nlevel_fields;
     struct lv_sample_profile *profiles;
     size_t nprofiles;

@@ -23,7 +23,8 @@ enum lv_level {
     LV_LEVEL_COUNT
 };
 
-/* "warning" -> WARN, "err" -> ERROR, case-insensitive; UNKNOWN otherwise. */
+/* A level word: "warning" -> WARN, "err" -> ERROR, case-insensitive;
+ * UNKNOWN otherwise. The table is in filters/level.c. */
 enum lv_level lv_level_parse(const char *s, size_t len);
 const char *lv_level_name(enum lv_level level);
 

@@ -35,7 +35,7 @@ redact:
       pattern: '(4[0-9]{12}'
 sampling:
   profiles:
-    production: {default: 1.5, levels: {VERBOSE: 1}}
+    production: {default: 1.5, levels: {LOUD: 1}}
   sampl: 1
 limits:
   max_line: 12XB
@@ -57,7 +57,7 @@ EXPECTED = [
     (11, "redact.patterns[0].pattern: bad regular expression at offset 11: "
          "missing closing parenthesis"),
     (14, 'sampling.profiles.production.default: expected a number from 0 to 1, got "1.5"'),
-    (14, 'sampling.profiles.production.levels: unknown level "VERBOSE", expected one of: '
+    (14, 'sampling.profiles.production.levels: unknown level "LOUD", expected one of: '
          "TRACE, DEBUG, INFO, WARN, ERROR, FATAL"),
     (15, 'unknown key "sampl" in sampling, expected one of: key, level_fields, profiles, '
          "always_keep, rate_limit, burst"),

@@ -223,6 +223,146 @@ static void level_is_found_by_dotted_path_nested_or_flat_and_the_first_wins(void
     close_fixture(&fx);
 }
 
+/* The level each mode finds in `line` (they must agree). */
+static enum lv_level level_of(struct fixture *fx, const char *line)
+{
+    assert_int_equal(run(fx, LV_JSON_EXTRACT, line), LV_JSON_OK);
+    struct lv_json_result extracted = fx->res;
+    assert_int_equal(run(fx, LV_JSON_REDACT, line), LV_JSON_OK);
+    if (fx->res.level != extracted.level || fx->res.has_level != extracted.has_level)
+        fail_msg("EXTRACT and REDACT disagree on the level of %s", line);
+    if (patchable(line)) {
+        assert_int_equal(run(fx, LV_JSON_PATCH, line), LV_JSON_OK);
+        if (fx->res.level != extracted.level || fx->res.has_level != extracted.has_level)
+            fail_msg("EXTRACT and PATCH disagree on the level of %s", line);
+    }
+    return extracted.level;
+}
+
+static void level_fields_are_matched_in_any_case(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    assert_int_equal(level_of(&fx, "{\"Level\":\"Error\"}"), LV_LEVEL_ERROR);
+    assert_int_equal(level_of(&fx, "{\"LogLevel\":\"Warning\",\"Message\":\"x\"}"),
+                     LV_LEVEL_WARN);
+    assert_int_equal(level_of(&fx, "{\"Log\":{\"Level\":\"info\"}}"), LV_LEVEL_INFO);
+    assert_int_equal(level_of(&fx, "{\"LEVELNAME\":\"CRITICAL\"}"), LV_LEVEL_FATAL);
+    assert_int_equal(level_of(&fx, "{\"SEVERITY\":2}"), LV_LEVEL_FATAL);
+    /* Other wanted fields stay exact: "Trace_ID" is not the sampling key. */
+    assert_int_equal(run(&fx, LV_JSON_EXTRACT, "{\"Trace_ID\":\"a\",\"`l\":\"error\"}"),
+                     LV_JSON_OK);
+    assert_false(fx.res.has_key);
+    assert_false(fx.res.has_level);
+    close_fixture(&fx);
+}
+
+static void numbers_are_read_by_the_field_they_are_in(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    assert_int_equal(level_of(&fx, "{\"level\":50}"), LV_LEVEL_ERROR);
+    assert_int_equal(level_of(&fx, "{\"level\":\"50\"}"), LV_LEVEL_ERROR);
+    assert_int_equal(level_of(&fx, "{\"log.level\":60}"), LV_LEVEL_FATAL);
+    assert_int_equal(level_of(&fx, "{\"severity\":3}"), LV_LEVEL_ERROR);
+    assert_int_equal(level_of(&fx, "{\"syslog\":{\"severity\":0}}"), LV_LEVEL_FATAL);
+    assert_int_equal(level_of(&fx, "{\"level\":3}"), LV_LEVEL_UNKNOWN);
+    assert_int_equal(level_of(&fx, "{\"severity\":50}"), LV_LEVEL_UNKNOWN);
+    close_fixture(&fx);
+}
+
+/* A field whose value says nothing does not stop a later one from saying it. */
+static void the_first_field_that_says_a_level_wins(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    assert_int_equal(level_of(&fx, "{\"level\":\"custom\",\"severity\":\"ERROR\"}"),
+                     LV_LEVEL_ERROR);
+    assert_int_equal(level_of(&fx, "{\"lvl\":\"warn\",\"level\":\"error\"}"), LV_LEVEL_WARN);
+    assert_int_equal(level_of(&fx, "{\"level\":null,\"levelname\":\"DEBUG\"}"),
+                     LV_LEVEL_DEBUG);
+    close_fixture(&fx);
+}
+
+static void a_serilog_record_without_at_l_is_information(void **state)
+{
+    struct fixture fx;
+    (void)state;
+    open_default(&fx);
+    assert_int_equal(level_of(&fx, "{\"@t\":\"2024-01-05T12:00:00Z\",\"@mt\":\"Hi {N}\","
+                                   "\"N\":1}"),
+                     LV_LEVEL_INFO);
+    assert_int_equal(level_of(&fx, "{\"@m\":\"Hi\"}"), LV_LEVEL_INFO);
+    assert_int_equal(level_of(&fx, "{\"@mt\":\"x\",\"@l\":\"Error\"}"), LV_LEVEL_ERROR);
+    assert_int_equal(level_of(&fx, "{\"@l\":\"Warning\",\"@mt\":\"x\"}"), LV_LEVEL_WARN);
+    assert_int_equal(level_of(&fx, "{\"@t\":\"2024-01-05T12:00:00Z\",\"msg\":\"x\"}"),
+                     LV_LEVEL_UNKNOWN);
+    close_fixture(&fx);
+}
+
+/* The early hook sees a level only once a field has said it: a template
+ * seen before @l must not let a sampler decide on INFO. */
+static bool record_early_level(void *arg, const struct lv_json_result *res)
+{
+    if (res->has_level)
+        *(enum lv_level *)arg = res->level;
+    return false;
+}
+
+static void an_implied_level_is_never_reported_early(void **state)
+{
+    struct fixture fx;
+    struct lv_scan scan = {0};
+    enum lv_level early = LV_LEVEL_UNKNOWN;
+    (void)state;
+    open_default(&fx);
+    const char *line = "{\"@mt\":\"x\",\"trace_id\":\"t\",\"@l\":\"Error\"}";
+    assert_int_equal(lv_json_run(fx.json, LV_JSON_EXTRACT, line, strlen(line), &scan, &fx.out,
+                                 &fx.res, record_early_level, &early),
+                     LV_JSON_OK);
+    assert_int_equal(early, LV_LEVEL_ERROR);
+    early = LV_LEVEL_UNKNOWN;
+    line = "{\"@mt\":\"x\",\"trace_id\":\"t\"}";
+    assert_int_equal(lv_json_run(fx.json, LV_JSON_EXTRACT, line, strlen(line), &scan, &fx.out,
+                                 &fx.res, record_early_level, &early),
+                     LV_JSON_OK);
+    assert_int_equal(early, LV_LEVEL_UNKNOWN);
+    assert_int_equal(fx.res.level, LV_LEVEL_INFO);
+    close_fixture(&fx);
+}
+
+/* sampling.level_fields replaces the table; a field of one's own is read
+ * as its name says (a *severity field holds syslog severities). */
+static void level_fields_from_the_config_replace_the_table(void **state)
+{
+    struct fixture fx;
+    char err[256] = "";
+    static const char *const fields[] = {"lvl", "event.severity"};
+    (void)state;
+    memset(&fx, 0, sizeof fx);
+    lv_conf_defaults(&fx.conf, "development");
+    for (size_t i = 0; i < fx.conf.sample.nlevel_fields; i++)
+        free(fx.conf.sample.level_fields[i]);
+    free(fx.conf.sample.level_fields);
+    fx.conf.sample.level_fields = calloc(2, sizeof(char *));
+    for (size_t i = 0; i < 2; i++)
+        fx.conf.sample.level_fields[i] = strdup(fields[i]);
+    fx.conf.sample.nlevel_fields = 2;
+    fx.red = lv_redact_new(&fx.conf.redact, err, sizeof err);
+    if (!fx.red)
+        fail_msg("lv_redact_new: %s", err);
+    fx.json = lv_json_new(&fx.conf, fx.red);
+    lv_buf_init(&fx.out, 4096, 0);
+    assert_int_equal(level_of(&fx, "{\"level\":\"error\"}"), LV_LEVEL_UNKNOWN);
+    assert_int_equal(level_of(&fx, "{\"LVL\":\"error\"}"), LV_LEVEL_ERROR);
+    assert_int_equal(level_of(&fx, "{\"event\":{\"severity\":4}}"), LV_LEVEL_WARN);
+    assert_int_equal(level_of(&fx, "{\"@mt\":\"x\"}"), LV_LEVEL_UNKNOWN);
+    close_fixture(&fx);
+}
+
 static void keep_needs_the_exact_value_at_the_exact_path(void **state)
 {
     struct fixture fx;
@@ -568,6 +708,12 @@ int main(void)
         cmocka_unit_test(redact_writes_a_clean_record_back_byte_for_byte),
         cmocka_unit_test(level_trace_id_keep_and_time_are_extracted),
         cmocka_unit_test(level_is_found_by_dotted_path_nested_or_flat_and_the_first_wins),
+        cmocka_unit_test(level_fields_are_matched_in_any_case),
+        cmocka_unit_test(numbers_are_read_by_the_field_they_are_in),
+        cmocka_unit_test(the_first_field_that_says_a_level_wins),
+        cmocka_unit_test(a_serilog_record_without_at_l_is_information),
+        cmocka_unit_test(an_implied_level_is_never_reported_early),
+        cmocka_unit_test(level_fields_from_the_config_replace_the_table),
         cmocka_unit_test(keep_needs_the_exact_value_at_the_exact_path),
         cmocka_unit_test(top_level_fields_enrichment_would_add_are_reported),
         cmocka_unit_test(an_empty_object_is_reported_empty),

@@ -32,6 +32,7 @@ static struct lv_sample_profile profile_at(double rate)
     struct lv_sample_profile p = {.name = "test", .rate = rate};
     for (int l = 0; l < LV_LEVEL_COUNT; l++)
         p.levels[l] = -1;
+    p.unknown[LV_STREAM_STDOUT] = p.unknown[LV_STREAM_STDERR] = -1;
     return p;
 }
 
@@ -259,7 +260,8 @@ static void errors_and_audit_records_are_never_dropped_in_production(void **stat
     struct lv_sampler *s = lv_sample_new(&sc, prod);
     long limited = 0;
     for (int l = LV_LEVEL_WARN; l <= LV_LEVEL_FATAL; l++)
-        assert_true(lv_sample_always_kept(s, (enum lv_level)l));
+        for (int st = 0; st < 2; st++)
+            assert_true(lv_sample_always_kept(s, (enum lv_level)l, (enum lv_stream)st));
     for (uint64_t i = 0; i < N; i++) {
         struct lv_sample_input in = {.level = (enum lv_level)(i % LV_LEVEL_COUNT),
                                      .stream = (enum lv_stream)(i & 1),
@@ -404,13 +406,67 @@ static void level_rates_override_the_profile_rate(void **state)
     struct lv_sample_conf sc = {.rate_limit = 10};
     struct lv_sampler *s = lv_sample_new(&sc, &p);
 
-    assert_true(lv_sample_rate(s, LV_LEVEL_INFO) == 0.1);
-    assert_true(lv_sample_rate(s, LV_LEVEL_DEBUG) == 0.0);
-    assert_true(lv_sample_rate(s, LV_LEVEL_ERROR) == 1.0);
-    assert_true(lv_sample_always_kept(s, LV_LEVEL_ERROR));
-    assert_false(lv_sample_always_kept(s, LV_LEVEL_INFO));
-    assert_false(lv_sample_always_kept(s, LV_LEVEL_DEBUG));
+    for (int st = 0; st < 2; st++) {
+        enum lv_stream stream = (enum lv_stream)st;
+        assert_true(lv_sample_rate(s, LV_LEVEL_INFO, stream) == 0.1);
+        assert_true(lv_sample_rate(s, LV_LEVEL_DEBUG, stream) == 0.0);
+        assert_true(lv_sample_rate(s, LV_LEVEL_ERROR, stream) == 1.0);
+        assert_true(lv_sample_rate(s, LV_LEVEL_UNKNOWN, stream) == 0.1);
+        assert_true(lv_sample_always_kept(s, LV_LEVEL_ERROR, stream));
+        assert_false(lv_sample_always_kept(s, LV_LEVEL_INFO, stream));
+        assert_false(lv_sample_always_kept(s, LV_LEVEL_DEBUG, stream));
+    }
     lv_sample_free(s);
+}
+
+/* `unknown` sets the rate of records without a level, per stream; the
+ * stream changes no other level's rate. */
+static void records_without_a_level_have_a_rate_per_stream(void **state)
+{
+    struct lv_sample_profile p = profile_at(0.01);
+    p.unknown[LV_STREAM_STDERR] = 0.5;
+    struct lv_sampler *s = lv_sample_new(NULL, &p);
+    long kept[2] = {0, 0};
+    enum lv_drop_reason why;
+
+    assert_true(lv_sample_rate(s, LV_LEVEL_UNKNOWN, LV_STREAM_STDOUT) == 0.01);
+    assert_true(lv_sample_rate(s, LV_LEVEL_UNKNOWN, LV_STREAM_STDERR) == 0.5);
+    assert_true(lv_sample_rate(s, LV_LEVEL_INFO, LV_STREAM_STDERR) == 0.01);
+    for (uint64_t i = 0; i < 100000; i++) {
+        struct lv_sample_input in = {.level = LV_LEVEL_UNKNOWN,
+                                     .stream = (enum lv_stream)(i & 1),
+                                     .has_key = true,
+                                     .key_hash = random_key_hash(i)};
+        kept[i & 1] += decide(s, &in, &why);
+    }
+    /* 50000 each: 500 +- 5 sigma (~50) on stdout, 25000 +- ~560 on stderr. */
+    assert_in_range(kept[LV_STREAM_STDOUT], 450, 550);
+    assert_in_range(kept[LV_STREAM_STDERR], 24440, 25560);
+    lv_sample_free(s);
+}
+
+/* The shipped production, canary and staging profiles keep stderr lines
+ * without a level at a higher rate than stdout ones; development keeps all. */
+static void shipped_profiles_keep_more_of_stderr_without_a_level(void **state)
+{
+    static const char *const envs[] = {"production", "canary", "staging"};
+    for (size_t i = 0; i < LV_ARRAY_LEN(envs); i++) {
+        struct lv_conf conf;
+        lv_conf_defaults(&conf, envs[i]);
+        struct lv_sampler *s = lv_sample_new(NULL, lv_conf_profile(&conf));
+        double out = lv_sample_rate(s, LV_LEVEL_UNKNOWN, LV_STREAM_STDOUT);
+        double err = lv_sample_rate(s, LV_LEVEL_UNKNOWN, LV_STREAM_STDERR);
+        assert_true(out == lv_conf_profile(&conf)->rate);
+        assert_true(err > out && err < 1.0);
+        lv_sample_free(s);
+        lv_conf_free(&conf);
+    }
+    struct lv_conf dev;
+    lv_conf_defaults(&dev, "development");
+    struct lv_sampler *s = lv_sample_new(NULL, lv_conf_profile(&dev));
+    assert_false(lv_sample_may_drop(s));
+    lv_sample_free(s);
+    lv_conf_free(&dev);
 }
 
 static void kept_records_report_the_rate_they_were_kept_at(void **state)
@@ -440,7 +496,7 @@ static void without_a_profile_everything_is_kept_at_rate_one(void **state)
         struct lv_sample_input in = {
             .level = (enum lv_level)(i % LV_LEVEL_COUNT), .has_key = i & 1, .key_hash = UINT64_MAX};
         assert_true(decide(s, &in, &why));
-        assert_true(lv_sample_always_kept(s, in.level));
+        assert_true(lv_sample_always_kept(s, in.level, in.stream));
     }
     lv_sample_free(s);
 }
@@ -453,7 +509,7 @@ static void an_out_of_range_level_is_sampled_as_unknown(void **state)
     p.levels[LV_LEVEL_UNKNOWN] = 0.5;
     struct lv_sampler *s = lv_sample_new(NULL, &p);
 
-    assert_true(lv_sample_rate(s, (enum lv_level)200) == 0.5);
+    assert_true(lv_sample_rate(s, (enum lv_level)200, LV_STREAM_STDOUT) == 0.5);
     lv_sample_free(s);
 }
 
@@ -519,6 +575,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(token_bucket_burst_defaults_to_the_rate),
         cmocka_unit_test(each_stream_has_its_own_bucket),
         cmocka_unit_test(level_rates_override_the_profile_rate),
+        cmocka_unit_test(records_without_a_level_have_a_rate_per_stream),
+        cmocka_unit_test(shipped_profiles_keep_more_of_stderr_without_a_level),
         cmocka_unit_test(kept_records_report_the_rate_they_were_kept_at),
         cmocka_unit_test(without_a_profile_everything_is_kept_at_rate_one),
         cmocka_unit_test(an_out_of_range_level_is_sampled_as_unknown),

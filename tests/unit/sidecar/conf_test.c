@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "logveil/conf.h"
+#include "logveil/util.h"
 
 #define MIB (1024 * 1024)
 
@@ -109,11 +110,14 @@ static const struct lv_sample_profile *find_profile(const struct lv_conf *c, con
 
 /* ---- defaults ---------------------------------------------------------- */
 
-static void assert_sampled_profile(const struct lv_conf *c, const char *name, double rate)
+static void assert_sampled_profile(const struct lv_conf *c, const char *name, double rate,
+                                   double stderr_unknown)
 {
     const struct lv_sample_profile *p = find_profile(c, name);
     assert_non_null(p);
     assert_true(p->rate == rate);
+    assert_true(p->unknown[LV_STREAM_STDOUT] < 0); /* stdout: the profile's rate */
+    assert_true(p->unknown[LV_STREAM_STDERR] == stderr_unknown);
     assert_true(p->levels[LV_LEVEL_DEBUG] < 0 && p->levels[LV_LEVEL_INFO] < 0);
     assert_true(p->levels[LV_LEVEL_TRACE] < 0 && p->levels[LV_LEVEL_UNKNOWN] < 0);
     assert_true(p->levels[LV_LEVEL_WARN] == 1.0 && p->levels[LV_LEVEL_ERROR] == 1.0);
@@ -156,12 +160,17 @@ static void default_sampling_enrichment_and_limits_are_the_documented_ones(void 
     (void)state;
     lv_conf_defaults(&c, NULL);
     assert_string_equal(c.sample.key, "trace_id");
-    assert_int_equal(c.sample.nlevel_fields, 3);
-    assert_string_equal(c.sample.level_fields[1], "log.level");
+    /* The fields issue 13 names, in that order, then Serilog's markers. */
+    static const char *const fields[] = {"level",    "log.level", "severity", "levelname",
+                                         "loglevel", "lvl",       "@l",       "syslog.severity",
+                                         "@mt",      "@m"};
+    assert_int_equal(c.sample.nlevel_fields, LV_ARRAY_LEN(fields));
+    for (size_t i = 0; i < LV_ARRAY_LEN(fields); i++)
+        assert_string_equal(c.sample.level_fields[i], fields[i]);
     assert_true(find_profile(&c, "development")->rate == 1.0);
-    assert_sampled_profile(&c, "staging", 0.1);
-    assert_sampled_profile(&c, "canary", 0.1);
-    assert_sampled_profile(&c, "production", 0.01);
+    assert_sampled_profile(&c, "staging", 0.1, 0.5);
+    assert_sampled_profile(&c, "canary", 0.1, 0.5);
+    assert_sampled_profile(&c, "production", 0.01, 0.1);
     assert_int_equal(c.sample.nkeep, 1);
     assert_string_equal(c.sample.keep[0].field, "log.type");
     assert_string_equal(c.sample.keep[0].equals, "audit");
@@ -283,6 +292,39 @@ static void shipped_production_config_samples_a_hundredth_and_rotates(void **sta
     assert_int_equal(c.outputs[0].max_bytes, 100 * MIB);
     assert_int_equal(c.outputs[0].max_files, 5);
     assert_true(c.sample.rate_limit > 0);
+    lv_conf_free(&c);
+}
+
+/* The shipped files leave level_fields to the built-in table, and keep
+ * stderr lines without a level at a higher rate than stdout ones wherever
+ * records are sampled. */
+static void shipped_configs_read_every_level_field_and_favour_stderr_without_a_level(void **state)
+{
+    static const char *const envs[] = {"staging", "canary", "production"};
+    struct lv_conf defaults;
+    (void)state;
+    lv_conf_defaults(&defaults, NULL);
+    for (size_t i = 0; i < LV_ARRAY_LEN(envs); i++) {
+        struct lv_conf c;
+        load_shipped(envs[i], &c);
+        assert_int_equal(c.sample.nlevel_fields, defaults.sample.nlevel_fields);
+        const struct lv_sample_profile *p = lv_conf_profile(&c);
+        assert_true(p->unknown[LV_STREAM_STDOUT] == p->rate);
+        assert_true(p->unknown[LV_STREAM_STDERR] > p->rate);
+        lv_conf_free(&c);
+    }
+    lv_conf_free(&defaults);
+}
+
+/* A level_fields list replaces the built-in table. */
+static void level_fields_given_in_the_file_replace_the_table(void **state)
+{
+    struct lv_conf c;
+    (void)state;
+    assert_loads("sampling: {level_fields: [lvl, event.severity]}\n", &c);
+    assert_int_equal(c.sample.nlevel_fields, 2);
+    assert_string_equal(c.sample.level_fields[0], "lvl");
+    assert_string_equal(c.sample.level_fields[1], "event.severity");
     lv_conf_free(&c);
 }
 
@@ -729,9 +771,9 @@ static void unknown_level_name_and_rate_out_of_range_are_errors(void **state)
     assert_one_error("sampling:\n"
                      "  profiles:\n"
                      "    staging:\n"
-                     "      levels: {VERBOSE: 1.0}\n",
+                     "      levels: {LOUD: 1.0}\n",
                      4,
-                     "sampling.profiles.staging.levels: unknown level \"VERBOSE\", expected one "
+                     "sampling.profiles.staging.levels: unknown level \"LOUD\", expected one "
                      "of: TRACE, DEBUG, INFO, WARN, ERROR, FATAL");
     assert_one_error("sampling: {profiles: {staging: {levels: {WARN: 1.5}}}}\n", 1,
                      "sampling.profiles.staging.levels.WARN: expected a number from 0 to 1, got "
@@ -739,6 +781,35 @@ static void unknown_level_name_and_rate_out_of_range_are_errors(void **state)
     assert_one_error("sampling: {profiles: {staging: {default: -0.1}}}\n", 1,
                      "sampling.profiles.staging.default: expected a number from 0 to 1, got "
                      "\"-0.1\"");
+    assert_one_error("sampling: {profiles: {staging: {unknown: 2}}}\n", 1,
+                     "sampling.profiles.staging.unknown: expected a number from 0 to 1, got "
+                     "\"2\"");
+    assert_one_error("sampling:\n  profiles:\n    staging:\n      unknown: {stdout: 0.1, "
+                     "stdin: 0.2}\n",
+                     4,
+                     "unknown key \"stdin\" in sampling.profiles.staging.unknown, expected one "
+                     "of: stdout, stderr");
+}
+
+/* `unknown` is one rate for both streams, or a map by stream; a stream left
+ * out keeps its default. */
+static void unknown_rate_is_one_number_or_one_per_stream(void **state)
+{
+    struct lv_conf c;
+    (void)state;
+    assert_loads("environment: production\n"
+                 "sampling:\n"
+                 "  profiles:\n"
+                 "    production: {unknown: {stdout: 0.02}}\n"
+                 "    qa: {default: 0.3, unknown: 0.25}\n",
+                 &c);
+    const struct lv_sample_profile *prod = find_profile(&c, "production");
+    assert_true(prod->unknown[LV_STREAM_STDOUT] == 0.02);
+    assert_true(prod->unknown[LV_STREAM_STDERR] == 0.1); /* kept from the built-in */
+    const struct lv_sample_profile *qa = find_profile(&c, "qa");
+    assert_true(qa->unknown[LV_STREAM_STDOUT] == 0.25);
+    assert_true(qa->unknown[LV_STREAM_STDERR] == 0.25);
+    lv_conf_free(&c);
 }
 
 static void environment_without_a_profile_is_an_error(void **state)
@@ -990,6 +1061,9 @@ int main(void)
         cmocka_unit_test(empty_file_gives_the_defaults),
         cmocka_unit_test(file_profiles_override_builtins_by_name_and_add_new_ones),
         cmocka_unit_test(unknown_level_name_and_rate_out_of_range_are_errors),
+        cmocka_unit_test(unknown_rate_is_one_number_or_one_per_stream),
+        cmocka_unit_test(shipped_configs_read_every_level_field_and_favour_stderr_without_a_level),
+        cmocka_unit_test(level_fields_given_in_the_file_replace_the_table),
         cmocka_unit_test(environment_without_a_profile_is_an_error),
         cmocka_unit_test(always_keep_given_in_the_file_replaces_the_default),
         cmocka_unit_test(plain_and_map_key_rules_are_normalised),
