@@ -188,6 +188,12 @@ static int text_record(struct lv_chain *c, const struct lv_scan *scan, struct lv
     lv_metrics.lines_not_json++;
     if (lv_buf_puts(out, "{\"message\":") < 0)
         return -ENOBUFS;
+    if (l->masked) { /* a secret as a whole: none of it goes out */
+        const char *rep = lv_redact_replacement(c->redactor);
+        lv_metrics.redactions++;
+        res->redactions = 1;
+        return lv_json_string(out, rep, strlen(rep), NULL);
+    }
     int n = lv_redact_string(c->redactor, scan, l->data, l->len, out);
     if (n < 0)
         return n;
@@ -253,7 +259,7 @@ static int sample_first(struct lv_chain *c, size_t start, struct lv_buf *out,
                         struct lv_json_result *res)
 {
     const struct lv_line *l = c->line;
-    if (!c->may_drop || l->truncated || c->keep_possible)
+    if (!c->may_drop || l->truncated || l->masked || c->keep_possible)
         return -1;
     enum lv_json_status st =
         lv_json_run(c->json, LV_JSON_EXTRACT, l->data, l->len, NULL, out, res, early_decision, c);
@@ -295,7 +301,8 @@ static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv
     struct lv_scan scan;
     bool candidate = lv_redact_scan(c->redactor, l->data, l->len, &scan);
     scan.cut = l->truncated != 0; /* the text may end inside a secret */
-    enum lv_json_status st = l->truncated ? LV_JSON_INVALID : parse(c, &scan, candidate, start, out, res);
+    enum lv_json_status st = l->truncated || l->masked ? LV_JSON_INVALID
+                                                       : parse(c, &scan, candidate, start, out, res);
     if (st == LV_JSON_CANCELLED) {
         out->len = start;
         return false;

@@ -143,7 +143,7 @@ static int emit_line(struct lv_frame *f, const char *s, size_t len, int64_t t, e
     }
     /* A line joined from empty fragments lies in a buffer never allocated:
      * lines always point somewhere, so consumers need not test for NULL. */
-    struct lv_line line = {s ? s : "", len, t, st, truncated, {f->source, f->offset}};
+    struct lv_line line = {s ? s : "", len, t, st, truncated, {f->source, f->offset}, 0};
     return emit(arg, &line);
 }
 

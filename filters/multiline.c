@@ -3,6 +3,14 @@
  * that could join a held record with room for more lines. A first line is
  * held whether or not it matches, so a trace whose head was cut off (read
  * from a checkpoint, or after a JSON line) still comes out as one record.
+ *
+ * A PEM private key printed over several lines is joined whether or not the
+ * input joins anything else: from a line that opens it ("-----BEGIN ...
+ * PRIVATE KEY" and no END after) through the lines that look like its body
+ * (base64, perhaps after a logger's prefix; its headers; blank lines) to its
+ * END line, so that the private-key rule sees all of it. A block longer
+ * than max_lines, or held past the timeout, goes out in records flagged
+ * `masked`, which the chain replaces whole: no body line leaves in clear.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
@@ -19,22 +27,31 @@
 #define KEEP_BUFFER (64 * 1024)
 
 struct lv_multiline_rule {
-    pcre2_code *re;
+    pcre2_code *re;      /* NULL: only PEM blocks are joined */
     pcre2_match_data *md;
     int max_lines;
     size_t max_line;
 };
+
+enum pem { PEM_NONE, PEM_OPEN, PEM_MORE /* the block went on past a record */ };
 
 struct lv_multiline {
     struct lv_multiline_rule *rule;
     struct lv_buf buf;   /* the held record's text, capped at max_line */
     struct lv_line held; /* its header; data is set when it is emitted */
     int nlines;          /* 0: nothing held */
+    enum pem pem;        /* inside a PEM private key block */
 };
 
 struct lv_multiline_rule *lv_multiline_rule_new(const struct lv_multiline_conf *conf,
                                                 size_t max_line, char *err, size_t errlen)
 {
+    if (!conf->enabled) { /* PEM blocks only */
+        struct lv_multiline_rule *r = lv_xcalloc(1, sizeof *r);
+        r->max_lines = conf->max_lines > 0 ? conf->max_lines : 500;
+        r->max_line = max_line ? max_line : 1 << 20;
+        return r;
+    }
     const char *pattern = conf->pattern ? conf->pattern : LV_MULTILINE_CONTINUE;
     int code;
     PCRE2_SIZE off;
@@ -131,6 +148,8 @@ int lv_multiline_flush(struct lv_multiline *m, lv_multiline_emit_fn *emit, void 
 {
     if (!m->nlines)
         return 0;
+    if (m->pem == PEM_OPEN)
+        m->pem = PEM_MORE; /* sent before its END: what follows is masked */
     struct lv_line l = m->held;
     /* An empty held line has no buffer: lines always point somewhere. */
     l.data = m->buf.len ? m->buf.data : "";
@@ -154,6 +173,92 @@ static bool json_object(const char *s, size_t len)
     return i < len && s[i] == '{';
 }
 
+/* ---- PEM blocks ---------------------------------------------------------------------- */
+
+/* Where "-----BEGIN" or "-----END" (`mark`) followed by capitals, digits and
+ * blanks and "PRIVATE KEY" starts in s, or NULL. */
+static const char *pem_marker(const char *s, size_t len, const char *mark)
+{
+    size_t ml = strlen(mark);
+    for (const char *p = s, *end = s + len; (p = memmem(p, (size_t)(end - p), mark, ml)); p++) {
+        const char *q = p + ml;
+        while (q < end && ((*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == ' '))
+            q++;
+        if (q - 11 >= p + ml && memcmp(q - 11, "PRIVATE KEY", 11) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* A line that opens a private key block it does not close. */
+static bool pem_opens(const struct lv_line *l)
+{
+    const char *begin = pem_marker(l->data, l->len, "-----BEGIN");
+    return begin && !pem_marker(begin, l->len - (size_t)(begin - l->data), "-----END");
+}
+
+static bool pem_closes(const struct lv_line *l)
+{
+    return pem_marker(l->data, l->len, "-----END") != NULL;
+}
+
+static bool base64_byte(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/' || c == '=';
+}
+
+/* A line of a block's body: base64 (after a logger's prefix, a run of at
+ * least 16), one of its headers (RFC 1421), or blank. */
+static bool pem_body(const struct lv_line *l)
+{
+    size_t n = l->len;
+    while (n && (l->data[n - 1] == '\r' || l->data[n - 1] == ' ' || l->data[n - 1] == '\t'))
+        n--;
+    size_t run = 0;
+    while (run < n && base64_byte(l->data[n - 1 - run]))
+        run++;
+    if (run == n || run >= 16)
+        return true;
+    static const char *const headers[] = {"Proc-Type:", "DEK-Info:", "Comment:"};
+    for (size_t i = 0; i < LV_ARRAY_LEN(headers); i++)
+        if (memmem(l->data, n, headers[i], strlen(headers[i])))
+            return true;
+    return false;
+}
+
+/* Inside a block: a body line joins, an END line joins and sends it, any
+ * other line ends it unclosed (the private-key rule then masks to the end
+ * of the record). Returns 1 when the line was taken, 0 when it goes on as
+ * any line. */
+static int pem_push(struct lv_multiline *m, const struct lv_line *line,
+                    lv_multiline_emit_fn *emit, void *arg)
+{
+    bool closes = pem_closes(line);
+    if (!closes && !pem_body(line)) {
+        int rc = lv_multiline_flush(m, emit, arg);
+        m->pem = PEM_NONE;
+        return rc < 0 ? rc : 0;
+    }
+    if (m->nlines >= m->rule->max_lines) {
+        int rc = lv_multiline_flush(m, emit, arg);
+        if (rc < 0)
+            return rc;
+    }
+    if (m->nlines) {
+        join(m, line);
+    } else {
+        hold(m, line);
+        m->held.masked = m->pem == PEM_MORE;
+    }
+    if (!closes)
+        return 1;
+    m->held.masked |= m->pem == PEM_MORE;
+    m->pem = PEM_NONE;
+    int rc = lv_multiline_flush(m, emit, arg);
+    return rc < 0 ? rc : 1;
+}
+
 /* A match that cannot run (a match limit) makes a record of its own: it
  * loses nothing, where a wrong join would glue unrelated records. */
 static bool continues(struct lv_multiline_rule *r, const struct lv_line *line)
@@ -165,6 +270,26 @@ int lv_multiline_push(struct lv_multiline *m, const struct lv_line *line,
                       lv_multiline_emit_fn *emit, void *arg)
 {
     if (json_object(line->data, line->len)) {
+        int rc = lv_multiline_flush(m, emit, arg);
+        m->pem = PEM_NONE;
+        if (rc >= 0)
+            rc = emit(arg, line);
+        return rc < 0 ? rc : 0;
+    }
+    if (m->pem != PEM_NONE) {
+        int rc = pem_push(m, line, emit, arg);
+        if (rc != 0)
+            return rc < 0 ? rc : m->nlines == 1 ? 1 : 0;
+    }
+    if (pem_opens(line)) {
+        int rc = lv_multiline_flush(m, emit, arg);
+        if (rc < 0)
+            return rc;
+        hold(m, line);
+        m->pem = PEM_OPEN;
+        return 1;
+    }
+    if (!m->rule->re) { /* nothing else is joined */
         int rc = lv_multiline_flush(m, emit, arg);
         if (rc >= 0)
             rc = emit(arg, line);

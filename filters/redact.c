@@ -1484,6 +1484,11 @@ int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
+const char *lv_redact_replacement(const struct lv_redactor *r)
+{
+    return r->replacement;
+}
+
 int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_buf *out)
 {
     if (rewrite(r, s, len, &r->scratch) < 0)

@@ -93,6 +93,9 @@ int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_
  * where the CPU has one (off, the default). Both report the same. */
 void lv_redact_plain_scan(struct lv_redactor *r, bool on);
 
+/* The text that replaces what a rule masks ("[REDACTED]"). */
+const char *lv_redact_replacement(const struct lv_redactor *r);
+
 /* Normalises a key into dst (capacity cap); returns the length, or cap + 1
  * when it does not fit (the caller then treats the key as long). */
 size_t lv_redact_normalise(const char *key, size_t len, char *dst, size_t cap);

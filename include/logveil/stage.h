@@ -81,6 +81,8 @@ struct lv_line {
     enum lv_stream stream;
     int truncated;       /* cut at limits.max_line */
     struct lv_pos pos;
+    int masked;          /* a secret as a whole (the rest of a private key block
+                            past its record): the chain ships none of it */
 };
 
 struct lv_input {

@@ -1161,13 +1161,13 @@ static void run_built_line(struct run *r, struct rd *rd)
     else
         gen_json_line(&g);
     if (!(form & 1) && shape_of(text->data, text->len, &(bool){false}) == SHAPE_TEXT) {
-        struct lv_line bad = {text->data, text->len, 0, LV_STREAM_STDOUT, 0, {0, 0}};
+        struct lv_line bad = {text->data, text->len, 0, LV_STREAM_STDOUT, 0, {0, 0}, 0};
         fail(r, "generator bug: built JSON line is not an object", NULL, &bad, r->out.len);
     }
     if (!(form & 1) && wraps && (form & 32))
         wrap(r, rd, text, g.first_needle);
     struct lv_line line = {text->data, text->len, 0, (form & 8) ? LV_STREAM_STDERR : LV_STREAM_STDOUT,
-                           0, {0, 0}};
+                           0, {0, 0}, 0};
     if (g.cut) {
         line.len = text->len ? (rd_byte(rd) << 8 | rd_byte(rd)) % (text->len + 1) : 0;
         line.truncated = (form & 16) != 0;

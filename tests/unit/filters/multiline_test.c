@@ -29,6 +29,7 @@ struct got {
     int64_t time_ns;
     enum lv_stream stream;
     int truncated;
+    int masked;
     uint64_t end;
 };
 
@@ -52,6 +53,7 @@ static int collect(void *arg, const struct lv_line *line)
     g->time_ns = line->time_ns;
     g->stream = line->stream;
     g->truncated = line->truncated;
+    g->masked = line->masked;
     g->end = line->pos.end;
     return c->fail ? -EIO : 0;
 }
@@ -64,10 +66,11 @@ struct fixture {
     uint64_t end; /* position of the next line pushed */
 };
 
-static void setup(struct fixture *f, const char *pattern, int max_lines, size_t max_line)
+static void setup_rule(struct fixture *f, bool enabled, const char *pattern, int max_lines,
+                       size_t max_line)
 {
     char err[256] = "", text[64];
-    struct lv_multiline_conf conf = {.enabled = true, .timeout = 1.0, .max_lines = max_lines};
+    struct lv_multiline_conf conf = {.enabled = enabled, .timeout = 1.0, .max_lines = max_lines};
     if (pattern) /* NULL: the default */
         conf.pattern = strcpy(text, pattern);
     memset(f, 0, sizeof *f);
@@ -75,6 +78,11 @@ static void setup(struct fixture *f, const char *pattern, int max_lines, size_t 
     if (!f->rule)
         fail_msg("rule: %s", err);
     f->m = lv_multiline_new(f->rule);
+}
+
+static void setup(struct fixture *f, const char *pattern, int max_lines, size_t max_line)
+{
+    setup_rule(f, true, pattern, max_lines, max_line);
 }
 
 static void done(struct fixture *f)
@@ -88,7 +96,7 @@ static void done(struct fixture *f)
 static int push_line(struct fixture *f, const char *text, int64_t t, enum lv_stream st)
 {
     f->end += strlen(text) + 1;
-    struct lv_line l = {text, strlen(text), t, st, 0, {3, f->end}};
+    struct lv_line l = {text, strlen(text), t, st, 0, {3, f->end}, 0};
     return lv_multiline_push(f->m, &l, collect, &f->c);
 }
 
@@ -305,7 +313,7 @@ static void a_truncated_line_flags_the_record_it_joins(void **state)
     setup(&f, NULL, 500, 0);
     push(&f, "head");
     f.end += 6;
-    struct lv_line l = {" cut", 4, 0, LV_STREAM_STDOUT, 1, {3, f.end}};
+    struct lv_line l = {" cut", 4, 0, LV_STREAM_STDOUT, 1, {3, f.end}, 0};
     assert_int_equal(lv_multiline_push(f.m, &l, collect, &f.c), 0);
     flush(&f);
     assert_record(&f, 0, "head\n cut");
@@ -361,7 +369,7 @@ static void joiners_sharing_a_rule_keep_interleaved_streams_apart(void **state)
     (void)state;
     setup(&f, NULL, 500, 0);
     struct lv_multiline *err = lv_multiline_new(f.rule);
-    struct lv_line l = {"stderr head", 11, 0, LV_STREAM_STDERR, 0, {3, 1}};
+    struct lv_line l = {"stderr head", 11, 0, LV_STREAM_STDERR, 0, {3, 1}, 0};
     push(&f, "stdout head");
     lv_multiline_push(err, &l, collect, &f.c);
     push(&f, "  stdout more");
@@ -418,9 +426,113 @@ static void a_bad_pattern_is_reported_with_its_offset(void **state)
     lv_multiline_free(NULL);
 }
 
+/* ---- private key blocks -------------------------------------------------------------- */
+
+static const char *const key_lines[] = {
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+    "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK",
+    "LxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5Aa==",
+    "-----END RSA PRIVATE KEY-----",
+};
+
+static void a_private_key_block_joins_without_a_multiline_map(void **state)
+{
+    struct fixture f;
+    (void)state;
+    setup_rule(&f, false, NULL, 500, 0);
+    assert_int_equal(push(&f, "INFO loading"), 0); /* nothing else is held */
+    assert_int_equal(f.c.n, 1);
+    assert_int_equal(push(&f, key_lines[0]), 1);
+    for (size_t i = 1; i < LV_ARRAY_LEN(key_lines); i++)
+        assert_int_equal(push(&f, key_lines[i]), 0);
+    assert_int_equal(f.c.n, 2);
+    assert_string_equal(f.c.recs[1].data, "-----BEGIN RSA PRIVATE KEY-----\n"
+                                          "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+                                          "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n"
+                                          "LxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5Aa==\n"
+                                          "-----END RSA PRIVATE KEY-----");
+    assert_false(f.c.recs[1].masked);
+    assert_int_equal(push(&f, "INFO done"), 0);
+    assert_int_equal(f.c.n, 3);
+    done(&f);
+}
+
+static void a_block_with_a_logger_prefix_on_each_line_joins(void **state)
+{
+    struct fixture f;
+    (void)state;
+    setup_rule(&f, false, NULL, 500, 0);
+    push(&f, "2024-01-01 ERROR key: -----BEGIN PRIVATE KEY-----");
+    push(&f, "2024-01-01 ERROR MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7");
+    push(&f, "2024-01-01 ERROR -----END PRIVATE KEY-----");
+    assert_int_equal(f.c.n, 1);
+    done(&f);
+}
+
+static void a_line_that_is_no_key_body_ends_the_block(void **state)
+{
+    struct fixture f;
+    (void)state;
+    setup_rule(&f, false, NULL, 500, 0);
+    push(&f, key_lines[0]);
+    push(&f, key_lines[1]);
+    push(&f, "connection refused, retrying");
+    push(&f, "{\"level\":\"info\"}");
+    assert_int_equal(f.c.n, 3);
+    assert_record(&f, 0, "-----BEGIN RSA PRIVATE KEY-----\n"
+                         "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun");
+    assert_record(&f, 1, "connection refused, retrying");
+    done(&f);
+}
+
+static void a_block_past_its_record_goes_out_masked(void **state)
+{
+    struct fixture f;
+    (void)state;
+    setup_rule(&f, false, NULL, 2, 0); /* two lines a record */
+    for (size_t i = 0; i < LV_ARRAY_LEN(key_lines); i++)
+        push(&f, key_lines[i]);
+    assert_int_equal(f.c.n, 3);
+    assert_false(f.c.recs[0].masked); /* BEGIN and a line: the rule masks it */
+    assert_true(f.c.recs[1].masked);
+    assert_true(f.c.recs[2].masked);
+    /* a timeout before the END: what follows is masked too */
+    push(&f, key_lines[0]);
+    push(&f, key_lines[1]);
+    flush(&f);
+    push(&f, key_lines[2]);
+    push(&f, key_lines[4]);
+    assert_int_equal(f.c.n, 5);
+    assert_false(f.c.recs[3].masked);
+    assert_true(f.c.recs[4].masked);
+    assert_record(&f, 4, "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n"
+                         "-----END RSA PRIVATE KEY-----");
+    done(&f);
+}
+
+static void a_block_closed_on_its_own_line_is_no_block(void **state)
+{
+    struct fixture f;
+    (void)state;
+    setup_rule(&f, false, NULL, 500, 0);
+    push(&f, "-----BEGIN PRIVATE KEY----- MIIE -----END PRIVATE KEY-----");
+    push(&f, "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun");
+    assert_int_equal(f.c.n, 2);
+    /* a certificate is no private key */
+    push(&f, "-----BEGIN CERTIFICATE-----");
+    assert_int_equal(f.c.n, 3);
+    done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_private_key_block_joins_without_a_multiline_map),
+        cmocka_unit_test(a_block_with_a_logger_prefix_on_each_line_joins),
+        cmocka_unit_test(a_line_that_is_no_key_body_ends_the_block),
+        cmocka_unit_test(a_block_past_its_record_goes_out_masked),
+        cmocka_unit_test(a_block_closed_on_its_own_line_is_no_block),
         cmocka_unit_test(a_java_stack_trace_joins_into_one_record),
         cmocka_unit_test(a_python_traceback_joins_into_one_record),
         cmocka_unit_test(lines_that_do_not_continue_are_records_of_their_own),
