@@ -1203,17 +1203,22 @@ static void trim_bare_quotes(struct span *sp, const struct nest_level *lv, const
     }
 }
 
+/* Is s[at] escaped: after an odd run of backslashes? */
+static bool escaped_at(const char *s, size_t at)
+{
+    size_t k = at;
+    while (k > 0 && s[k - 1] == '\\')
+        k--;
+    return (at - k) % 2 == 1;
+}
+
 /* A span from text decoded as a whole is cut at the quotes written bare in
  * the encoded text (its own JSON's: they stay, each piece is replaced). */
 static int split_at_bare_quotes(struct lv_redactor *r, size_t first, const char *s)
 {
     for (size_t i = first; i < r->nspans; i++) {
         for (size_t q = r->spans[i].start; q < r->spans[i].end; q++) {
-            if (s[q] == '\\') {
-                q++;
-                continue;
-            }
-            if (s[q] != '"')
+            if (s[q] != '"' || escaped_at(s, q))
                 continue;
             struct span rest = r->spans[i];
             r->spans[i].end = q;
@@ -1278,10 +1283,10 @@ static int find_decoded(struct lv_redactor *r, const char *s, size_t start, size
     if (lv_json_unescape(s + start, end - start, true, &lv->text, &lv->map, &lv->mapcap) < 0)
         return -EIO;
     size_t first = r->nspans;
-    int n = find_level(r, NULL, lv->text.data, lv->text.len, depth + 1, cut);
-    if (n < 0 || lift(r, first, lv, s, start, whole) < 0)
+    if (find_level(r, NULL, lv->text.data, lv->text.len, depth + 1, cut) < 0 ||
+        lift(r, first, lv, s, start, whole) < 0)
         return -EIO;
-    return n;
+    return 0;
 }
 
 struct nest_walk {
@@ -1380,16 +1385,7 @@ static uint64_t top_rules(struct lv_redactor *r, const struct lv_scan *scan, con
  * one text: a string or text line (depth 0, with the line's scan), or text
  * decoded from one. Every rule runs on the text as it is, so one rule's
  * replacement cannot hide from another the words it needs ("Bearer
- * password: x"). Returns the number of redactions, or -EIO. */
-/* Is s[at] escaped: after an odd run of backslashes? */
-static bool escaped_at(const char *s, size_t at)
-{
-    size_t k = at;
-    while (k > 0 && s[k - 1] == '\\')
-        k--;
-    return (at - k) % 2 == 1;
-}
-
+ * password: x"). The spans go to r->spans; returns 0 or -EIO. */
 /* The start of the escape sequence that holds s[at], or at. */
 static size_t escape_start(const char *s, size_t len, size_t at)
 {
@@ -1421,10 +1417,11 @@ static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const c
                       int depth, bool cut)
 {
     size_t first = r->nspans;
-    int total = find_level_spans(r, scan, s, len, depth, cut);
-    if (total >= 0 && memchr(s, '\\', len))
+    if (find_level_spans(r, scan, s, len, depth, cut) < 0)
+        return -EIO;
+    if (memchr(s, '\\', len))
         align_spans(r, first, s, len);
-    return total;
+    return 0;
 }
 
 static int find_level_spans(struct lv_redactor *r, const struct lv_scan *scan, const char *s,
@@ -1441,33 +1438,22 @@ static int find_level_spans(struct lv_redactor *r, const struct lv_scan *scan, c
         run = own.rules & r->all_rules;
         keys = own.keys;
     }
-    int total = 0;
     for (; run; run &= run - 1) {
         size_t i = (size_t)__builtin_ctzll(run);
         /* (A text cut short may end before that character: a partial
          * match still counts.) */
         if (r->rules[i].needs && !cut && !memchr(s, r->rules[i].needs, len))
             continue;
-        int n = find_spans(r, i, s, len, cut);
-        if (n < 0)
-            return n;
-        total += n;
+        if (find_spans(r, i, s, len, cut) < 0)
+            return -EIO;
     }
-    if (keys && r->nkeys && lv_nested_possible(s, len)) {
-        int n = find_nested(r, s, len, depth, cut);
-        if (n < 0)
-            return n;
-        total += n;
-    }
+    if (keys && r->nkeys && lv_nested_possible(s, len) && find_nested(r, s, len, depth, cut) < 0)
+        return -EIO;
     /* Escaped text (JSON serialised into a string, or quoted in a line) is
      * also read decoded, as a text of its own. */
-    if (depth + 1 < NEST_LEVELS && memchr(s, '\\', len) && lv_json_has_escape(s, len)) {
-        int n = find_decoded(r, s, 0, len, depth, cut, true);
-        if (n < 0)
-            return n;
-        total += n;
-    }
-    return total;
+    if (depth + 1 < NEST_LEVELS && memchr(s, '\\', len) && lv_json_has_escape(s, len))
+        return find_decoded(r, s, 0, len, depth, cut, true);
+    return 0;
 }
 
 int lv_redact_find(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len)
