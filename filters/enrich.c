@@ -234,30 +234,6 @@ static long hex_n(const char *s, int n)
     return v;
 }
 
-static size_t put_utf8(char *d, long cp)
-{
-    if (cp < 0x80) {
-        d[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (char)(0xC0 | cp >> 6);
-        d[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xE0 | cp >> 12);
-        d[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        d[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    d[0] = (char)(0xF0 | cp >> 18);
-    d[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    d[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    d[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* One Go escape at s (s[0] is the backslash, `avail` bytes readable):
  * writes its bytes at d and returns how many input bytes it used, or 0 when
  * it is not an escape this reads. */
@@ -280,7 +256,7 @@ static size_t go_escape(const char *s, size_t avail, char *d, size_t *written)
         *d = (char)cp; /* \xHH is a byte, not a code point */
         *written = 1;
     } else {
-        *written = put_utf8(d, cp);
+        *written = lv_utf8_put((unsigned long)cp, d);
     }
     return 2 + (size_t)width;
 }

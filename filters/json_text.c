@@ -157,30 +157,6 @@ bool lv_json_has_escape(const char *s, size_t len)
     return false;
 }
 
-static size_t utf8_put(unsigned long cp, char *b)
-{
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        b[0] = (char)(0xc0 | cp >> 6);
-        b[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        b[0] = (char)(0xe0 | cp >> 12);
-        b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        b[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    b[0] = (char)(0xf0 | cp >> 18);
-    b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    b[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    b[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* The escape at s[i] (a backslash): its decoded bytes in b, their count in
  * *n, and the number of raw bytes it takes; 0 when it is not valid. */
 static size_t decode_escape(const char *s, size_t len, size_t i, char *b, size_t *n)
@@ -201,11 +177,11 @@ static size_t decode_escape(const char *s, size_t len, size_t i, char *b, size_t
     if (is_high(u)) {
         long lo = unit_at(s, len, i + 6);
         if (is_low(lo)) {
-            *n = utf8_put(0x10000 + ((unsigned long)(u - 0xd800) << 10) + (unsigned long)(lo - 0xdc00), b);
+            *n = lv_utf8_put(0x10000 + ((unsigned long)(u - 0xd800) << 10) + (unsigned long)(lo - 0xdc00), b);
             return 12;
         }
     }
-    *n = utf8_put(is_high(u) || is_low(u) ? 0xfffd : (unsigned long)u, b);
+    *n = lv_utf8_put(is_high(u) || is_low(u) ? 0xfffd : (unsigned long)u, b);
     return 6;
 }
 

@@ -18,6 +18,9 @@
 int lv_json_string(struct lv_buf *out, const char *s, size_t len, bool *repaired);
 /* The same without the surrounding quotes. */
 int lv_json_string_body(struct lv_buf *out, const char *s, size_t len, bool *repaired);
+/* Writes code point `cp` (<= 0x10FFFF) as UTF-8 at `out` (room for 4);
+ * returns the bytes written. */
+size_t lv_utf8_put(unsigned long cp, char *out);
 /* Length of the valid UTF-8 sequence starting at s (1-4), or 0 if invalid. */
 size_t lv_utf8_seq_len(const unsigned char *s, size_t avail);
 
