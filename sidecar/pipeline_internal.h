@@ -88,6 +88,7 @@ struct lv_pipeline {
     bool spilling;  /* inside spill_retries() */
     bool abandoning; /* inside lv_queue_abandon() */
     bool spool_ok;  /* the last append worked: spill rather than pause */
+    bool drop_logged; /* the buffer policy's drops were logged (once an episode) */
     struct lv_spool *spool;
     ev_timer replay_timer;
 

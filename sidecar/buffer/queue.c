@@ -177,9 +177,22 @@ void lv_queue_drop_records(struct lv_batch *b, size_t from, size_t to, enum lv_d
         lv_metrics_drop(reason, (enum lv_level)b->recs[r].level);
 }
 
+/* The buffer policy drops records: said once per episode, when it starts
+ * (the count is in the metrics), and again when there is room. */
+static void dropping(struct lv_pipeline *p)
+{
+    static const char *const names[] = {"block", "drop_newest", "drop_oldest", "shed"};
+    if (p->drop_logged)
+        return;
+    p->drop_logged = true;
+    lv_warn("buffer full (%zu bytes held, max_bytes %zu): when_full %s drops records, "
+            "counted in logveil_records_dropped_total{reason=\"buffer\"}",
+            p->held_bytes, p->max_bytes, names[p->conf->when_full]);
+}
+
 /* shed: removes records at or below `max_level` that no rule keeps, never
  * WARN and above, and compacts the batch. */
-static void shed(struct lv_batch *b, enum lv_level max_level)
+static void shed(struct lv_pipeline *p, struct lv_batch *b, enum lv_level max_level)
 {
     size_t kept = 0, out = 0;
     for (size_t r = 0; r < b->n; r++) {
@@ -187,6 +200,7 @@ static void shed(struct lv_batch *b, enum lv_level max_level)
         bool lose = !rec.keep && rec.level != LV_LEVEL_UNKNOWN && rec.level <= max_level;
         if (lose) {
             lv_metrics_drop(LV_DROP_BUFFER, (enum lv_level)rec.level);
+            dropping(p);
             continue;
         }
         memmove(b->data.data + out, b->data.data + rec.off, rec.len + 1u);
@@ -210,6 +224,7 @@ static void drop_oldest(struct lv_pipeline *p)
             q->head = (q->head + 1) % q->cap;
             q->n--;
             lv_queue_drop_records(old, 0, old->n, LV_DROP_BUFFER); /* lost for this output */
+            dropping(p);
             lv_queue_settle(p, old, i);
         }
     }
@@ -224,6 +239,7 @@ static void when_full(struct lv_pipeline *p, struct lv_batch *b)
     switch (p->conf->when_full) {
     case LV_FULL_DROP_NEWEST:
         lv_queue_drop_records(b, 0, b->n, LV_DROP_BUFFER);
+        dropping(p);
         b->n = 0;
         b->data.len = 0;
         break;
@@ -231,7 +247,7 @@ static void when_full(struct lv_pipeline *p, struct lv_batch *b)
         drop_oldest(p);
         break;
     case LV_FULL_SHED:
-        shed(b, p->held_bytes >= p->max_bytes + p->max_bytes / 8 ? LV_LEVEL_INFO
+        shed(p, b, p->held_bytes >= p->max_bytes + p->max_bytes / 8 ? LV_LEVEL_INFO
                                                                   : LV_LEVEL_DEBUG);
         break;
     case LV_FULL_BLOCK:
@@ -268,6 +284,10 @@ void lv_queue_update_pause(struct lv_pipeline *p)
     bool in_flight = p->batches_out > 0;
     bool over = in_flight && used >= pause_at(p);
     bool under = !in_flight || p->held_bytes <= p->max_bytes / 2;
+    if (p->drop_logged && under) {
+        p->drop_logged = false;
+        lv_info("buffer has room again (%zu bytes held)", p->held_bytes);
+    }
     if (!p->paused && over && !p->stopping) {
         p->paused = true;
         lv_metrics.input_paused_total++;

@@ -21,9 +21,10 @@ Scenarios, by issue 14 item (--only picks some by name):
                             block, INFO sampled away: the checkpoint stays
                             before the first WARN; kill -9, restart with the
                             output up: every WARN arrives
-  ring_drop_newest       1  the same under drop_newest with a 1 MiB budget:
-                            missing == dropped{buffer} exactly, and no
-                            checkpoint passed a record delivered only later
+  ring_drop_newest,      1  the same under drop_newest, drop_oldest and shed
+  ring_drop_oldest,         with a 1 MiB budget: missing == dropped{buffer}
+  ring_shed                 exactly, and no checkpoint passed a record
+                            delivered only later
   ring_spool_kill        1  the same with a spool, kill -9 while spilling:
                             nothing missing after the restart
   spool_restarts         8  three restarts while the output stays down: the
@@ -35,6 +36,8 @@ Scenarios, by issue 14 item (--only picks some by name):
                             gets everything, the other's losses are counted
   spool_corrupt         12  a payload byte flipped in a spooled frame: its
                             records are counted as dropped{spool_corrupt}
+  kill_during_replay     8  kill -9 while a spool is replayed: nothing missing,
+                            duplicates within the batches in flight
   kill_random           1   kill -9 three times at random moments while the
                             output flaps (spill, replay, checkpoint writes):
                             nothing missing, duplicates bounded
@@ -377,12 +380,16 @@ def ring_block_sampled(args, c, tmp):
     c.check("ring_block_sampled: no WARN twice", dups == 0, "%d duplicates" % dups)
 
 
-def ring_drop_newest(args, c, tmp):
-    """drop_newest, 1 MiB, output down for thousands of batches, then up."""
+def ring_policy(args, c, tmp, policy):
+    """Output down for thousands of one-line batches under a dropping policy
+    with a 1 MiB budget, then up: what was lost is exactly what was counted,
+    and no checkpoint taken during the outage passed a record that was
+    delivered only after it (a record still held, not settled)."""
+    name = "ring_" + policy
     n = 12000
     out = Switch(tmp, "out")
     text = config(inputs=tail_input(), outputs="[{type: file, path: %s}]" % out.link,
-                  buffer="{max_bytes: 1MiB, when_full: drop_newest}")
+                  buffer="{max_bytes: 1MiB, when_full: %s}" % policy)
     log = LogFile(os.path.join(tmp, "logs", "0.log"))
     sc = Sidecar(args, tmp, text)
     sc.ready()
@@ -391,7 +398,7 @@ def ring_drop_newest(args, c, tmp):
     w = SlowWriter(log, n)
     w.start()
     w.join(60)
-    c.check("ring_drop_newest: every line is read", wait_read(sc, n))
+    c.check("%s: every line is read" % name, wait_read(sc, n))
     time.sleep(1.5)
     ck = watch.stop()
     batches = sc.value("logveil_batches_total")
@@ -405,15 +412,28 @@ def ring_drop_newest(args, c, tmp):
     got = seqs_of(out.real)
     missing, dups, _ = tally(got, range(n))
     first = log.first_start(set(got))
-    figure("ring_drop_newest: %d batches, %d dropped, %d delivered after recovery, "
-           "checkpoint during the outage %d, first record delivered later starts at %d"
-           % (batches, dropped, len(got), ck, first))
-    c.check("ring_drop_newest: the checkpoint never passed a record delivered only later",
+    figure("%s: %d batches, %d dropped, %d delivered after recovery, checkpoint during the "
+           "outage %d, first record delivered later starts at %d"
+           % (name, batches, dropped, len(got), ck, first))
+    c.check("%s: the checkpoint never passed a record delivered only later" % name,
             ck <= first, "checkpoint %d > %d" % (ck, first))
-    c.check("ring_drop_newest: missing == dropped{buffer} (%d, %d)" % (len(missing), dropped),
+    c.check("%s: missing == dropped{buffer} (%d, %d)" % (name, len(missing), dropped),
             len(missing) == dropped)
-    c.check("ring_drop_newest: no duplicates", dups == 0, str(dups))
+    c.check("%s: no duplicates" % name, dups == 0, str(dups))
+    c.check("%s: the drops are logged" % name, "drops records" in sc.log())
     sc.term()
+
+
+def ring_drop_newest(args, c, tmp):
+    ring_policy(args, c, tmp, "drop_newest")
+
+
+def ring_drop_oldest(args, c, tmp):
+    ring_policy(args, c, tmp, "drop_oldest")
+
+
+def ring_shed(args, c, tmp):
+    ring_policy(args, c, tmp, "shed")
 
 
 def ring_spool_kill(args, c, tmp):
@@ -624,6 +644,101 @@ def spool_corrupt(args, c, tmp):
     c.check("spool_corrupt: the log says so", "spool" in sc.log() and "damaged" in sc.log())
 
 
+class FifoReader(threading.Thread):
+    """Reads a FIFO at about `rate` bytes a second, across writers coming and
+    going, and parses its lines. A line torn by a writer killed mid-record
+    and glued to the next one is counted as torn, and the whole record at its
+    end is still read (it was written whole by the next writer)."""
+
+    def __init__(self, path, rate):
+        super().__init__(daemon=True)
+        self.path, self.rate = path, rate
+        os.mkfifo(path)
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.seqs, self.torn, self.buf = [], 0, b""
+        self.halt = threading.Event()
+
+    def run(self):
+        chunk = max(1, int(self.rate / 50))
+        while not self.halt.is_set():
+            try:
+                data = os.read(self.fd, chunk)
+            except BlockingIOError:
+                data = b""
+            self.buf += data
+            *lines, self.buf = self.buf.split(b"\n")
+            for line in lines:
+                self.parse(line)
+            self.halt.wait(0.02)
+
+    def parse(self, line):
+        try:
+            self.seqs.append(json.loads(line)["seq"])
+            return
+        except (ValueError, KeyError):
+            pass
+        self.torn += 1
+        at = line.rfind(b'{"seq":')
+        try:
+            self.seqs.append(json.loads(line[at:])["seq"])
+        except (ValueError, KeyError):
+            pass
+
+    def stop(self):
+        self.halt.set()
+        self.join(2)
+        os.close(self.fd)
+
+
+def kill_during_replay(args, c, tmp):
+    """A spool of 20,000 records (6 MB) is replayed into a FIFO read at 2 MB/s;
+    kill -9 in the middle. Frames already delivered are marked done in place,
+    so the next run replays only what was not: duplicates stay within the
+    batches in flight at the kill, and the replay stays in order."""
+    n = 20000
+    rnd = random.Random(SEED + 3)
+    out = Switch(tmp, "out")
+    text = config(inputs=tail_input(), outputs="[{type: file, path: %s}]" % out.link,
+                  buffer="{max_bytes: 1MiB, spool_dir: @TMP@/spool}", shutdown=2)
+    log = LogFile(os.path.join(tmp, "logs", "0.log"))
+    for k in range(40):
+        write_burst(log, k * n // 40, n // 40)
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    wait_read(sc, n)
+    time.sleep(1.5)
+    sc.term()
+    spooled = spool_bytes(tmp)
+    reader = FifoReader(os.path.join(tmp, "out.fifo"), 2 * MIB)
+    reader.start()
+    out.point(reader.path)
+    sc = Sidecar(args, tmp, text)
+    harness.wait_for(lambda: reader.seqs, 10, 0.01)
+    time.sleep(rnd.uniform(0.3, 1.5))
+    sc.kill9()
+    before = len(reader.seqs)
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    harness.wait_for(lambda: len(set(reader.seqs)) >= n, 40, 0.2)
+    time.sleep(0.5)
+    sc.term()
+    reader.stop()
+    got = reader.seqs
+    missing, dups, _ = tally(got, range(n))
+    figure("kill_during_replay: spool %s; killed after %d of %d records replayed; %d "
+           "duplicates, %d torn lines" % (spooled, before, n, dups, reader.torn))
+    c.check("kill_during_replay: killed in the middle of the replay", 0 < before < n,
+            str(before))
+    c.check("kill_during_replay: nothing missing", not missing, ranges(missing))
+    c.check("kill_during_replay: duplicates only from the batches in the pipe at the kill "
+            "(%d <= 2 x 1000)" % dups, dups <= 2 * 1000)
+    descents = [i for i in range(1, len(got)) if got[i] < got[i - 1]]
+    c.check("kill_during_replay: each run replays in order (one step back, where the "
+            "second starts)", len(descents) <= 1, str(descents[:5]))
+    c.check("kill_during_replay: the spool is empty at the end", spool_bytes(tmp)[0] == 0,
+            str(spool_bytes(tmp)))
+
+
 def kill_random(args, c, tmp):
     n = 20000
     rnd = random.Random(SEED + 1)
@@ -688,6 +803,28 @@ def cri_split(stream, content, split=16384):
 def docker(stream, log_text):
     return (json.dumps({"log": log_text, "stream": stream,
                         "time": "2024-05-01T10:00:00.123456789Z"}) + "\n").encode()
+
+
+_SANITIZED = {}
+
+
+def sanitized(binary):
+    """Whether `binary` was built with AddressSanitizer: its RSS is then the
+    sanitizer's (a quarantine of freed memory), not logveil's."""
+    if binary not in _SANITIZED:
+        with open(binary, "rb") as f:
+            _SANITIZED[binary] = b"AddressSanitizer" in f.read()
+    return _SANITIZED[binary]
+
+
+def check_rss(args, c, name, ok, detail=""):
+    """An RSS bound: checked in normal builds; under ASan the figure is
+    printed and the bound not checked (the scenario still runs, for memory
+    errors)."""
+    if sanitized(args.binary):
+        print("skip %s (ASan build: RSS is the sanitizer's)" % name, flush=True)
+        return True
+    return c.check(name, ok, detail)
 
 
 class Rss:
@@ -808,10 +945,10 @@ def docker_big_lines(args, c, tmp):
            % (idle, peak, after))
     c.check("docker_big_lines: every record arrives", ok and not missing, ranges(missing))
     limit = idle + 4 * 1024 + 16 * 1024
-    c.check("docker_big_lines: peak RSS <= idle + budget + 16 MiB (%d <= %d KiB)"
-            % (peak, limit), peak <= limit)
-    c.check("docker_big_lines: RSS comes back down after delivery (%d KiB <= idle + 8 MiB)"
-            % after, after <= idle + 8 * 1024)
+    check_rss(args, c, "docker_big_lines: peak RSS <= idle + budget + 16 MiB (%d <= %d KiB)"
+              % (peak, limit), peak <= limit)
+    check_rss(args, c, "docker_big_lines: RSS comes back down after delivery "
+              "(%d KiB <= idle + 8 MiB)" % after, after <= idle + 8 * 1024)
     sc.term()
 
 
@@ -865,9 +1002,9 @@ def rss_scenario(args, c, tmp, fmt):
     overhead = 24 * 1024  # KiB: batch buffers, read buffers, partial lines, one max_line
     figure("%s: idle %d KiB, peak %d KiB with a %d KiB budget" % (name, idle, peak,
                                                                  budget // 1024))
-    c.check("%s: RSS <= idle + budget + fixed overhead (%d <= %d KiB)"
-            % (name, peak, idle + budget // 1024 + overhead),
-            peak <= idle + budget // 1024 + overhead)
+    check_rss(args, c, "%s: RSS <= idle + budget + fixed overhead (%d <= %d KiB)"
+              % (name, peak, idle + budget // 1024 + overhead),
+              peak <= idle + budget // 1024 + overhead)
     out.up()
     ok = harness.wait_for(lambda: len(set(seqs_of(out.real))) >= seq, 60, 0.2)
     rss.stop()
@@ -1050,8 +1187,9 @@ def file_torn_tail(args, c, tmp):
     c.check("file_torn_tail: ... and nothing is missing", not missing, ranges(missing))
 
 
-SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_spool_kill, spool_restarts,
-             fanout_spool_sigterm, fanout_drop_oldest, spool_corrupt, kill_random,
+SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_drop_oldest, ring_shed, ring_spool_kill,
+             spool_restarts, fanout_spool_sigterm, fanout_drop_oldest, spool_corrupt,
+             kill_during_replay, kill_random,
              partial_cri_files, stdin_over_budget, docker_big_lines, rss_json, rss_cri,
              rss_docker, cri_partial_forever, stdout_stalled, fifo_stalled, file_torn_tail]
 
