@@ -76,8 +76,11 @@ struct lv_output_type {
     void (*destroy)(struct lv_output *out);
 };
 
-/* Reports the outcome of a submitted batch. `outcomes` gives one outcome per
- * record when they differ (Elasticsearch items); NULL means all `outcome`. */
+/* Reports the outcome of a submitted batch, once. `outcomes` gives one
+ * outcome per record when they differ (Elasticsearch items); NULL means all
+ * `outcome`. Rejected records are counted (reason rejected); records to
+ * retry, when not all of them, are offered again as a part of the batch
+ * holding just them, so what went is never sent twice. */
 void lv_output_done(struct lv_output *out, struct lv_batch *b, enum lv_outcome outcome,
                     const uint8_t *outcomes);
 

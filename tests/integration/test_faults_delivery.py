@@ -813,7 +813,7 @@ def sanitized(binary):
     sanitizer's (a quarantine of freed memory), not logveil's."""
     if binary not in _SANITIZED:
         with open(binary, "rb") as f:
-            _SANITIZED[binary] = b"AddressSanitizer" in f.read()
+            _SANITIZED[binary] = b"__asan_init" in f.read()
     return _SANITIZED[binary]
 
 
