@@ -144,6 +144,7 @@ static int setup_outputs(struct lv_pipeline *p, char *err, size_t errlen)
     p->all_outputs = p->noutputs == 32 ? UINT32_MAX : (UINT32_C(1) << p->noutputs) - 1;
     p->outputs = lv_xcalloc(p->noutputs, sizeof *p->outputs);
     p->retry = lv_xcalloc(p->noutputs, sizeof *p->retry);
+    p->inflight = lv_xcalloc(p->noutputs, sizeof *p->inflight);
     for (size_t i = 0; i < p->noutputs; i++) {
         const struct lv_output_conf *oc = &conf->outputs[i];
         const struct lv_output_type *t = lv_registry_output(oc->kind);
@@ -239,6 +240,7 @@ void lv_pipeline_free(struct lv_pipeline *p)
     free(p->dirty);
     free(p->outputs);
     free(p->retry);
+    free(p->inflight);
     lv_chain_free(p->chain);
     free(p);
 }

@@ -80,6 +80,7 @@ struct lv_pipeline {
     struct lv_batch *free_list;
     size_t nfree;
     size_t batches_out; /* submitted, not yet settled (parts included) */
+    size_t *inflight;   /* by output: batches pending for it (in its hands or retry queue) */
     size_t held_bytes;  /* buffer bytes of those batches */
     size_t max_bytes;
     bool paused;

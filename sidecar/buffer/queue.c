@@ -151,6 +151,8 @@ static void offer(struct lv_pipeline *p, struct lv_batch *b, uint32_t outputs)
     lv_ack_batch_open(b, outputs);
     p->batches_out++;
     p->held_bytes += batch_bytes(b);
+    for (size_t i = 0; i < p->noutputs; i++)
+        p->inflight[i] += (outputs >> i) & 1;
     /* b lives until the last output in the mask, offered last, settles it. */
     for (size_t i = 0; i < p->noutputs; i++)
         if (outputs & (UINT32_C(1) << i))
@@ -166,6 +168,7 @@ struct lv_batch *lv_queue_split(struct lv_pipeline *p, struct lv_batch *b, size_
     part->rereadable = b->rereadable;
     p->batches_out++;
     p->held_bytes += batch_bytes(part);
+    p->inflight[i]++;
     return part;
 }
 
@@ -380,18 +383,29 @@ static bool spill_retries(struct lv_pipeline *p)
     return ok;
 }
 
+/* Outputs that still hold batches, in their hands or for a retry. */
+static uint32_t busy(const struct lv_pipeline *p)
+{
+    uint32_t outputs = 0;
+    for (size_t i = 0; i < p->noutputs; i++)
+        outputs |= (uint32_t)(p->inflight[i] > 0) << i;
+    return outputs;
+}
+
 /* With a spool, a new batch goes to disk for the outputs whose older
- * batches wait there (their order), and for every output when memory is
- * spent even after the batches waiting for a retry went to disk. Returns
- * the outputs it is still to be offered to. */
+ * batches wait there (their order), and, when memory is spent even after
+ * the batches waiting for a retry went to disk, for the outputs that still
+ * hold batches: the memory is theirs, and an idle output is not made to
+ * wait for them. Returns the outputs it is still to be offered to. */
 static uint32_t spill(struct lv_pipeline *p, struct lv_batch *b)
 {
     if (!p->spool || b->n == 0 || p->stopping)
         return p->all_outputs;
     if (p->held_bytes >= p->max_bytes)
         spill_retries(p);
-    uint32_t to_disk =
-        p->held_bytes >= p->max_bytes ? p->all_outputs : lv_spool_backlog(p->spool);
+    uint32_t to_disk = lv_spool_backlog(p->spool);
+    if (p->held_bytes >= p->max_bytes)
+        to_disk |= busy(p) ? busy(p) : p->all_outputs;
     if (!to_disk)
         return p->all_outputs;
     int rc = lv_spool_append(p->spool, b, to_disk);
@@ -526,6 +540,8 @@ void lv_queue_settle(struct lv_pipeline *p, struct lv_batch *b, size_t i)
     while (b) {
         if (b->spool_id && !p->abandoning)
             lv_spool_done(p->spool, b, (unsigned)i);
+        assert(p->inflight[i] > 0);
+        p->inflight[i]--;
         if (!lv_ack_batch_done(b, (unsigned)i))
             break;
         struct lv_batch *parent = b->parent;

@@ -32,6 +32,8 @@ Scenarios, by issue 14 item (--only picks some by name):
                             is kept
   fanout_spool_sigterm  11  two outputs, one down, spool, SIGTERM: the healthy
                             output gets every record exactly once
+  fanout_stalled_fifo   11  a file and a FIFO whose reader stalls, spool: the file
+                            gets everything; the FIFO everything after a restart
   fanout_drop_oldest        two outputs, one down, no spool: the healthy one
                             gets everything, the other's losses are counted
   spool_corrupt         12  a payload byte flipped in a spooled frame: its
@@ -554,6 +556,50 @@ def fanout_spool_sigterm(args, c, tmp):
             in_order(seqs_of(bad.real)) is None)
 
 
+def fanout_stalled_fifo(args, c, tmp):
+    """Two outputs, a file and a FIFO whose reader stalls, with a spool and a
+    1 MiB budget the FIFO output soon holds all of: the file keeps getting
+    every record; at SIGTERM what the FIFO output holds goes to the spool;
+    the next run, with the reader back, gives the FIFO every record, the
+    file none twice."""
+    n = 5000
+    good = Switch(tmp, "good", up=True)
+    reader = FifoReader(os.path.join(tmp, "out.fifo"), 8 * MIB, reading=False)
+    reader.start()
+    outs = "[{type: file, name: good, path: %s}, {type: file, name: fifo, path: %s}]" % (
+        good.link, reader.path)
+    text = config(inputs=tail_input(), outputs=outs,
+                  buffer="{max_bytes: 1MiB, spool_dir: @TMP@/spool}", shutdown=2)
+    log = LogFile(os.path.join(tmp, "logs", "0.log"))
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    for k in range(20):
+        write_burst(log, k * n // 20, n // 20)
+        time.sleep(0.05)
+    ok = harness.wait_for(lambda: len(seqs_of(good.real)) >= n, 20, 0.2)
+    c.check("fanout_stalled_fifo: the file gets every record while the FIFO is stalled",
+            ok, "%d of %d" % (len(seqs_of(good.real)), n))
+    rc, secs = sc.term(timeout=15)
+    c.check("fanout_stalled_fifo: SIGTERM exits within shutdown_timeout + 2 s (%.1f s)" % secs,
+            rc is not None and secs <= 4.0)
+    reader.reading.set()
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    harness.wait_for(lambda: len(set(reader.seqs)) >= n, 30, 0.2)
+    time.sleep(0.5)
+    sc.term()
+    reader.stop()
+    missing, dups, _ = tally(reader.seqs, range(n))
+    figure("fanout_stalled_fifo: FIFO: %d duplicates, %d torn lines" % (dups, reader.torn))
+    c.check("fanout_stalled_fifo: the FIFO gets every record after the restart", not missing,
+            ranges(missing))
+    c.check("fanout_stalled_fifo: ... none twice but a record torn at the deadline",
+            dups <= reader.torn, "%d dups, %d torn" % (dups, reader.torn))
+    missing, dups, _ = tally(seqs_of(good.real), range(n))
+    c.check("fanout_stalled_fifo: the file has every record once", not missing and dups == 0,
+            "missing %s, %d dups" % (ranges(missing), dups))
+
+
 def fanout_drop_oldest(args, c, tmp):
     n = 20000
     good = Switch(tmp, "good", up=True)
@@ -650,17 +696,23 @@ class FifoReader(threading.Thread):
     and glued to the next one is counted as torn, and the whole record at its
     end is still read (it was written whole by the next writer)."""
 
-    def __init__(self, path, rate):
+    def __init__(self, path, rate, reading=True):
         super().__init__(daemon=True)
         self.path, self.rate = path, rate
         os.mkfifo(path)
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self.seqs, self.torn, self.buf = [], 0, b""
         self.halt = threading.Event()
+        self.reading = threading.Event()  # clear: stalled, the FIFO fills
+        if reading:
+            self.reading.set()
 
     def run(self):
         chunk = max(1, int(self.rate / 50))
         while not self.halt.is_set():
+            if not self.reading.is_set():
+                self.halt.wait(0.05)
+                continue
             try:
                 data = os.read(self.fd, chunk)
             except BlockingIOError:
@@ -1188,7 +1240,8 @@ def file_torn_tail(args, c, tmp):
 
 
 SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_drop_oldest, ring_shed, ring_spool_kill,
-             spool_restarts, fanout_spool_sigterm, fanout_drop_oldest, spool_corrupt,
+             spool_restarts, fanout_spool_sigterm, fanout_stalled_fifo, fanout_drop_oldest,
+             spool_corrupt,
              kill_during_replay, kill_random,
              partial_cri_files, stdin_over_budget, docker_big_lines, rss_json, rss_cri,
              rss_docker, cri_partial_forever, stdout_stalled, fifo_stalled, file_torn_tail]
