@@ -551,7 +551,8 @@ static void docker_memory_goes_back_to_the_idle_size_after_a_long_line(void **st
             line[len++] = 'x';
         }
     }
-    len += (size_t)sprintf(line + len, "\\n\",\"stream\":\"stdout\",\"time\":\"2024-05-01T08:00:00Z\"}");
+    len += (size_t)sprintf(line + len,
+                           "\\n\",\"stream\":\"stdout\",\"time\":\"2024-05-01T08:00:00Z\"}");
     assert_int_equal(lv_frame_feed(f, line, len / 2, collect, &c), 0);
     assert_true(lv_frame_bytes(f) >= len / 2); /* the partial line counts */
     assert_int_equal(lv_frame_feed(f, line + len / 2, len - len / 2, collect, &c), 0);
