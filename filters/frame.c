@@ -17,6 +17,7 @@ struct join {
     int64_t time_ns;
     int truncated;
     int active;
+    int discarding;   /* sent at max_line: its remaining fragments are dropped */
 };
 
 struct lv_frame {
@@ -59,7 +60,7 @@ struct lv_frame *lv_frame_new(enum lv_format format, size_t max_line, uint32_t s
     for (int i = 0; i < 2; i++)
         lv_buf_init(&f->join[i].buf, 0, f->max_line);
     if (format == LV_FORMAT_DOCKER) {
-        lv_arena_init(&f->arena, 32 * 1024);
+        lv_arena_init(&f->arena, LV_FRAME_ARENA_BYTES);
         lv_buf_init(&f->dk_copy, 0, raw_cap(f));
         lv_buf_init(&f->dk_fixed, 0, raw_cap(f));
     }
@@ -86,11 +87,9 @@ uint64_t lv_frame_offset(const struct lv_frame *f)
 
 /* A buffer grown by one long line gives its memory back once it is empty,
  * so that many sources do not each keep a line's worth. */
-#define KEEP_BYTES (64 * 1024)
-
 static void shrink(struct lv_buf *b)
 {
-    if (b->len || b->cap <= KEEP_BYTES)
+    if (b->len || b->cap <= LV_FRAME_KEEP_BYTES)
         return;
     size_t limit = b->limit;
     lv_buf_free(b);
@@ -108,7 +107,7 @@ uint64_t lv_frame_pending_start(const struct lv_frame *f)
 
 size_t lv_frame_bytes(const struct lv_frame *f)
 {
-    return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap;
+    return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap + f->dk_copy.cap + f->arena.size;
 }
 
 /* ---- joining fragments ---------------------------------------------------------- */
@@ -147,19 +146,43 @@ static int emit_line(struct lv_frame *f, const char *s, size_t len, int64_t t, e
     return emit(arg, &line);
 }
 
-/* A fragment arrives; `last` ends the line. */
+/* Sends what a join holds and ends it; `discard`: drop what still belongs
+ * to the line up to its end. */
+static int join_emit(struct lv_frame *f, struct join *j, enum lv_stream st, int discard,
+                     lv_frame_emit_fn *emit, void *arg)
+{
+    j->active = 0;
+    j->discarding = discard;
+    int rc = emit_line(f, j->buf.data, j->buf.len, j->time_ns, st, j->truncated, emit, arg);
+    j->buf.len = 0;
+    shrink(&j->buf);
+    return rc;
+}
+
+/* A fragment arrives; `last` ends the line. A line that reaches max_line is
+ * sent at once (truncated): nothing waits for an end that may never come. */
 static int fragment(struct lv_frame *f, const char *s, size_t len, int64_t t, enum lv_stream st,
                     int last, int truncated, lv_frame_emit_fn *emit, void *arg)
 {
     struct join *j = &f->join[st];
+    if (j->discarding) {
+        j->discarding = !last;
+        return 0;
+    }
     if (!j->active && last)
         return emit_line(f, s, len, t, st, truncated, emit, arg);
     join_add(f, j, s, len, t, truncated);
-    if (!last)
-        return 0;
-    j->active = 0;
-    int rc = emit_line(f, j->buf.data, j->buf.len, j->time_ns, st, j->truncated, emit, arg);
-    shrink(&j->buf);
+    if (last || j->truncated)
+        return join_emit(f, j, st, !last, emit, arg);
+    return 0;
+}
+
+int lv_frame_flush_partials(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg)
+{
+    int rc = 0;
+    for (int st = 0; st < 2 && rc >= 0; st++)
+        if (f->join[st].active)
+            rc = join_emit(f, &f->join[st], (enum lv_stream)st, 0, emit, arg);
     return rc;
 }
 
@@ -340,9 +363,17 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     yajl_free(h);
+    /* yajl's buffers for a long line were drawn outside the arena's block:
+     * given back now, not at the next line, which may be long in coming. */
+    lv_arena_reset(&f->arena);
+    int rc;
     if (st != yajl_status_ok || !f->dk_log)
-        return emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
-    return docker_log(f, f->dk_log, f->dk_log_len, truncated, emit, arg);
+        rc = emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
+    else
+        rc = docker_log(f, f->dk_log, f->dk_log_len, truncated, emit, arg);
+    f->dk_copy.len = 0;
+    shrink(&f->dk_copy);
+    return rc;
 }
 
 /* ---- splitting ---------------------------------------------------------------------- */
@@ -416,13 +447,9 @@ int lv_frame_finish(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg)
     int rc = 0;
     if (f->carry.len || f->discarding)
         rc = end_line(f, "", 0, emit, arg);
-    for (int st = 0; st < 2 && rc >= 0; st++) {
-        struct join *j = &f->join[st];
-        if (!j->active)
-            continue;
-        j->active = 0; /* a P with no F: the stream ended mid-line */
-        rc = emit_line(f, j->buf.data, j->buf.len, j->time_ns, (enum lv_stream)st, j->truncated,
-                       emit, arg);
-    }
+    /* A P with no F: the stream ended mid-line. */
+    if (rc >= 0)
+        rc = lv_frame_flush_partials(f, emit, arg);
+    f->join[0].discarding = f->join[1].discarding = 0;
     return rc;
 }

@@ -7,7 +7,19 @@
  *   docker  {"log":"...\n","stream":"...","time":"..."}, entries without the
  *           trailing newline joined with the next ones.
  * Lines are capped at max_line bytes: the rest of a longer line is dropped and
- * the line is flagged truncated. Every buffer here has that cap.
+ * the line is flagged truncated. Every buffer here has that cap. A partial
+ * line (CRI P fragments, Docker entries without their newline) is sent as
+ * soon as it reaches max_line, flagged truncated, and the fragments that
+ * still belong to it are dropped up to its end; lv_frame_flush_partials()
+ * sends what one holds earlier (the caller's time bound).
+ *
+ * Memory: a buffer that held a long line is given back once it is empty, so
+ * an idle frame keeps at most LV_FRAME_KEEP_BYTES in each of its buffers
+ * (the incomplete raw line, one partial line per stream, the Docker decode
+ * copy) plus, for Docker, the decoder's LV_FRAME_ARENA_BYTES. While a line
+ * is read a frame holds at most about three times max_line (the raw line,
+ * the line being joined, the Docker decode copy). lv_frame_bytes() says what
+ * it holds now; the pipeline counts it in its budget.
  *
  * Ownership: lines passed to the callback point into the frame's buffers or
  * the caller's chunk and are valid only during the call.
@@ -20,6 +32,9 @@
 
 #include "logveil/conf.h"
 #include "logveil/stage.h"
+
+#define LV_FRAME_KEEP_BYTES (16 * 1024)
+#define LV_FRAME_ARENA_BYTES (32 * 1024)
 
 struct lv_frame;
 
@@ -34,10 +49,13 @@ int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emi
                   void *arg);
 /* End of input: a last line without '\n' and pending partials are emitted. */
 int lv_frame_finish(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg);
+/* Sends the partial lines waiting for their end now, as lines of their
+ * own; the rest of each line, when it comes, makes another line. */
+int lv_frame_flush_partials(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg);
 /* Offset of the earliest raw line whose fragments wait to be joined
  * (UINT64_MAX when none): a checkpoint must not pass it. */
 uint64_t lv_frame_pending_start(const struct lv_frame *f);
-/* Memory held for incomplete lines (counted in the buffer budget). */
+/* Memory held for incomplete lines and decoding (counted in the buffer budget). */
 size_t lv_frame_bytes(const struct lv_frame *f);
 /* Bytes fed so far. */
 uint64_t lv_frame_offset(const struct lv_frame *f);

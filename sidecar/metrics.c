@@ -34,8 +34,15 @@ static const char *const level_labels[LV_LEVEL_COUNT] = {
 const char *lv_drop_reason_name(enum lv_drop_reason r)
 {
     static const char *const names[LV_DROP_REASON_COUNT] = {
-        "sampled", "rate_limited", "depth", "redact_failed", "buffer", "rejected",
-        "deleted_unread",
+        [LV_DROP_SAMPLED] = "sampled",
+        [LV_DROP_RATE_LIMITED] = "rate_limited",
+        [LV_DROP_DEPTH] = "depth",
+        [LV_DROP_REDACT_FAILED] = "redact_failed",
+        [LV_DROP_BUFFER] = "buffer",
+        [LV_DROP_REJECTED] = "rejected",
+        [LV_DROP_SPOOL_CORRUPT] = "spool_corrupt",
+        [LV_DROP_SHUTDOWN] = "shutdown",
+        [LV_DROP_DELETED_UNREAD] = "deleted_unread",
     };
     return (unsigned)r < LV_DROP_REASON_COUNT ? names[r] : "unknown";
 }
@@ -226,6 +233,8 @@ static const struct {
     {"logveil_spool_corrupt_batches_total", "counter",
      "Spooled batches skipped because they were damaged on disk.",
      offsetof(struct lv_metrics, spool_corrupt)},
+    {"logveil_batches_total", "counter", "Batches sealed from the inputs.",
+     offsetof(struct lv_metrics, batches)},
 };
 
 static const struct {

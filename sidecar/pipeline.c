@@ -6,15 +6,19 @@
  * bounded buffer in buffer/queue.c, delivery and retries in output/dispatch.c.
  *
  * Shutdown drains: inputs stop, what was read is filtered and delivered,
- * outputs flush, and only then does the loop end. A drain that cannot finish
- * within the grace period ends with exit status 1 and the number of records
- * left undelivered in the log.
+ * outputs flush, and only then does the loop end. No output blocks the loop,
+ * so the grace period (shutdown_timeout) holds whatever the sinks do and
+ * /metrics answers meanwhile. A drain that cannot finish within it ends with
+ * exit status 1: the outputs hand back what they hold, and every record not
+ * delivered is spooled, left for a tail input to read again, or counted as
+ * dropped (reason shutdown), with one line in the log saying how many.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ev.h>
 
+#include "ack.h"
 #include "admin.h"
 #include "logveil/chain.h"
 #include "logveil/log.h"
@@ -52,18 +56,12 @@ static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct lv_pipeline *p = lv_container_of(w, struct lv_pipeline, grace);
     (void)revents;
-    size_t lost = 0;
-    for (size_t i = 0; i < p->noutputs; i++) {
-        struct retry_queue *q = &p->retry[i];
-        for (size_t k = 0; k < q->n; k++) {
-            struct lv_batch *b = q->ring[(q->head + k) % RETRY_RING];
-            lv_queue_drop_records(b, 0, b->n);
-            lost += b->n;
-        }
-    }
-    lv_error("shutdown: %zu batches (%zu records waiting for a retry) undelivered after %.0f s; "
-             "exiting, counted as dropped (reason buffer)",
-             p->batches_out, lost, p->conf->shutdown_timeout);
+    size_t batches = p->batches_out, kept = 0;
+    size_t lost = lv_queue_abandon(p, &kept);
+    lv_error("shutdown: %zu batches still undelivered after %.0f s: %zu records undelivered, "
+             "counted as dropped (reason shutdown); %zu more stay in the spool or are read "
+             "again from the checkpoint",
+             batches, p->conf->shutdown_timeout, lost, kept);
     p->exit_code = 1;
     ev_break(loop, EVBREAK_ALL);
 }
@@ -137,8 +135,16 @@ static int setup_outputs(struct lv_pipeline *p, char *err, size_t errlen)
 {
     const struct lv_conf *conf = p->conf;
     p->noutputs = conf->noutputs;
+    if (p->noutputs > LV_ACK_MAX_OUTPUTS) {
+        snprintf(err, errlen, "%zu outputs: at most %d are supported", p->noutputs,
+                 LV_ACK_MAX_OUTPUTS);
+        p->noutputs = 0;
+        return -EINVAL;
+    }
+    p->all_outputs = p->noutputs == 32 ? UINT32_MAX : (UINT32_C(1) << p->noutputs) - 1;
     p->outputs = lv_xcalloc(p->noutputs, sizeof *p->outputs);
     p->retry = lv_xcalloc(p->noutputs, sizeof *p->retry);
+    p->inflight = lv_xcalloc(p->noutputs, sizeof *p->inflight);
     for (size_t i = 0; i < p->noutputs; i++) {
         const struct lv_output_conf *oc = &conf->outputs[i];
         const struct lv_output_type *t = lv_registry_output(oc->kind);
@@ -221,7 +227,7 @@ void lv_pipeline_free(struct lv_pipeline *p)
     for (size_t i = 0; p->rules && i < p->ninputs; i++)
         lv_multiline_rule_free(p->rules[i]);
     for (size_t i = 0; p->outputs && i < p->noutputs; i++) {
-        ev_timer_stop(p->loop, &p->retry[i].timer);
+        lv_dispatch_free(p, i);
         if (p->outputs[i].type)
             p->outputs[i].type->destroy(&p->outputs[i]);
         free(p->outputs[i].ctx);
@@ -234,6 +240,7 @@ void lv_pipeline_free(struct lv_pipeline *p)
     free(p->dirty);
     free(p->outputs);
     free(p->retry);
+    free(p->inflight);
     lv_chain_free(p->chain);
     free(p);
 }
@@ -254,6 +261,11 @@ int lv_output_flush_noop(struct lv_output *out)
 {
     (void)out;
     return 0;
+}
+
+void lv_output_cancel_noop(struct lv_output *out)
+{
+    (void)out;
 }
 
 void lv_output_destroy_noop(struct lv_output *out)

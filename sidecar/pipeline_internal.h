@@ -8,8 +8,10 @@
  *                              shutdown, free; the shared defaults for stage slots
  *   sidecar/input/source.c     sources: bytes from inputs through framing and the
  *                              multiline joiners into the chain and the current
- *                              batch; the acknowledgement marks that say which
- *                              offset an input may checkpoint
+ *                              batch; each source's acknowledgement marks, which
+ *                              say which offset an input may checkpoint
+ *   sidecar/ack.c              the acknowledgement engine: marks and per-output
+ *                              settlement, with their invariants
  *   sidecar/buffer/queue.c     the bounded in-memory buffer: batches, byte
  *                              accounting, pausing and resuming the inputs,
  *                              buffer.when_full, and the hand-off to the disk spool
@@ -31,18 +33,16 @@
 
 #include "logveil/stage.h"
 
-#define RETRY_RING 1024
-#define SEQ_RING 8192 /* batches in flight are capped well below this */
-
 struct lv_admin;
 struct lv_chain;
 struct lv_multiline_rule;
 struct lv_spool;
 
-/* Batches an output must be offered again, oldest first. */
+/* Batches an output must be offered again, oldest first. It grows as
+ * needed: what it holds is bounded by the buffer's budget. */
 struct retry_queue {
-    struct lv_batch *ring[RETRY_RING];
-    size_t head, n;
+    struct lv_batch **ring;
+    size_t head, n, cap;
     double backoff;
     ev_timer timer;
     struct lv_pipeline *p;
@@ -60,6 +60,7 @@ struct lv_pipeline {
     size_t ninputs, ndone;
     struct lv_output *outputs;
     size_t noutputs;
+    uint32_t all_outputs; /* mask of every output */
     bool stopping;
     int exit_code;
     struct lv_admin *admin;
@@ -71,27 +72,30 @@ struct lv_pipeline {
     size_t nsources;
     struct lv_source **dirty; /* sources with lines in the current batch */
     size_t ndirty;
-    size_t frame_bytes;        /* partial lines and held records of the sources */
-    uint8_t settled[SEQ_RING]; /* by batch sequence; cleared by lv_queue_get_batch() */
+    size_t frame_bytes; /* partial lines and held records of the sources */
 
     /* buffer/queue.c */
     uint64_t next_seq;
     struct lv_batch *cur; /* source.c makes an empty one to carry a last mark */
     struct lv_batch *free_list;
     size_t nfree;
-    size_t batches_out; /* submitted, not yet settled */
+    size_t batches_out; /* submitted, not yet settled (parts included) */
+    size_t *inflight;   /* by output: batches pending for it (in its hands or retry queue) */
     size_t held_bytes;  /* buffer bytes of those batches */
     size_t max_bytes;
     bool paused;
     bool releasing; /* inside drop_oldest() */
     bool replaying; /* inside replay() */
+    bool spilling;  /* inside spill_retries() */
+    bool abandoning; /* inside lv_queue_abandon() */
     bool spool_ok;  /* the last append worked: spill rather than pause */
+    bool drop_logged; /* the buffer policy's drops were logged (once an episode) */
     struct lv_spool *spool;
     ev_timer replay_timer;
 
     /* output/dispatch.c */
-    struct retry_queue *retry; /* by output; queue.c takes from their heads to
-                                * make room (drop_oldest) or to spill at shutdown */
+    struct retry_queue *retry; /* by output; queue.c takes batches out of them to
+                                * make room (drop_oldest) or to spill them */
 };
 
 /* pipeline.c */
@@ -107,10 +111,10 @@ static inline size_t lv_pipeline_input_index(const struct lv_pipeline *p, const 
 
 /* input/source.c */
 
-/* The current batch `seq` is sealed: its sources remember where it ends for them. */
-void lv_source_mark_batch(struct lv_pipeline *p, uint64_t seq);
-/* Batch `seq` is settled: every source's acknowledged offset advances over it. */
-void lv_source_settle_batch(struct lv_pipeline *p, uint64_t seq);
+/* The current batch `b` is sealed: its sources remember where it ends for
+ * them (a mark each, held by b), and b->rereadable says whether every one
+ * of them reads its lines again after a restart. */
+void lv_source_mark_batch(struct lv_pipeline *p, struct lv_batch *b);
 
 /* buffer/queue.c */
 
@@ -123,16 +127,26 @@ struct lv_batch *lv_queue_current(struct lv_pipeline *p);
 void lv_queue_submit(struct lv_pipeline *p);
 /* Pauses or resumes the inputs as the bytes held cross the limits. */
 void lv_queue_update_pause(struct lv_pipeline *p);
-/* Drops one reference; the last one settles and recycles the batch. */
-void lv_queue_release(struct lv_pipeline *p, struct lv_batch *b);
-/* Counts records [from, to) of `b` as dropped by the buffer. */
-void lv_queue_drop_records(struct lv_batch *b, size_t from, size_t to);
+/* Output `i` has settled `b`; the last output settles and recycles it. */
+void lv_queue_settle(struct lv_pipeline *p, struct lv_batch *b, size_t i);
+/* Output `i` wants the records of `b` whose outcome is LV_RETRY again: a
+ * part holding them, counted in the budget, pending for output i only. */
+struct lv_batch *lv_queue_split(struct lv_pipeline *p, struct lv_batch *b, size_t i,
+                                const uint8_t *outcomes);
+/* Counts records [from, to) of `b` as dropped, for `reason`. */
+void lv_queue_drop_records(struct lv_batch *b, size_t from, size_t to,
+                           enum lv_drop_reason reason);
 /* The disk spool, when conf->spool_dir is set: open, replay what an earlier
- * run left, spill the retry queues at shutdown, close. */
+ * run left, spill the retry queues (at shutdown, or to make room), close. */
 int lv_queue_open_spool(struct lv_pipeline *p, char *err, size_t errlen);
 void lv_queue_replay_earlier(struct lv_pipeline *p);
 void lv_queue_spill_retries(struct lv_pipeline *p);
 void lv_queue_close_spool(struct lv_pipeline *p);
+/* The shutdown deadline: the outputs hand back what they hold, and every
+ * batch still held goes to the spool or is counted as dropped (reason
+ * shutdown), unless a tail input reads it again or it is on disk already
+ * (*kept counts those records). Returns the records counted. */
+size_t lv_queue_abandon(struct lv_pipeline *p, size_t *kept);
 /* Frees the recycled batches and the current one. */
 void lv_queue_free_batches(struct lv_pipeline *p);
 
@@ -140,7 +154,14 @@ void lv_queue_free_batches(struct lv_pipeline *p);
 
 /* Readies output `i`'s retry queue. */
 void lv_dispatch_init(struct lv_pipeline *p, size_t i);
-/* Submits `b` to output `i`, which holds one of its references. */
+/* Submits `b` to output `i` (b is pending for it). */
 void lv_dispatch_offer(struct lv_pipeline *p, size_t i, struct lv_batch *b);
+/* Takes `b` out of every retry queue holding it; the outputs it was taken
+ * from, as a mask. */
+uint32_t lv_dispatch_unqueue(struct lv_pipeline *p, struct lv_batch *b);
+/* Puts `b` back at the head of the retry queues in `outputs`. */
+void lv_dispatch_requeue(struct lv_pipeline *p, struct lv_batch *b, uint32_t outputs);
+/* Frees output `i`'s retry queue (it must be empty). */
+void lv_dispatch_free(struct lv_pipeline *p, size_t i);
 
 #endif

@@ -4,7 +4,8 @@
  * format for the admin server and for `logveil filter --stats`.
  *
  * Every record that is not delivered is counted here with a reason: this is
- * how "nothing lost silently" is shown.
+ * how "nothing lost silently" is shown. With several outputs, a record lost
+ * for two of them is counted twice (once per output that lost it).
  */
 #ifndef LOGVEIL_METRICS_H
 #define LOGVEIL_METRICS_H
@@ -21,6 +22,8 @@ enum lv_drop_reason {
     LV_DROP_REDACT_FAILED, /* redaction could not complete: fail closed */
     LV_DROP_BUFFER,        /* buffer policy (when_full) */
     LV_DROP_REJECTED,      /* permanent rejection by a sink (dead-lettered) */
+    LV_DROP_SPOOL_CORRUPT, /* in a spool frame damaged on disk */
+    LV_DROP_SHUTDOWN,      /* still undelivered at the shutdown deadline */
     LV_DROP_DELETED_UNREAD, /* tail: a file deleted before its last bytes could be read */
     LV_DROP_REASON_COUNT
 };
@@ -67,6 +70,7 @@ struct lv_metrics {
     uint64_t files_open;          /* tail: gauge, files held open */
     uint64_t checkpoint_lag_bytes; /* tail: gauge, bytes read but not yet acknowledged */
     uint64_t spool_corrupt;       /* spool: batches skipped, damaged on disk */
+    uint64_t batches;             /* batches sealed from the inputs */
 };
 
 extern struct lv_metrics lv_metrics;

@@ -8,8 +8,8 @@
  * allocates `ctx_size` bytes of context for each instance.
  *
  * Ownership: the pipeline owns batches. An output that accepts a batch holds
- * one reference until it reports the outcome through lv_output_done();
- * the batch is recycled when the last reference goes.
+ * it until it reports the outcome through lv_output_done(); the batch is
+ * recycled once every output it went to has settled it (sidecar/ack.h).
  */
 #ifndef LOGVEIL_STAGE_H
 #define LOGVEIL_STAGE_H
@@ -24,18 +24,27 @@
 #include "logveil/util.h"
 
 struct ev_loop;
+struct lv_ack_mark;
 struct lv_pipeline;
 
-/* Records in their final text, each followed by '\n' in `data`. */
+/* Records in their final text, each followed by '\n' in `data`. Outputs read
+ * data, recs and n; the other fields are the pipeline's. */
 struct lv_batch {
-    uint64_t seq;          /* order of creation, for acknowledgement */
-    uint64_t spool_id;     /* replayed from the disk spool as this id; 0 if not */
+    uint64_t seq;            /* order of creation; a part has its parent's */
+    struct lv_ack_mark **marks; /* where its lines end in their sources (sidecar/ack.h) */
+    size_t nmarks, capmarks;
+    uint32_t pending;        /* outputs that have not settled it, bit i for output i */
+    uint32_t spool_done;     /* outputs its spool frame is marked done for */
+    uint64_t spool_id;       /* replayed from the spool: its segment; 0 if not */
+    uint64_t spool_off;      /* ... and the frame's offset in it */
+    struct lv_batch *parent; /* a part of this batch: records an output retries */
     struct lv_buf data;
     struct lv_record *recs;
     size_t n;
     size_t cap;
-    int refs;
-    struct lv_batch *next; /* the pipeline's list link */
+    bool spilling;           /* being gathered for the spool (queue.c) */
+    bool rereadable;         /* its inputs read it again after a restart (tail) */
+    struct lv_batch *next;   /* the pipeline's list link */
 };
 
 /* A delivery outcome; only the pipeline schedules retries. */
@@ -60,13 +69,24 @@ struct lv_output_type {
     int (*submit)(struct lv_output *out, struct lv_batch *b);
     /* Finishes what was accepted; called at shutdown. */
     int (*flush)(struct lv_output *out);
+    /* The shutdown deadline has come: hands back, through lv_output_done(),
+     * every batch accepted and not finished (LV_RETRY, or per record when
+     * some of its records are out), without blocking. */
+    void (*cancel)(struct lv_output *out);
     void (*destroy)(struct lv_output *out);
 };
 
-/* Reports the outcome of a submitted batch. `outcomes` gives one outcome per
- * record when they differ (Elasticsearch items); NULL means all `outcome`. */
+/* Reports the outcome of a submitted batch, once. `outcomes` gives one
+ * outcome per record when they differ (Elasticsearch items); NULL means all
+ * `outcome`. Rejected records are counted (reason rejected); records to
+ * retry, when not all of them, are offered again as a part of the batch
+ * holding just them, so what went is never sent twice. */
 void lv_output_done(struct lv_output *out, struct lv_batch *b, enum lv_outcome outcome,
                     const uint8_t *outcomes);
+
+/* The output can take more after refusing a batch with -EAGAIN: batches
+ * waiting for it are offered again now instead of after their backoff. */
+void lv_output_ready(struct lv_output *out);
 
 /* For unit tests of outputs built without a pipeline (out->pipeline NULL):
  * lv_output_done() records the last outcome here and counts its calls. */
@@ -150,6 +170,7 @@ const struct lv_conf *lv_pipeline_conf(const struct lv_pipeline *p);
 /* Shared defaults for slots that do not apply. */
 void lv_input_noop(struct lv_input *in);
 int lv_output_flush_noop(struct lv_output *out);
+void lv_output_cancel_noop(struct lv_output *out);
 void lv_output_destroy_noop(struct lv_output *out);
 
 #endif

@@ -5,8 +5,10 @@
  * from it have been settled, so it can be deleted as soon as it is both read
  * to its end and settled, whatever order the outputs settle batches in.
  *
- * The batch id is the number of the segment it came from: settling is a
- * count per segment, so nothing per batch is kept in memory. Reading uses
+ * A replayed batch carries the number of the segment it came from and its
+ * frame's offset: settling is a count per segment, so nothing per batch is
+ * kept in memory, and marking a frame done for an output is one small write
+ * at its offset. Reading uses
  * the caller's batch buffers and one fixed scratch buffer, so memory does
  * not grow with the amount spooled; appending keeps one buffer for the
  * records' metadata, as large as the largest batch appended has needed.
@@ -32,10 +34,13 @@
 #include "spool.h"
 
 #define MAGIC 0x4653564cu /* "LVSF" read as little-endian */
-#define VERSION 1
-#define HDR_LEN 24
+#define VERSION 2
+#define HDR1_LEN 24   /* version 1: no outputs, no done field */
+#define HDR_LEN 32    /* version 2 header */
+#define DONE_LEN 8    /* version 2: the done field after the header */
+#define PREFIX_LEN (HDR_LEN + DONE_LEN)
 #define META_LEN 35
-#define SCRATCH_LEN (64 * 1024) /* for scans and metadata; at least HDR_LEN */
+#define SCRATCH_LEN (64 * 1024) /* for scans and metadata; at least PREFIX_LEN */
 #define NAME_LEN 25             /* "seg-" 16 hex ".lvs" and the NUL */
 
 struct segment {
@@ -50,6 +55,11 @@ struct lv_spool {
     char *dir;
     int dirfd;
     uint64_t max_bytes, bytes;
+    uint32_t all_outputs; /* this run's outputs, as a mask */
+    uint32_t sig;         /* and their signature */
+    bool sig_logged;      /* frames of other outputs were met (logged once) */
+    uint64_t first_own;   /* segments numbered below were left by an earlier run */
+    uint64_t unread[32];  /* by output: frames of this run not yet handed out */
     struct segment *segs;
     size_t n, cap;
     bool writing;      /* segs[n - 1] is being appended to */
@@ -90,31 +100,63 @@ static uint32_t crc(uint32_t c, const void *p, size_t n)
 struct frame_hdr {
     uint16_t version;
     uint32_t payload_len, nrecs, payload_crc;
+    uint32_t outputs, sig, done;
+    size_t len; /* bytes before the payload: PREFIX_LEN, or HDR1_LEN for version 1 */
 };
 
 static void encode_hdr(unsigned char *p, const struct frame_hdr *h)
 {
     unsigned char *q = put_le(p, MAGIC, 4);
-    q = put_le(q, h->version, 2);
+    q = put_le(q, VERSION, 2);
     q = put_le(q, 0, 2);
     q = put_le(q, h->payload_len, 4);
     q = put_le(q, h->nrecs, 4);
     q = put_le(q, h->payload_crc, 4);
-    put_le(q, crc(0, p, 20), 4);
+    q = put_le(q, h->outputs, 4);
+    q = put_le(q, h->sig, 4);
+    put_le(q, crc(0, p, 28), 4);
 }
 
-/* Whether `p` holds a header whose own CRC checks; fills `h` when it does. */
-static bool decode_hdr(const unsigned char *p, struct frame_hdr *h)
+/* The done field: a mask and its CRC. */
+static void encode_done(unsigned char *p, uint32_t done)
+{
+    put_le(p, done, 4);
+    put_le(p + 4, crc(0, p, 4), 4);
+}
+
+/* A done field that does not check (torn, never written) reads as none. */
+static uint32_t decode_done(const unsigned char *p)
 {
     const unsigned char *q = p;
-    if (get_le(&q, 4) != MAGIC)
+    uint32_t done = (uint32_t)get_le(&q, 4);
+    return get_le(&q, 4) == crc(0, p, 4) ? done : 0;
+}
+
+/* Whether the `avail` bytes at `p` start with a header whose own CRC checks;
+ * fills `h` when they do (version 2 needs its done field too). */
+static bool decode_hdr(const unsigned char *p, size_t avail, struct frame_hdr *h)
+{
+    const unsigned char *q = p;
+    if (avail < HDR1_LEN || get_le(&q, 4) != MAGIC)
         return false;
     h->version = (uint16_t)get_le(&q, 2);
     q += 2; /* flags */
     h->payload_len = (uint32_t)get_le(&q, 4);
     h->nrecs = (uint32_t)get_le(&q, 4);
     h->payload_crc = (uint32_t)get_le(&q, 4);
-    return get_le(&q, 4) == crc(0, p, 20);
+    if (h->version == 1) {
+        h->outputs = UINT32_MAX;
+        h->sig = h->done = 0;
+        h->len = HDR1_LEN;
+        return get_le(&q, 4) == crc(0, p, 20);
+    }
+    if (h->version != VERSION || avail < PREFIX_LEN)
+        return false;
+    h->outputs = (uint32_t)get_le(&q, 4);
+    h->sig = (uint32_t)get_le(&q, 4);
+    h->len = PREFIX_LEN;
+    h->done = decode_done(p + HDR_LEN);
+    return get_le(&q, 4) == crc(0, p, 28);
 }
 
 static void encode_rec(unsigned char *p, const struct lv_record *r)
@@ -317,11 +359,14 @@ static struct segment *writable(struct lv_spool *s, uint64_t frame_len, int *rc)
 
 /* ---- open and close ------------------------------------------------------------- */
 
-struct lv_spool *lv_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
+struct lv_spool *lv_spool_open(const char *dir, uint64_t max_bytes, unsigned noutputs,
+                               uint32_t outputs_sig, char *err, size_t errlen)
 {
     struct lv_spool *s = lv_xcalloc(1, sizeof *s);
     s->dir = lv_xstrdup(dir);
     s->max_bytes = max_bytes;
+    s->all_outputs = noutputs >= 32 ? UINT32_MAX : (UINT32_C(1) << noutputs) - 1;
+    s->sig = outputs_sig;
     s->next_num = 1;
     s->scratch = lv_xmalloc(SCRATCH_LEN);
     lv_buf_init(&s->meta, 0, 0);
@@ -342,6 +387,7 @@ struct lv_spool *lv_spool_open(const char *dir, uint64_t max_bytes, char *err, s
     }
     if (load_segments(s, err, errlen) < 0)
         goto err;
+    s->first_own = s->next_num;
     return s;
 err:
     lv_spool_close(s);
@@ -387,27 +433,31 @@ static int encode_meta(struct lv_spool *s, const struct lv_batch *b)
     return off == b->data.len ? 0 : -EINVAL;
 }
 
-int lv_spool_append(struct lv_spool *s, const struct lv_batch *b)
+int lv_spool_append(struct lv_spool *s, const struct lv_batch *b, uint32_t outputs)
 {
     int rc = encode_meta(s, b);
     if (rc < 0)
         return rc;
     if (s->meta.len + b->data.len > UINT32_MAX)
         return -EFBIG;
-    uint64_t frame_len = HDR_LEN + s->meta.len + b->data.len;
+    uint64_t frame_len = PREFIX_LEN + s->meta.len + b->data.len;
     if (frame_len > s->max_bytes || s->bytes > s->max_bytes - frame_len)
         return -ENOSPC;
     struct segment *g = writable(s, frame_len, &rc);
     if (!g)
         return rc;
-    unsigned char hdr[HDR_LEN];
+    unsigned char hdr[PREFIX_LEN];
     struct frame_hdr h = {.version = VERSION,
                           .payload_len = (uint32_t)(s->meta.len + b->data.len),
                           .nrecs = (uint32_t)b->n,
                           .payload_crc =
-                              crc(crc(0, s->meta.data, s->meta.len), b->data.data, b->data.len)};
+                              crc(crc(0, s->meta.data, s->meta.len), b->data.data, b->data.len),
+                          .outputs = outputs,
+                          .sig = s->sig};
     encode_hdr(hdr, &h);
-    struct iovec iov[] = {{hdr, HDR_LEN}, {s->meta.data, s->meta.len}, {b->data.data, b->data.len}};
+    encode_done(hdr + HDR_LEN, 0);
+    struct iovec iov[] = {
+        {hdr, PREFIX_LEN}, {s->meta.data, s->meta.len}, {b->data.data, b->data.len}};
     rc = write_at(g->fd, iov, (int)LV_ARRAY_LEN(iov), g->size);
     if (rc == 0 && fdatasync(g->fd) < 0)
         rc = -errno;
@@ -417,6 +467,8 @@ int lv_spool_append(struct lv_spool *s, const struct lv_batch *b)
     }
     g->size += frame_len;
     s->bytes += frame_len;
+    for (unsigned i = 0; i < 32; i++)
+        s->unread[i] += (outputs >> i) & 1;
     return 0;
 }
 
@@ -427,12 +479,12 @@ int lv_spool_append(struct lv_spool *s, const struct lv_batch *b)
  * of the segment when there is none. *zeros tells whether every byte looked
  * at was zero (what a crash can leave past the last write on some file
  * systems). Chunks overlap by a header's length less one, so a header across
- * two chunks is found.
+ * two chunks is found (a version 2 header with its done field is the longest).
  */
 static int find_hdr(struct lv_spool *s, struct segment *g, uint64_t from, uint64_t *at, bool *zeros)
 {
     *zeros = true;
-    for (uint64_t pos = from; pos + HDR_LEN <= g->size; pos += SCRATCH_LEN - (HDR_LEN - 1)) {
+    for (uint64_t pos = from; pos + HDR1_LEN <= g->size; pos += SCRATCH_LEN - (PREFIX_LEN - 1)) {
         size_t n = g->size - pos < SCRATCH_LEN ? (size_t)(g->size - pos) : SCRATCH_LEN;
         int rc = read_at(g->fd, s->scratch, n, pos);
         if (rc < 0)
@@ -440,7 +492,7 @@ static int find_hdr(struct lv_spool *s, struct segment *g, uint64_t from, uint64
         struct frame_hdr h;
         for (size_t i = 0; i < n; i++) {
             *zeros &= s->scratch[i] == 0;
-            if (i + HDR_LEN <= n && decode_hdr(s->scratch + i, &h)) {
+            if (decode_hdr(s->scratch + i, n - i, &h)) {
                 *at = pos + i;
                 return 0;
             }
@@ -461,8 +513,14 @@ static int resync(struct lv_spool *s, struct segment *g)
     int rc = find_hdr(s, g, g->read_off, &at, &zeros);
     if (rc < 0)
         return rc;
-    if (at < g->size || !zeros)
+    if (at < g->size || !zeros) {
+        char name[NAME_LEN];
+        seg_name(name, g->num);
         lv_metrics.spool_corrupt++;
+        lv_error("spool %s: %s damaged at offset %" PRIu64 " (a header fails its checksum): "
+                 "%" PRIu64 " bytes skipped, the records in them are lost",
+                 s->dir, name, g->read_off, at - g->read_off);
+    }
     g->read_off = at;
     return at < g->size ? FRAME_SKIPPED : FRAME_END;
 }
@@ -503,16 +561,15 @@ static int read_payload(struct lv_spool *s, struct segment *g, const struct fram
                         struct lv_batch *b)
 {
     uint64_t meta_len = (uint64_t)h->nrecs * META_LEN;
-    if (h->version != VERSION || meta_len > h->payload_len ||
-        h->nrecs > h->payload_len - meta_len ||
+    if (meta_len > h->payload_len || h->nrecs > h->payload_len - meta_len ||
         lv_buf_reserve(&b->data, h->payload_len - meta_len) < 0)
-        return FRAME_SKIPPED; /* unknown, inconsistent, or too large for this batch */
+        return FRAME_SKIPPED; /* inconsistent, or too large for this batch */
     if (b->cap < h->nrecs) {
         b->recs = lv_xrealloc(b->recs, h->nrecs * sizeof *b->recs);
         b->cap = h->nrecs;
     }
     b->n = h->nrecs;
-    uint64_t off = g->read_off + HDR_LEN;
+    uint64_t off = g->read_off + h->len;
     uint32_t c = 0;
     int rc = read_meta(s, g, b, off, &c);
     size_t text_len = (size_t)(h->payload_len - meta_len);
@@ -525,38 +582,92 @@ static int read_payload(struct lv_spool *s, struct segment *g, const struct fram
     return c == h->payload_crc && rebuild_offsets(b) ? FRAME_OK : FRAME_SKIPPED;
 }
 
-static int read_frame(struct lv_spool *s, struct segment *g, struct lv_batch *b)
+static unsigned popcount32(uint32_t v)
 {
-    unsigned char raw[HDR_LEN];
+    return (unsigned)__builtin_popcount(v);
+}
+
+/* The outputs of this run that still need the frame of header `h`; whether
+ * its done field may be written (its bits name this run's outputs). */
+static uint32_t still_needed(struct lv_spool *s, const struct frame_hdr *h, bool *markable)
+{
+    *markable = h->version == VERSION && h->sig == s->sig;
+    if (*markable)
+        return h->outputs & ~h->done & s->all_outputs;
+    if (h->version == VERSION && !s->sig_logged) {
+        lv_warn("spool %s: batches spooled when other outputs were configured are replayed to "
+                "every output",
+                s->dir);
+        s->sig_logged = true;
+    }
+    return s->all_outputs;
+}
+
+/* A frame whose header checks but whose payload does not: its records are
+ * lost for every output that still needed them, and counted so. */
+static void count_damaged(struct lv_spool *s, struct segment *g, const struct frame_hdr *h,
+                          uint32_t need)
+{
+    char name[NAME_LEN];
+    seg_name(name, g->num);
+    uint64_t lost = (uint64_t)h->nrecs * popcount32(need);
+    lv_metrics.spool_corrupt++;
+    for (uint64_t k = 0; k < lost; k++)
+        lv_metrics_drop(LV_DROP_SPOOL_CORRUPT, LV_LEVEL_UNKNOWN);
+    lv_error("spool %s: %s damaged at offset %" PRIu64 " (its records fail their checksum, or "
+             "do not fit): %u records lost, counted as dropped (reason spool_corrupt)",
+             s->dir, name, g->read_off, h->nrecs);
+}
+
+/* Reads the frame at g->read_off into `b` (FRAME_OK, with *need the outputs
+ * it is for), or skips it (FRAME_SKIPPED: damaged, or done for every output). */
+static int read_frame(struct lv_spool *s, struct segment *g, struct lv_batch *b, uint32_t *need)
+{
+    unsigned char raw[PREFIX_LEN];
     struct frame_hdr h;
-    if (g->size - g->read_off < HDR_LEN)
+    uint64_t left = g->size - g->read_off;
+    size_t avail = left < PREFIX_LEN ? (size_t)left : PREFIX_LEN;
+    if (left < HDR1_LEN)
         return FRAME_END; /* torn inside a header */
-    int rc = read_at(g->fd, raw, HDR_LEN, g->read_off);
+    int rc = read_at(g->fd, raw, avail, g->read_off);
     if (rc < 0)
         return rc;
-    if (!decode_hdr(raw, &h))
-        return resync(s, g);
-    if (h.payload_len > g->size - g->read_off - HDR_LEN)
+    if (!decode_hdr(raw, avail, &h))
+        return avail < PREFIX_LEN ? FRAME_END : resync(s, g);
+    if (h.payload_len > left - h.len)
         return FRAME_END; /* torn inside the payload */
-    rc = read_payload(s, g, &h, b);
+    bool markable;
+    *need = still_needed(s, &h, &markable);
+    for (unsigned i = 0; g->num >= s->first_own && markable && i < 32; i++)
+        if ((h.outputs >> i) & 1 && s->unread[i])
+            s->unread[i]--; /* handed out, or skipped, from here on */
+    rc = *need ? read_payload(s, g, &h, b) : FRAME_SKIPPED;
     if (rc < 0)
         return rc;
+    if (rc == FRAME_SKIPPED && *need)
+        count_damaged(s, g, &h, *need);
     if (rc == FRAME_SKIPPED) {
-        lv_metrics.spool_corrupt++;
         b->n = 0;
         b->data.len = 0;
+    } else {
+        b->spool_id = g->num;
+        b->spool_off = markable ? g->read_off : UINT64_MAX;
+        b->spool_done = h.done;
     }
-    g->read_off += HDR_LEN + (uint64_t)h.payload_len;
+    g->read_off += h.len + (uint64_t)h.payload_len;
     return rc;
 }
 
-/* Opens a segment left by an earlier run. A file that cannot be opened for
- * a reason that will not pass is given up (logged, and counted once). */
+/* Opens a segment left by an earlier run (for writing too: done fields are
+ * rewritten). A file that cannot be opened for a reason that will not pass
+ * is given up (logged, and counted once). */
 static int open_for_reading(struct lv_spool *s, struct segment *g)
 {
     char name[NAME_LEN];
     seg_name(name, g->num);
-    g->fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+    g->fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
+    if (g->fd < 0 && (errno == EACCES || errno == EROFS))
+        g->fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC); /* done fields stay unwritten */
     if (g->fd >= 0)
         return 0;
     int e = errno;
@@ -568,7 +679,7 @@ static int open_for_reading(struct lv_spool *s, struct segment *g)
     return 0;
 }
 
-int lv_spool_next(struct lv_spool *s, struct lv_batch *b, uint64_t *id)
+int lv_spool_next(struct lv_spool *s, struct lv_batch *b, uint32_t *outputs)
 {
     b->n = 0;
     b->data.len = 0;
@@ -578,7 +689,7 @@ int lv_spool_next(struct lv_spool *s, struct lv_batch *b, uint64_t *id)
         if (g->read_off < g->size) {
             int rc = g->fd < 0 ? open_for_reading(s, g) : 0;
             if (rc == 0 && g->read_off < g->size)
-                rc = read_frame(s, g, b);
+                rc = read_frame(s, g, b, outputs);
             if (rc < 0) {
                 b->n = 0;
                 b->data.len = 0;
@@ -586,7 +697,6 @@ int lv_spool_next(struct lv_spool *s, struct lv_batch *b, uint64_t *id)
             }
             if (rc == FRAME_OK) {
                 g->handed++;
-                *id = g->num;
                 return 0;
             }
             if (rc == FRAME_END)
@@ -600,6 +710,40 @@ int lv_spool_next(struct lv_spool *s, struct lv_batch *b, uint64_t *id)
     return -ENOENT;
 }
 
+static struct segment *segment_of(struct lv_spool *s, uint64_t num)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->segs[i].num == num)
+            return &s->segs[i];
+    return NULL;
+}
+
+void lv_spool_done(struct lv_spool *s, struct lv_batch *b, unsigned i)
+{
+    struct segment *g = segment_of(s, b->spool_id);
+    if (!g || g->fd < 0 || b->spool_off == UINT64_MAX)
+        return;
+    b->spool_done |= UINT32_C(1) << i;
+    unsigned char done[DONE_LEN];
+    encode_done(done, b->spool_done);
+    /* Not synced: after a crash an older mask only means a duplicate. */
+    if (pwrite(g->fd, done, DONE_LEN, (off_t)(b->spool_off + HDR_LEN)) != DONE_LEN)
+        lv_debug("spool %s: cannot mark a frame done: %s", s->dir, strerror(errno));
+}
+
+uint32_t lv_spool_backlog(const struct lv_spool *s)
+{
+    if (lv_spool_empty(s))
+        return 0;
+    uint32_t outputs = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->segs[i].num < s->first_own && s->segs[i].read_off < s->segs[i].size)
+            return s->all_outputs;
+    for (unsigned i = 0; i < 32; i++)
+        outputs |= (uint32_t)(s->unread[i] > 0) << i;
+    return outputs & s->all_outputs;
+}
+
 bool lv_spool_empty(const struct lv_spool *s)
 {
     for (size_t i = 0; i < s->n; i++)
@@ -608,10 +752,10 @@ bool lv_spool_empty(const struct lv_spool *s)
     return true;
 }
 
-void lv_spool_settled(struct lv_spool *s, uint64_t id)
+void lv_spool_settled(struct lv_spool *s, const struct lv_batch *b)
 {
     for (size_t i = 0; i < s->n; i++) {
-        if (s->segs[i].num != id)
+        if (s->segs[i].num != b->spool_id)
             continue;
         if (s->segs[i].settled >= s->segs[i].handed)
             abort(); /* settled twice: the caller's accounting is broken */

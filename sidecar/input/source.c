@@ -4,28 +4,34 @@
  * them into multiline records when its input asks for it, and runs the chain
  * on each record, into the current batch.
  *
- * Acknowledgement: every batch has a sequence number. When a batch is
- * sealed, each source that processed lines into it (kept or dropped) records
- * a mark (sequence, offset after its last line). A source's acknowledged
- * offset advances over its marks, in order, as their batches settle; so it
- * never passes a record some output has not settled.
+ * Acknowledgement (sidecar/ack.h): when a batch is sealed, each source that
+ * processed lines into it (kept or dropped) adds a mark, held by the batch:
+ * its offset after its last line. A source's acknowledged offset advances
+ * over its marks, in order, as their batches settle; so it never passes a
+ * record some output has not settled.
  *
  * With multiline joining, a record held back waiting for its continuation
  * lines keeps `processed` at the offset where it begins: a restart reads it
- * again whole, and no checkpoint passes it before it is sent.
+ * again whole, and no checkpoint passes it before it is sent. A CRI or
+ * Docker partial line waiting for its end does the same, for at most
+ * PARTIAL_TIMEOUT seconds of reading (and max_line bytes, see frame.h): then
+ * what it holds is sent as a record of its own (a progress bar that never
+ * ends its line must not pin the checkpoint), and the rest of the line, when
+ * it comes, makes another. Neither timeout runs while the inputs are paused.
  */
 #include <stdlib.h>
 #include <ev.h>
 
+#include "ack.h"
 #include "frame.h"
 #include "logveil/chain.h"
 #include "multiline.h"
 #include "pipeline_internal.h"
 
-struct mark {
-    uint64_t seq;
-    uint64_t offset;
-};
+/* Seconds a partial CRI/Docker line waits for its end before it is sent,
+ * counted while the inputs read (not while the buffer pauses them). */
+#define PARTIAL_TIMEOUT 5.0
+#define PAUSED_RECHECK 0.5
 
 struct lv_source {
     struct lv_pipeline *p;
@@ -36,57 +42,33 @@ struct lv_source {
     uint64_t base;       /* offset of the frame's first byte */
     uint64_t framed;     /* after the last line the frame handed on */
     uint64_t processed;  /* after the last line processed, before any held record */
-    uint64_t acked;
     struct lv_multiline *join[2]; /* by stream; NULL without multiline */
     uint64_t held_from[2];        /* where each joiner's held record begins */
     ev_tstamp held_at[2];         /* when each joiner last took a line */
-    ev_timer join_timer;          /* the timeout of held records */
+    uint64_t partial_from;        /* the frame's pending partial line, UINT64_MAX: none */
+    ev_tstamp partial_at;         /* when it began waiting */
+    ev_timer timer;               /* the timeouts of held records and partial lines */
     bool dirty;          /* processed lines into the current batch */
     size_t frame_bytes;  /* what its framing and joiners hold, as counted in p->frame_bytes */
-    struct mark *marks;  /* sealed batches holding its lines, oldest first */
-    size_t head, nmarks, capmarks;
+    struct lv_ack_marks *marks; /* sealed batches holding its lines, oldest first */
 };
 
 /* ---- acknowledgement ---------------------------------------------------------- */
 
-static void advance(struct lv_source *src)
+/* A tail input reads again, from its checkpoint, what was not acknowledged. */
+static bool rereads(const struct lv_source *src)
 {
-    const uint8_t *settled = src->p->settled;
-    while (src->nmarks && settled[src->marks[src->head].seq % SEQ_RING]) {
-        src->acked = src->marks[src->head].offset;
-        src->head = (src->head + 1) % src->capmarks;
-        src->nmarks--;
-    }
+    return src->in->conf->kind == LV_INPUT_TAIL;
 }
 
-void lv_source_settle_batch(struct lv_pipeline *p, uint64_t seq)
+void lv_source_mark_batch(struct lv_pipeline *p, struct lv_batch *b)
 {
-    p->settled[seq % SEQ_RING] = 1;
-    for (size_t i = 0; i < p->nsources; i++)
-        if (p->sources[i])
-            advance(p->sources[i]);
-}
-
-static void push_mark(struct lv_source *src, uint64_t seq)
-{
-    if (src->nmarks == src->capmarks) {
-        size_t cap = src->capmarks ? src->capmarks * 2 : 8;
-        struct mark *m = lv_xmalloc(cap * sizeof *m);
-        for (size_t k = 0; k < src->nmarks; k++)
-            m[k] = src->marks[(src->head + k) % src->capmarks];
-        free(src->marks);
-        src->marks = m;
-        src->head = 0;
-        src->capmarks = cap;
-    }
-    src->marks[(src->head + src->nmarks++) % src->capmarks] = (struct mark){seq, src->processed};
-}
-
-void lv_source_mark_batch(struct lv_pipeline *p, uint64_t seq)
-{
+    b->rereadable = p->ndirty > 0;
     for (size_t i = 0; i < p->ndirty; i++) {
-        p->dirty[i]->dirty = false;
-        push_mark(p->dirty[i], seq);
+        struct lv_source *src = p->dirty[i];
+        src->dirty = false;
+        b->rereadable &= rereads(src);
+        lv_ack_mark(src->marks, src->processed, b);
     }
     p->ndirty = 0;
 }
@@ -139,18 +121,39 @@ static void update_processed(struct lv_source *src)
     }
 }
 
+/* Makes the timer fire at `due` at the latest. */
+static void arm(struct lv_source *src, ev_tstamp due)
+{
+    struct ev_loop *loop = src->p->loop;
+    ev_tstamp after = due - ev_now(loop);
+    if (ev_is_active(&src->timer) && ev_timer_remaining(loop, &src->timer) <= after)
+        return;
+    ev_timer_stop(loop, &src->timer);
+    ev_timer_set(&src->timer, after > 0 ? after : 0., 0.);
+    ev_timer_start(loop, &src->timer);
+}
+
 /* The line goes to its stream's joiner; the timer runs while one holds. */
 static void to_joiner(struct lv_source *src, const struct lv_line *l, uint64_t start)
 {
     int st = l->stream == LV_STREAM_STDERR;
-    struct ev_loop *loop = src->p->loop;
     if (lv_multiline_push(src->join[st], l, to_chain, src) == 1)
         src->held_from[st] = start;
-    src->held_at[st] = ev_now(loop);
-    if (holding(src, st) && !ev_is_active(&src->join_timer)) {
-        ev_timer_set(&src->join_timer, src->in->conf->multiline.timeout, 0.);
-        ev_timer_start(loop, &src->join_timer);
-    }
+    src->held_at[st] = ev_now(src->p->loop);
+    if (holding(src, st))
+        arm(src, src->held_at[st] + src->in->conf->multiline.timeout);
+}
+
+/* After a chunk: a partial line that began waiting is timed. */
+static void track_partial(struct lv_source *src)
+{
+    uint64_t pending = lv_frame_pending_start(src->frame);
+    if (pending == src->partial_from)
+        return;
+    src->partial_from = pending;
+    src->partial_at = ev_now(src->p->loop);
+    if (pending != UINT64_MAX)
+        arm(src, src->partial_at + PARTIAL_TIMEOUT);
 }
 
 /* The frame's callback: positions become the source's, then the line goes
@@ -179,22 +182,14 @@ static bool flush_joiners(struct lv_source *src)
         if (src->join[st])
             lv_multiline_flush(src->join[st], to_chain, src);
     }
-    ev_timer_stop(src->p->loop, &src->join_timer);
     return any;
 }
 
-/* Sends the records held longer than the timeout; waits again for the
- * others. Once the input is done nothing is sent: a stopped tail input
- * reads them again from its checkpoint, stdin flushed them at its end. */
-static void join_due(struct ev_loop *loop, ev_timer *w, int revents)
+/* Sends the held records whose time is up; *next is the earliest other due time. */
+static bool joiners_due(struct lv_source *src, ev_tstamp now, ev_tstamp *next)
 {
-    struct lv_source *src = lv_container_of(w, struct lv_source, join_timer);
-    struct lv_pipeline *p = src->p;
-    ev_tstamp now = ev_now(loop), timeout = src->in->conf->multiline.timeout, next = 0;
+    ev_tstamp timeout = src->in->conf->multiline.timeout;
     bool sent = false;
-    (void)revents;
-    if (p->stopping || p->done[lv_pipeline_input_index(p, src->in)])
-        return;
     for (int st = 0; st < 2; st++) {
         if (!holding(src, st))
             continue;
@@ -202,19 +197,50 @@ static void join_due(struct ev_loop *loop, ev_timer *w, int revents)
         if (due <= now + 0.001) {
             lv_multiline_flush(src->join[st], to_chain, src);
             sent = true;
-        } else if (!next || due < next) {
-            next = due;
+        } else if (!*next || due < *next) {
+            *next = due;
         }
     }
-    if (next) {
-        ev_timer_set(w, next - now, 0.);
-        ev_timer_start(loop, w);
+    return sent;
+}
+
+/* Sends the held records and partial lines that waited long enough; waits
+ * again for the others. Once the input is done nothing is sent: a stopped
+ * tail input reads them again from its checkpoint, stdin flushed them at
+ * its end. */
+static void held_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lv_source *src = lv_container_of(w, struct lv_source, timer);
+    struct lv_pipeline *p = src->p;
+    ev_tstamp now = ev_now(loop), next = 0;
+    (void)revents;
+    if (p->stopping || p->done[lv_pipeline_input_index(p, src->in)])
+        return;
+    if (p->paused) {
+        /* The rest may be in what is not read yet: the time runs again
+         * once the inputs read on. */
+        src->partial_at = src->held_at[0] = src->held_at[1] = now;
+        arm(src, now + PAUSED_RECHECK);
+        return;
     }
+    bool sent = false;
+    if (src->partial_from != UINT64_MAX && src->partial_at + PARTIAL_TIMEOUT <= now + 0.001) {
+        lv_frame_flush_partials(src->frame, on_line, src);
+        sent = true;
+    }
+    sent |= joiners_due(src, now, &next);
     if (sent) {
         update_processed(src);
         count_frame(src);
+        track_partial(src);
         lv_queue_submit(p);
     }
+    if (src->partial_from != UINT64_MAX) {
+        ev_tstamp due = src->partial_at + PARTIAL_TIMEOUT;
+        next = !next || due < next ? due : next;
+    }
+    if (next)
+        arm(src, next);
 }
 
 /* ---- opening, feeding, closing ---------------------------------------------------- */
@@ -240,10 +266,12 @@ struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, con
     src->id = free_slot(p);
     src->name = lv_xstrdup(name);
     src->frame = lv_frame_new(in->conf->format, p->conf->limits.max_line, src->id);
-    src->base = src->framed = src->processed = src->acked = offset;
+    src->base = src->framed = src->processed = offset;
+    src->marks = lv_ack_marks_new(offset);
+    src->partial_from = UINT64_MAX;
     for (int st = 0; rule && st < 2; st++)
         src->join[st] = lv_multiline_new(rule);
-    ev_timer_init(&src->join_timer, join_due, 0., 0.);
+    ev_timer_init(&src->timer, held_due, 0., 0.);
     p->sources[src->id] = src;
     return src;
 }
@@ -252,6 +280,7 @@ int lv_source_feed(struct lv_source *src, const char *data, size_t len)
 {
     int rc = lv_frame_feed(src->frame, data, len, on_line, src);
     count_frame(src);
+    track_partial(src);
     lv_queue_update_pause(src->p);
     lv_queue_submit(src->p);
     return rc;
@@ -261,7 +290,9 @@ void lv_source_flush(struct lv_source *src)
 {
     lv_frame_finish(src->frame, on_line, src);
     flush_joiners(src);
+    ev_timer_stop(src->p->loop, &src->timer);
     count_frame(src);
+    track_partial(src);
     /* A partial line at the very end was made a record: all is processed. */
     src->framed = src->base + lv_frame_offset(src->frame);
     update_processed(src);
@@ -282,12 +313,13 @@ uint64_t lv_source_processed(const struct lv_source *src)
 
 uint64_t lv_source_acked(const struct lv_source *src)
 {
-    return src->acked;
+    return lv_ack_acked(src->marks);
 }
 
 bool lv_source_settled(const struct lv_source *src)
 {
-    return !src->dirty && src->nmarks == 0 && !holding(src, 0) && !holding(src, 1);
+    return !src->dirty && lv_ack_marks_count(src->marks) == 0 && !holding(src, 0) &&
+           !holding(src, 1);
 }
 
 void lv_source_close(struct lv_source *src)
@@ -299,7 +331,7 @@ void lv_source_close(struct lv_source *src)
      * would have without joining; not once the input is done. */
     if (!p->stopping && !p->done[lv_pipeline_input_index(p, src->in)] && flush_joiners(src))
         update_processed(src);
-    ev_timer_stop(p->loop, &src->join_timer);
+    ev_timer_stop(p->loop, &src->timer);
     if (src->dirty) /* its lines are in the current batch: seal it first */
         lv_queue_submit(p);
     p->sources[src->id] = NULL;
@@ -307,7 +339,7 @@ void lv_source_close(struct lv_source *src)
     lv_frame_free(src->frame);
     lv_multiline_free(src->join[0]);
     lv_multiline_free(src->join[1]);
-    free(src->marks);
+    lv_ack_marks_close(src->marks);
     free(src->name);
     free(src);
 }

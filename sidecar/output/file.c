@@ -16,13 +16,20 @@
  * file already larger than max_bytes, or a batch larger than it, is written
  * anyway rather than split.
  *
- * A named pipe is written without blocking: batches queue in the output and
- * are written as the reader makes room (an ev_io on the loop), so a slow
+ * A crash (kill -9 in the middle of a write) can leave a torn last line;
+ * the file is cut back to its last newline when it is opened, since the
+ * batch it belonged to was not acknowledged and is delivered again whole.
+ *
+ * A named pipe is written without blocking, through a pump (pump.h): batches
+ * queue in the output and are written as the reader makes room, so a slow
  * reader holds batches in the pipeline's budget (which pauses the inputs)
- * instead of stalling the loop. Pipes are never rotated.
+ * instead of stalling the loop, and at the shutdown deadline they are handed
+ * back. It is opened without blocking too (no reader yet: the batch is
+ * retried). Pipes are never rotated.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,16 +37,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ev.h>
-
 #include "logveil/log.h"
 #include "logveil/stage.h"
+#include "pump.h"
 
 #define FILE_DEFAULT_MAX_FILES 5
 /* Room for ".<int>" after the path. */
 #define FILE_SUFFIX_MAX 12
-/* Batches a pipe output queues before it answers -EAGAIN. */
-#define PIPE_QUEUE 64
 
 /* Zeroed by the pipeline before init; `open` guards `fd`, since a zeroed fd
  * would be stdin. */
@@ -49,14 +53,10 @@ struct file_ctx {
     bool failing;  /* an error was logged and no batch has succeeded since */
     uint64_t size; /* bytes in the current file */
     int max_files;
-    /* named pipes */
     bool pipe;
-    bool pumping;
-    ev_io writable;
+    bool reopen;          /* the pipe failed: open it again at the next batch */
+    struct lv_pump *pump; /* named pipes */
     struct lv_output *out;
-    struct lv_batch *queue[PIPE_QUEUE];
-    size_t head, n;
-    size_t written; /* bytes of the head batch already written */
 };
 
 static const char *file_name(const struct lv_output *out)
@@ -85,6 +85,43 @@ static int file_sync_dir(const char *path)
     return err;
 }
 
+/* Cuts a torn last line (left by a crash mid-write) back to the last
+ * newline; *size is updated. 0 or a negative errno. */
+static int file_repair(struct lv_output *out, int fd, uint64_t *size)
+{
+    char buf[4096];
+    uint64_t end = *size;
+    int rfd = open(out->conf->path, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+        return -errno;
+    while (end > 0) {
+        size_t n = end < sizeof buf ? (size_t)end : sizeof buf;
+        ssize_t r = pread(rfd, buf, n, (off_t)(end - n));
+        if (r != (ssize_t)n) {
+            close(rfd);
+            return r < 0 ? -errno : -EIO;
+        }
+        const char *nl = memrchr(buf, '\n', n);
+        if (nl) {
+            end = end - n + (uint64_t)(nl - buf) + 1;
+            break;
+        }
+        end -= n;
+    }
+    close(rfd);
+    if (end == *size)
+        return 0;
+    if (ftruncate(fd, (off_t)end) < 0)
+        return -errno;
+    lv_warn("output %s: %s ended in a torn line (%" PRIu64 " bytes, left by a crash); cut "
+            "back to its last whole line, whose batch is delivered again",
+            file_name(out), out->conf->path, *size - end);
+    *size = end;
+    return 0;
+}
+
+static enum lv_outcome pipe_error(struct lv_output *out, int err);
+
 /* Opens conf->path for appending and takes its current size. With
  * conf->fsync, the directory is synced too, so that the file itself
  * survives a crash along with its contents. */
@@ -94,11 +131,16 @@ static int file_open(struct lv_output *out)
     const char *path = out->conf->path;
     struct stat st;
 
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
     if (fd < 0)
         return -errno;
     int err = fstat(fd, &st) < 0 ? -errno : 0;
-    if (err == 0 && out->conf->fsync)
+    uint64_t size = (uint64_t)st.st_size;
+    if (err == 0 && S_ISREG(st.st_mode)) {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        err = file_repair(out, fd, &size);
+    }
+    if (err == 0 && out->conf->fsync && S_ISREG(st.st_mode))
         err = file_sync_dir(path);
     if (err < 0) {
         close(fd);
@@ -106,17 +148,18 @@ static int file_open(struct lv_output *out)
     }
     c->fd = fd;
     c->open = true;
-    c->size = (uint64_t)st.st_size;
+    c->size = size;
     c->pipe = S_ISFIFO(st.st_mode);
-    if (c->pipe)
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    c->reopen = false;
+    if (c->pipe && out->loop)
+        c->pump = lv_pump_new(out, fd, false, pipe_error);
     return 0;
 }
 
 static void file_close(struct file_ctx *c)
 {
-    if (c->out && c->out->loop)
-        ev_io_stop(c->out->loop, &c->writable);
+    lv_pump_free(c->pump); /* empty: it handed everything back */
+    c->pump = NULL;
     if (c->open)
         close(c->fd);
     c->open = false;
@@ -234,77 +277,53 @@ static int file_append(struct lv_output *out, const struct lv_batch *b)
 
 /* ---- named pipes ------------------------------------------------------------------- */
 
-static void pipe_sent(struct lv_output *out, struct lv_batch *b)
-{
-    out->counter->records += b->n;
-    out->counter->bytes += b->data.len;
-    lv_output_done(out, b, LV_SENT, NULL);
-}
-
-/* Writes queued batches until the pipe is full; then waits to be writable.
- * A write error hands every queued batch back for a retry. */
-static void pipe_pump(struct lv_output *out)
+/* A write error hands every queued batch back for a retry; the pipe is
+ * opened again for the next batch (its reader may have gone). */
+static enum lv_outcome pipe_error(struct lv_output *out, int err)
 {
     struct file_ctx *c = out->ctx;
-    if (c->pumping)
-        return; /* a done() callback submitted more: the loop below takes it */
-    c->pumping = true;
-    while (c->n) {
-        struct lv_batch *b = c->queue[c->head];
-        ssize_t w = write(c->fd, b->data.data + c->written, b->data.len - c->written);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == EAGAIN) {
-            ev_io_start(out->loop, &c->writable);
-            break;
-        }
-        if (w < 0) {
-            out->counter->errors++;
-            lv_error("output %s: cannot write %s: %s", file_name(out), out->conf->path,
-                     strerror(errno));
-            for (; c->n; c->n--, c->head = (c->head + 1) % PIPE_QUEUE, c->written = 0)
-                lv_output_done(out, c->queue[c->head], LV_RETRY, NULL);
-            break;
-        }
-        c->written += (size_t)w;
-        if (c->written < b->data.len)
-            continue;
-        c->head = (c->head + 1) % PIPE_QUEUE;
-        c->n--;
-        c->written = 0;
-        pipe_sent(out, b);
+    if (err == 0) {
+        lv_info("output %s: writing %s again", file_name(out), out->conf->path);
+        c->failing = false;
+        return LV_SENT;
     }
-    if (!c->n)
-        ev_io_stop(out->loop, &c->writable);
-    c->pumping = false;
-}
-
-static void pipe_writable(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct file_ctx *c = lv_container_of(w, struct file_ctx, writable);
-    (void)loop;
-    (void)revents;
-    pipe_pump(c->out);
+    out->counter->errors++;
+    if (!c->failing)
+        lv_error("output %s: cannot write %s: %s", file_name(out), out->conf->path,
+                 strerror(-err));
+    c->failing = true;
+    c->reopen = true;
+    return LV_RETRY;
 }
 
 static int pipe_submit(struct lv_output *out, struct lv_batch *b)
 {
     struct file_ctx *c = out->ctx;
-    if (c->n == PIPE_QUEUE)
-        return -EAGAIN;
-    if (!ev_is_active(&c->writable) && !c->n)
-        ev_io_init(&c->writable, pipe_writable, c->fd, EV_WRITE);
-    c->queue[(c->head + c->n++) % PIPE_QUEUE] = b;
-    pipe_pump(out);
-    return 0;
+    if (c->reopen && lv_pump_idle(c->pump)) {
+        file_close(c);
+        int err = file_open(out);
+        if (err < 0)
+            return err; /* no reader (ENXIO): retried after a backoff */
+        if (!c->pipe)
+            return -EAGAIN; /* the path is a file now: the next offer writes it */
+    }
+    return lv_pump_submit(c->pump, b);
+}
+
+static void file_cancel(struct lv_output *out)
+{
+    struct file_ctx *c = out->ctx;
+    lv_pump_cancel(c->pump);
 }
 
 static int file_submit(struct lv_output *out, struct lv_batch *b)
 {
     struct file_ctx *c = out->ctx;
-    if (c->open && c->pipe && out->loop)
+    int err = c->open ? 0 : file_open(out);
+    if (err == 0 && c->pump)
         return pipe_submit(out, b);
-    int err = b->data.len > 0 ? file_append(out, b) : 0;
+    if (err == 0 && b->data.len > 0)
+        err = file_append(out, b);
 
     if (err < 0) {
         out->counter->errors++;
@@ -351,5 +370,6 @@ const struct lv_output_type lv_output_file = {
     .init = file_init,
     .submit = file_submit,
     .flush = file_flush,
+    .cancel = file_cancel,
     .destroy = file_destroy,
 };

@@ -199,8 +199,16 @@ def run_scenarios(doc, prefix, scenarios, running):
     """Runs each scenario(args, checks, dir) in its own temp directory; an
     exception is a failed check, and a failing scenario's stderr.log is
     printed. Processes left in `running` are killed at the end. Returns the
-    exit status."""
-    args = parser(doc).parse_args()
+    exit status. --only a,b runs the scenarios of those names only."""
+    ap = parser(doc)
+    ap.add_argument("--only", default="", help="comma-separated scenario names")
+    args = ap.parse_args()
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - {s.__name__ for s in scenarios}
+        if unknown:
+            ap.error("no scenario named " + ", ".join(sorted(unknown)))
+        scenarios = [s for s in scenarios if s.__name__ in wanted]
     c = Checks()
     root = tempfile.mkdtemp(prefix=prefix)
     try:

@@ -472,6 +472,99 @@ static void cri_joined_line_longer_than_max_line_is_truncated_and_flagged(void *
     collector_clear(&c);
 }
 
+/* A partial line that never ends (a progress bar on stderr) must not wait
+ * for ever: once max_line bytes are held it goes, flagged, the checkpoint
+ * may pass it, and what still belongs to it up to its F is dropped. */
+static void cri_partial_reaching_max_line_is_sent_at_once_and_its_rest_dropped(void **state)
+{
+    struct collector c = {0};
+    struct lv_frame *f = lv_frame_new(LV_FORMAT_CRI, 10, 7);
+    static const char p1[] = "2024-05-01T08:00:00Z stderr P 012345\n";
+    static const char p2[] = "2024-05-01T08:00:00Z stderr P 6789ab\n";
+    static const char p3[] = "2024-05-01T08:00:00Z stderr P more\n";
+    static const char fin[] = "2024-05-01T08:00:00Z stderr F end\n";
+    static const char next[] = "2024-05-01T08:00:00Z stderr F next\n";
+    (void)state;
+    lv_frame_feed(f, p1, sizeof p1 - 1, collect, &c);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(lv_frame_pending_start(f), 0);
+    lv_frame_feed(f, p2, sizeof p2 - 1, collect, &c);
+    assert_int_equal(c.n, 1); /* no F needed */
+    assert_string_equal(c.lines[0].data, "0123456789");
+    assert_true(c.lines[0].truncated);
+    assert_true(lv_frame_pending_start(f) == UINT64_MAX);
+    lv_frame_feed(f, p3, sizeof p3 - 1, collect, &c);
+    lv_frame_feed(f, fin, sizeof fin - 1, collect, &c);
+    assert_int_equal(c.n, 1);
+    assert_true(lv_frame_pending_start(f) == UINT64_MAX);
+    lv_frame_feed(f, next, sizeof next - 1, collect, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.lines[1].data, "next");
+    lv_frame_free(f);
+    collector_clear(&c);
+}
+
+/* The caller's time bound: what a partial holds goes now; the rest of the
+ * line, when it comes, is a line of its own. */
+static void flushed_partials_go_now_and_their_end_comes_as_another_line(void **state)
+{
+    struct collector c = {0};
+    struct lv_frame *f = lv_frame_new(LV_FORMAT_CRI, 0, 7);
+    static const char p[] = "2024-05-01T08:00:00Z stderr P 50% [=====\n";
+    static const char done[] = "2024-05-01T08:00:09Z stderr F =====] 100%\n";
+    static const char out[] = "2024-05-01T08:00:01Z stdout P out\n";
+    (void)state;
+    lv_frame_feed(f, p, sizeof p - 1, collect, &c);
+    lv_frame_feed(f, out, sizeof out - 1, collect, &c);
+    assert_int_equal(lv_frame_flush_partials(f, collect, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.lines[0].data, "out"); /* stdout, stream 0, first */
+    assert_string_equal(c.lines[1].data, "50% [=====");
+    assert_false(c.lines[1].truncated);
+    assert_int_equal(c.lines[1].stream, LV_STREAM_STDERR);
+    assert_true(lv_frame_pending_start(f) == UINT64_MAX);
+    lv_frame_feed(f, done, sizeof done - 1, collect, &c);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.lines[2].data, "=====] 100%");
+    lv_frame_free(f);
+    collector_clear(&c);
+}
+
+/* A long Docker line grows the raw buffer, the decode copy and the decoder's
+ * arena; all of it is given back once the line is out. */
+static void docker_memory_goes_back_to_the_idle_size_after_a_long_line(void **state)
+{
+    struct collector c = {0};
+    struct lv_frame *f = lv_frame_new(LV_FORMAT_DOCKER, 1 << 20, 7);
+    (void)state;
+    size_t idle = lv_frame_bytes(f);
+    assert_true(idle <= 4 * LV_FRAME_KEEP_BYTES + LV_FRAME_ARENA_BYTES);
+    size_t n = 600000; /* decoded bytes; every 50th is a tab, escaped */
+    char *line = malloc(2 * n + 200);
+    assert_non_null(line);
+    size_t len = (size_t)sprintf(line, "{\"log\":\"");
+    for (size_t i = 0; i < n; i++) {
+        if (i % 50 == 49) {
+            line[len++] = '\\';
+            line[len++] = 't';
+        } else {
+            line[len++] = 'x';
+        }
+    }
+    len += (size_t)sprintf(line + len,
+                           "\\n\",\"stream\":\"stdout\",\"time\":\"2024-05-01T08:00:00Z\"}");
+    assert_int_equal(lv_frame_feed(f, line, len / 2, collect, &c), 0);
+    assert_true(lv_frame_bytes(f) >= len / 2); /* the partial line counts */
+    assert_int_equal(lv_frame_feed(f, line + len / 2, len - len / 2, collect, &c), 0);
+    assert_int_equal(lv_frame_feed(f, "\n", 1, collect, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.lines[0].len, n);
+    assert_true(lv_frame_bytes(f) <= idle + LV_FRAME_KEEP_BYTES);
+    free(line);
+    lv_frame_free(f);
+    collector_clear(&c);
+}
+
 static void cri_single_full_line_longer_than_max_line_is_truncated(void **state)
 {
     struct collector c = {0};
@@ -620,6 +713,9 @@ int main(void)
         cmocka_unit_test(non_cri_line_is_passed_through_as_it_is),
         cmocka_unit_test(cri_joined_line_longer_than_max_line_is_truncated_and_flagged),
         cmocka_unit_test(cri_single_full_line_longer_than_max_line_is_truncated),
+        cmocka_unit_test(cri_partial_reaching_max_line_is_sent_at_once_and_its_rest_dropped),
+        cmocka_unit_test(flushed_partials_go_now_and_their_end_comes_as_another_line),
+        cmocka_unit_test(docker_memory_goes_back_to_the_idle_size_after_a_long_line),
         cmocka_unit_test(docker_entry_gives_its_log_without_the_newline),
         cmocka_unit_test(docker_escapes_are_decoded),
         cmocka_unit_test(docker_log_survives_later_escaped_strings),

@@ -21,11 +21,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "buffer/spool.h"
 #include "logveil/metrics.h"
 
-#define HDR_LEN 24
+#define HDR_LEN 40 /* header and done field of a version 2 frame */
+#define HDR1_LEN 24
 #define META_LEN 35
+#define NOUTPUTS 2
+#define ALL 3u
+#define SIG 0x5eed5eedu
 #define FIRST_SEG "seg-0000000000000001.lvs"
 
 struct fixture {
@@ -121,34 +127,49 @@ static void append_batches(struct lv_spool *s, unsigned first, unsigned count, s
     batch_init(&b, 0);
     for (unsigned k = first; k < first + count; k++) {
         make_batch(&b, k, n, pad);
-        assert_int_equal(lv_spool_append(s, &b), 0);
+        assert_int_equal(lv_spool_append(s, &b, ALL), 0);
     }
     batch_free(&b);
 }
 
-/* Reads the next batch and checks it is batch `k`; returns its id. */
-static uint64_t expect_batch(struct lv_spool *s, unsigned k, size_t n, size_t pad)
+/* Reads the next batch and checks it is batch `k`, still for the outputs in
+ * `outputs`; returns its segment. */
+static uint64_t expect_batch_for(struct lv_spool *s, unsigned k, size_t n, size_t pad,
+                                 uint32_t outputs)
 {
     struct lv_batch got, want;
-    uint64_t id = 0;
+    uint32_t for_outputs = 0;
     batch_init(&got, 1 << 24);
     batch_init(&want, 0);
     got.seq = 4242;
     make_batch(&want, k, n, pad);
-    assert_int_equal(lv_spool_next(s, &got, &id), 0);
+    assert_int_equal(lv_spool_next(s, &got, &for_outputs), 0);
     assert_int_equal(got.seq, 4242);
+    assert_int_equal(for_outputs, outputs);
     assert_same_batch(&got, &want);
+    uint64_t id = got.spool_id;
     batch_free(&got);
     batch_free(&want);
     return id;
 }
 
+static uint64_t expect_batch(struct lv_spool *s, unsigned k, size_t n, size_t pad)
+{
+    return expect_batch_for(s, k, n, pad, ALL);
+}
+
+static void settle(struct lv_spool *s, uint64_t id)
+{
+    struct lv_batch b = {.spool_id = id};
+    lv_spool_settled(s, &b);
+}
+
 static void expect_nothing_left(struct lv_spool *s)
 {
     struct lv_batch b;
-    uint64_t id;
+    uint32_t outputs;
     batch_init(&b, 0);
-    assert_int_equal(lv_spool_next(s, &b, &id), -ENOENT);
+    assert_int_equal(lv_spool_next(s, &b, &outputs), -ENOENT);
     assert_int_equal(b.n, 0);
     assert_true(lv_spool_empty(s));
     batch_free(&b);
@@ -218,7 +239,7 @@ static void reopen(struct fixture *f, uint64_t max_bytes)
 {
     char err[256] = "";
     lv_spool_close(f->s);
-    f->s = lv_spool_open(f->dir, max_bytes, err, sizeof err);
+    f->s = lv_spool_open(f->dir, max_bytes, NOUTPUTS, SIG, err, sizeof err);
     assert_non_null(f->s);
 }
 
@@ -307,9 +328,9 @@ static void settled_segments_are_deleted_and_unsettled_ones_kept(void **state)
     while (ids[in_first] == first)
         in_first++;
     for (unsigned k = in_first; k-- > 1;)
-        lv_spool_settled(f->s, ids[k]);
+        settle(f->s, ids[k]);
     assert_true(exists(f, FIRST_SEG));
-    lv_spool_settled(f->s, ids[0]);
+    settle(f->s, ids[0]);
     assert_false(exists(f, FIRST_SEG));
     assert_int_equal(count_segments(f->dir), 2);
     size_t left = 0;
@@ -320,7 +341,7 @@ static void settled_segments_are_deleted_and_unsettled_ones_kept(void **state)
     /* What was handed out but not settled comes back after a restart. */
     reopen(f, 1ull << 30);
     for (unsigned k = in_first; k < 20; k++)
-        lv_spool_settled(f->s, expect_batch(f->s, k, 1000, 1000));
+        settle(f->s, expect_batch(f->s, k, 1000, 1000));
     expect_nothing_left(f->s);
     assert_int_equal(count_segments(f->dir), 0);
     assert_int_equal(lv_spool_bytes(f->s), 0);
@@ -330,12 +351,12 @@ static void the_segment_being_written_is_deleted_once_drained(void **state)
 {
     struct fixture *f = *state;
     append_batches(f->s, 0, 2, 10, 0);
-    lv_spool_settled(f->s, expect_batch(f->s, 0, 10, 0));
-    lv_spool_settled(f->s, expect_batch(f->s, 1, 10, 0));
+    settle(f->s, expect_batch(f->s, 0, 10, 0));
+    settle(f->s, expect_batch(f->s, 1, 10, 0));
     assert_int_equal(count_segments(f->dir), 0);
     append_batches(f->s, 2, 1, 10, 0);
     assert_int_equal(count_segments(f->dir), 1);
-    lv_spool_settled(f->s, expect_batch(f->s, 2, 10, 0));
+    settle(f->s, expect_batch(f->s, 2, 10, 0));
     expect_nothing_left(f->s);
 }
 
@@ -348,13 +369,13 @@ static void append_past_max_bytes_returns_enospc(void **state)
     struct lv_batch b;
     batch_init(&b, 0);
     make_batch(&b, 3, 10, 0);
-    assert_int_equal(lv_spool_append(f->s, &b), -ENOSPC);
+    assert_int_equal(lv_spool_append(f->s, &b, ALL), -ENOSPC);
     assert_int_equal(lv_spool_bytes(f->s), 3 * len);
 
     /* Draining makes room again once the segment goes. */
     for (unsigned k = 0; k < 3; k++)
-        lv_spool_settled(f->s, expect_batch(f->s, k, 10, 0));
-    assert_int_equal(lv_spool_append(f->s, &b), 0);
+        settle(f->s, expect_batch(f->s, k, 10, 0));
+    assert_int_equal(lv_spool_append(f->s, &b, ALL), 0);
     expect_batch(f->s, 3, 10, 0);
     batch_free(&b);
 }
@@ -373,7 +394,7 @@ static void a_failed_write_leaves_nothing_behind(void **state)
     small = old;
     small.rlim_cur = (rlim_t)file_size(f, FIRST_SEG) + 100;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-    int rc = lv_spool_append(f->s, &b);
+    int rc = lv_spool_append(f->s, &b, ALL);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, old_handler);
     assert_int_equal(rc, -EFBIG);
@@ -382,11 +403,11 @@ static void a_failed_write_leaves_nothing_behind(void **state)
 
     /* The damaged segment is no longer written: the next batch starts another. */
     make_batch(&b, 2, 10, 0);
-    assert_int_equal(lv_spool_append(f->s, &b), 0);
+    assert_int_equal(lv_spool_append(f->s, &b, ALL), 0);
     assert_int_equal(count_segments(f->dir), 2);
     batch_free(&b);
-    lv_spool_settled(f->s, expect_batch(f->s, 0, 10, 0));
-    lv_spool_settled(f->s, expect_batch(f->s, 2, 10, 0));
+    settle(f->s, expect_batch(f->s, 0, 10, 0));
+    settle(f->s, expect_batch(f->s, 2, 10, 0));
     expect_nothing_left(f->s);
     assert_int_equal(count_segments(f->dir), 0);
     assert_int_equal(lv_metrics.spool_corrupt, 0);
@@ -446,6 +467,8 @@ static void a_flipped_byte_in_the_middle_frame_is_counted_and_skipped(void **sta
     expect_batch(f->s, 2, 10, 0);
     expect_nothing_left(f->s);
     assert_int_equal(lv_metrics.spool_corrupt, 1);
+    /* Its header still says how many records were lost, for both outputs. */
+    assert_int_equal(lv_metrics_dropped_total(LV_DROP_SPOOL_CORRUPT), 10 * NOUTPUTS);
 
     struct lv_buf text;
     lv_buf_init(&text, 0, 0);
@@ -485,10 +508,11 @@ static void a_frame_larger_than_the_batch_limit_is_counted_and_skipped(void **st
     append_batches(f->s, 0, 1, 100, 100);
     append_batches(f->s, 1, 1, 2, 0);
     struct lv_batch small;
-    uint64_t id;
+    uint32_t outputs;
     batch_init(&small, 1024);
-    assert_int_equal(lv_spool_next(f->s, &small, &id), 0);
+    assert_int_equal(lv_spool_next(f->s, &small, &outputs), 0);
     assert_int_equal(lv_metrics.spool_corrupt, 1);
+    assert_int_equal(lv_metrics_dropped_total(LV_DROP_SPOOL_CORRUPT), 100 * NOUTPUTS);
     assert_int_equal(small.n, 2);
     batch_free(&small);
     expect_nothing_left(f->s);
@@ -519,8 +543,8 @@ static void garbage_files_in_the_directory_are_not_touched(void **state)
     assert_true(lv_spool_empty(f->s));
     assert_int_equal(lv_spool_bytes(f->s), 0);
     append_batches(f->s, 0, 2, 10, 0);
-    lv_spool_settled(f->s, expect_batch(f->s, 0, 10, 0));
-    lv_spool_settled(f->s, expect_batch(f->s, 1, 10, 0));
+    settle(f->s, expect_batch(f->s, 0, 10, 0));
+    settle(f->s, expect_batch(f->s, 1, 10, 0));
     expect_nothing_left(f->s);
     for (size_t i = 0; i < LV_ARRAY_LEN(names); i++)
         assert_int_equal(file_size(f, names[i]), strlen("not a segment\n"));
@@ -534,7 +558,7 @@ static void a_second_open_of_the_same_directory_is_refused(void **state)
 {
     struct fixture *f = *state;
     char err[256] = "";
-    assert_null(lv_spool_open(f->dir, 1 << 20, err, sizeof err));
+    assert_null(lv_spool_open(f->dir, 1 << 20, NOUTPUTS, SIG, err, sizeof err));
     assert_non_null(strstr(err, "in use"));
 }
 
@@ -545,12 +569,111 @@ static void records_that_do_not_tile_the_data_are_refused(void **state)
     batch_init(&b, 0);
     make_batch(&b, 0, 3, 0);
     b.recs[1].off++;
-    assert_int_equal(lv_spool_append(f->s, &b), -EINVAL);
+    assert_int_equal(lv_spool_append(f->s, &b, ALL), -EINVAL);
     make_batch(&b, 0, 3, 0);
     assert_int_equal(lv_buf_putc(&b.data, 'x'), 0); /* a byte no record covers */
-    assert_int_equal(lv_spool_append(f->s, &b), -EINVAL);
+    assert_int_equal(lv_spool_append(f->s, &b, ALL), -EINVAL);
     batch_free(&b);
     assert_true(lv_spool_empty(f->s));
+    assert_int_equal(count_segments(f->dir), 0);
+}
+
+
+/* Replays batch `k` of `n` records, marks it done for `outputs_done` and
+ * leaves it unsettled, as a run stopped before the other outputs had it. */
+static void mark_done(struct lv_spool *s, unsigned k, size_t n, uint32_t for_outputs,
+                      uint32_t outputs_done)
+{
+    struct lv_batch got;
+    uint32_t outputs;
+    batch_init(&got, 1 << 24);
+    assert_int_equal(lv_spool_next(s, &got, &outputs), 0);
+    assert_int_equal(outputs, for_outputs);
+    assert_int_equal(got.n, n);
+    (void)k;
+    for (unsigned i = 0; i < NOUTPUTS; i++)
+        if (outputs_done & (1u << i))
+            lv_spool_done(s, &got, i);
+    batch_free(&got);
+}
+
+static void a_batch_is_replayed_only_to_the_outputs_that_have_not_marked_it_done(void **state)
+{
+    struct fixture *f = *state;
+    append_batches(f->s, 0, 3, 10, 0);
+    mark_done(f->s, 0, 10, ALL, 1u); /* output 0 has batch 0 */
+    mark_done(f->s, 1, 10, ALL, 0);
+    mark_done(f->s, 2, 10, ALL, ALL); /* both have batch 2, not yet settled */
+    reopen(f, 1ull << 30);
+    expect_batch_for(f->s, 0, 10, 0, 2u);
+    expect_batch_for(f->s, 1, 10, 0, ALL);
+    expect_nothing_left(f->s); /* batch 2 is done for every output: skipped */
+}
+
+static void a_batch_spooled_for_one_output_is_replayed_to_it_alone(void **state)
+{
+    struct fixture *f = *state;
+    struct lv_batch b;
+    batch_init(&b, 0);
+    make_batch(&b, 0, 10, 0);
+    assert_int_equal(lv_spool_append(f->s, &b, 2u), 0);
+    batch_free(&b);
+    expect_batch_for(f->s, 0, 10, 0, 2u);
+}
+
+static void a_done_field_that_does_not_check_reads_as_none_done(void **state)
+{
+    struct fixture *f = *state;
+    append_batches(f->s, 0, 1, 10, 0);
+    mark_done(f->s, 0, 10, ALL, 1u);
+    reopen(f, 1ull << 30);
+    xor_byte(f, FIRST_SEG, 32, 0x02); /* the done mask, now 3, but its CRC is for 1 */
+    reopen(f, 1ull << 30);
+    expect_batch_for(f->s, 0, 10, 0, ALL); /* a duplicate, never a loss */
+    assert_int_equal(lv_metrics.spool_corrupt, 0);
+}
+
+static void after_the_outputs_change_a_batch_is_replayed_to_every_output(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    append_batches(f->s, 0, 1, 10, 0);
+    mark_done(f->s, 0, 10, ALL, 1u);
+    lv_spool_close(f->s);
+    f->s = lv_spool_open(f->dir, 1ull << 30, 3, SIG + 1, err, sizeof err);
+    assert_non_null(f->s);
+    expect_batch_for(f->s, 0, 10, 0, 7u);
+}
+
+/* A version 1 frame (24-byte header, no outputs) as an older logveil wrote it. */
+static void a_version_1_frame_is_replayed_to_every_output(void **state)
+{
+    struct fixture *f = *state;
+    append_batches(f->s, 0, 1, 10, 0);
+    lv_spool_close(f->s);
+    f->s = NULL;
+    char path[256];
+    path_in(path, sizeof path, f, FIRST_SEG);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    size_t len = (size_t)file_size(f, FIRST_SEG);
+    unsigned char *v2 = malloc(len), *v1 = malloc(len);
+    assert_int_equal(pread(fd, v2, len, 0), (ssize_t)len);
+    memcpy(v1, v2, 20);
+    v1[4] = 1; /* version */
+    uint32_t c = (uint32_t)crc32(0, v1, 20);
+    for (int i = 0; i < 4; i++)
+        v1[20 + i] = (unsigned char)(c >> (8 * i));
+    memcpy(v1 + HDR1_LEN, v2 + HDR_LEN, len - HDR_LEN);
+    assert_int_equal(ftruncate(fd, 0), 0);
+    assert_int_equal(pwrite(fd, v1, len - (HDR_LEN - HDR1_LEN), 0),
+                     (ssize_t)(len - (HDR_LEN - HDR1_LEN)));
+    close(fd);
+    free(v1);
+    free(v2);
+    reopen(f, 1ull << 30);
+    settle(f->s, expect_batch_for(f->s, 0, 10, 0, ALL));
+    expect_nothing_left(f->s);
     assert_int_equal(count_segments(f->dir), 0);
 }
 
@@ -586,6 +709,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_second_open_of_the_same_directory_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(records_that_do_not_tile_the_data_are_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            a_batch_is_replayed_only_to_the_outputs_that_have_not_marked_it_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_batch_spooled_for_one_output_is_replayed_to_it_alone,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_done_field_that_does_not_check_reads_as_none_done, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            after_the_outputs_change_a_batch_is_replayed_to_every_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_version_1_frame_is_replayed_to_every_output, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <ev.h>
+#include <time.h>
 
 #include "logveil/stage.h"
 
@@ -60,7 +62,7 @@ static struct lv_batch *make_batch(struct fixture *f, size_t n)
     assert_true(n <= MAX_RECS);
     for (size_t i = 0; i < n; i++)
         format_rec(f->data + i * REC_LEN, f->next_seq++);
-    f->batch = (struct lv_batch){.n = n, .refs = 1};
+    f->batch = (struct lv_batch){.n = n};
     f->batch.data.data = f->data;
     f->batch.data.len = n * REC_LEN;
     f->batch.data.cap = sizeof(f->data);
@@ -279,6 +281,47 @@ static void batch_larger_than_max_bytes_goes_whole_into_a_fresh_file(void **stat
     free(text);
     text = slurp_rotated(f, 0, &len);
     assert_records(text, len, 1, 5);
+    free(text);
+}
+
+/* kill -9 in the middle of a write left half a record: the next run cuts the
+ * file back to its last whole line before it appends. */
+static void a_torn_last_line_is_cut_back_when_the_file_is_opened(void **state)
+{
+    struct fixture *f = *state;
+    size_t len;
+    FILE *fp = fopen(f->path, "w");
+
+    assert_non_null(fp);
+    for (int i = 0; i < 3; i++) {
+        char rec[REC_LEN + 1];
+        format_rec(rec, f->next_seq++);
+        fputs(rec, fp);
+    }
+    fputs("{\"seq\":00", fp); /* torn */
+    fclose(fp);
+    assert_int_equal(f->out.type->init(&f->out), 0);
+    submit_ok(f, 2);
+    char *text = slurp(f->path, &len);
+    assert_records(text, len, 0, 5);
+    free(text);
+}
+
+/* A file with no newline at all is all torn. */
+static void a_file_that_is_one_torn_line_is_emptied(void **state)
+{
+    struct fixture *f = *state;
+    size_t len;
+    FILE *fp = fopen(f->path, "w");
+
+    assert_non_null(fp);
+    for (int i = 0; i < 1000; i++)
+        fputs("torn", fp); /* longer than one read back */
+    fclose(fp);
+    assert_int_equal(f->out.type->init(&f->out), 0);
+    submit_ok(f, 1);
+    char *text = slurp(f->path, &len);
+    assert_records(text, len, 0, 1);
     free(text);
 }
 
@@ -506,35 +549,160 @@ static int read_slowly_and_check(const int p[2], int nrecs)
     return n == 0 && have == 0 && seq == nrecs ? 0 : 1;
 }
 
-/* A child reads the pipe slowly while a batch four times the pipe's size is
- * written to its non-blocking end: EAGAIN must wait, not fail or lose. */
-static void stdout_output_waits_when_stdout_is_nonblocking(void **state)
+/* A batch of its own (the pump keeps pointers to what it queues), with
+ * records, as the pipeline makes them. */
+static struct lv_batch *new_batch(struct fixture *f, size_t n)
+{
+    struct lv_batch *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    lv_buf_init(&b->data, n * REC_LEN, 0);
+    b->recs = calloc(n, sizeof *b->recs);
+    assert_non_null(b->recs);
+    for (size_t i = 0; i < n; i++) {
+        char rec[REC_LEN + 1];
+        format_rec(rec, f->next_seq++);
+        b->recs[i] = (struct lv_record){.off = b->data.len, .len = REC_LEN - 1};
+        assert_int_equal(lv_buf_append(&b->data, rec, REC_LEN), 0);
+    }
+    b->n = b->cap = n;
+    return b;
+}
+
+static void free_batch(struct lv_batch *b)
+{
+    lv_buf_free(&b->data);
+    free(b->recs);
+    free(b);
+}
+
+/* Puts the write end of a fresh pipe on fd 1; returns the saved fd 1. */
+static int pipe_as_stdout(int p[2])
+{
+    fflush(stdout);
+    assert_int_equal(pipe(p), 0);
+    int saved = dup(STDOUT_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(p[1], STDOUT_FILENO) >= 0);
+    close(p[1]);
+    return saved;
+}
+
+static void restore_stdout(int saved)
+{
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Turns the loop until `calls` outcomes are in, or 10 s pass. */
+static void run_until(struct ev_loop *loop, int calls)
+{
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_deadline, 10., 0.);
+    ev_timer_start(loop, &deadline);
+    while (lv_output_done_calls < calls && ev_is_active(&deadline))
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &deadline);
+}
+
+/* A child reads the pipe on stdout slowly while four times the pipe's size
+ * is submitted: submit never waits for the reader, the loop writes as the
+ * reader makes room, and every record arrives in order. */
+static void stdout_pipe_is_written_from_the_loop_and_submit_never_waits(void **state)
 {
     struct fixture *f = *state;
-    enum { NRECS = 20000 }; /* 260,000 bytes */
+    enum { NBATCH = 20, PER = 1000 }; /* 260,000 bytes */
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct lv_batch *b[NBATCH];
     int p[2];
 
     use_type(f, &lv_output_stdout);
     f->conf = (struct lv_output_conf){.kind = LV_OUTPUT_STDOUT, .name = "test-stdout"};
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
+    f->out.loop = loop;
+    int saved = pipe_as_stdout(p);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(read_slowly_and_check(p, NRECS));
-    close(p[0]);
-    fcntl(p[1], F_SETFL, O_NONBLOCK);
-
-    for (int left = NRECS; left > 0; left -= MAX_RECS) {
-        struct lv_batch *b = make_batch(f, left < MAX_RECS ? (size_t)left : MAX_RECS);
-        assert_int_equal(submit_to_stdout_as(f, p[1], b), 0);
-        assert_int_equal(lv_output_last_outcome, LV_SENT);
+    if (pid == 0) {
+        int q[2] = {p[0], STDOUT_FILENO};
+        _exit(read_slowly_and_check(q, NBATCH * PER));
     }
-    close(p[1]);
+    close(p[0]);
+    assert_int_equal(f->out.type->init(&f->out), 0);
+    double slowest = 0;
+    for (int k = 0; k < NBATCH; k++) {
+        b[k] = new_batch(f, PER);
+        double t0 = now_s();
+        assert_int_equal(f->out.type->submit(&f->out, b[k]), 0);
+        slowest = now_s() - t0 > slowest ? now_s() - t0 : slowest;
+    }
+    assert_true(slowest < 0.05); /* the reader waits 100 ms before it reads */
+    run_until(loop, NBATCH);
+    restore_stdout(saved);
+    f->out.type->destroy(&f->out);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(f->counter.records, NRECS);
+    assert_int_equal(lv_output_done_calls, NBATCH);
+    assert_int_equal(lv_output_last_outcome, LV_SENT);
+    assert_int_equal(f->counter.records, NBATCH * PER);
+    for (int k = 0; k < NBATCH; k++)
+        free_batch(b[k]);
+    ev_loop_destroy(loop);
+}
+
+/* Nobody reads: at the deadline the pump hands back every batch it holds;
+ * what it counted as sent is exactly the whole records in the pipe. */
+static void stdout_pump_hands_back_what_it_holds_when_cancelled(void **state)
+{
+    struct fixture *f = *state;
+    enum { NBATCH = 20, PER = 1000 };
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct lv_batch *b[NBATCH];
+    int p[2];
+
+    use_type(f, &lv_output_stdout);
+    f->conf = (struct lv_output_conf){.kind = LV_OUTPUT_STDOUT, .name = "test-stdout"};
+    f->out.loop = loop;
+    int saved = pipe_as_stdout(p);
+    assert_int_equal(f->out.type->init(&f->out), 0);
+    for (int k = 0; k < NBATCH; k++) {
+        b[k] = new_batch(f, PER);
+        assert_int_equal(f->out.type->submit(&f->out, b[k]), 0);
+    }
+    ev_run(loop, EVRUN_NOWAIT);
+    int sent = lv_output_done_calls;
+    assert_true(sent < NBATCH); /* the pipe holds 64 KiB */
+    f->out.type->cancel(&f->out);
+    assert_int_equal(lv_output_done_calls, NBATCH);
+    assert_int_equal(lv_output_last_outcome, LV_RETRY);
+    restore_stdout(saved);
+    f->out.type->destroy(&f->out);
+
+    char buf[4096];
+    size_t bytes = 0;
+    ssize_t n;
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    while ((n = read(p[0], buf, sizeof buf)) > 0)
+        bytes += (size_t)n;
+    close(p[0]);
+    assert_int_equal(f->counter.records, bytes / REC_LEN);
+    assert_true(f->counter.records >= (uint64_t)sent * PER);
+    for (int k = 0; k < NBATCH; k++)
+        free_batch(b[k]);
+    ev_loop_destroy(loop);
 }
 
 int main(void)
@@ -553,6 +721,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(file_output_continues_the_size_of_an_existing_file, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_torn_last_line_is_cut_back_when_the_file_is_opened,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_file_that_is_one_torn_line_is_emptied, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_directory_fails_init_with_enoent, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_path_fails_init_with_einval, setup, teardown),
         cmocka_unit_test_setup_teardown(fsync_mode_writes_and_reports_sent, setup, teardown),
@@ -564,8 +735,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(stdout_output_writes_exact_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(stdout_output_rejects_on_a_broken_pipe, setup, teardown),
-        cmocka_unit_test_setup_teardown(stdout_output_waits_when_stdout_is_nonblocking, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            stdout_pipe_is_written_from_the_loop_and_submit_never_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(stdout_pump_hands_back_what_it_holds_when_cancelled,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
