@@ -89,13 +89,12 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- lifecycle --------------------------------------------------------------------- */
 
-/* One compiled pattern per input, before its init opens sources. */
+/* One joining rule per input, before its init opens sources: the input's
+ * pattern, or (without a multiline map) PEM private key blocks only. */
 static int setup_multiline(struct lv_pipeline *p, size_t i, char *err, size_t errlen)
 {
     const struct lv_multiline_conf *mc = &p->conf->inputs[i].multiline;
     char why[300];
-    if (!mc->enabled)
-        return 0;
     p->rules[i] = lv_multiline_rule_new(mc, p->conf->limits.max_line, why, sizeof why);
     if (!p->rules[i]) {
         snprintf(err, errlen, "input %zu: %s", i, why);

@@ -1,8 +1,9 @@
 /*
  * Sources: the pipeline's side of an input. A source frames the bytes an
  * input reads into lines (each source has its own partial-line state), joins
- * them into multiline records when its input asks for it, and runs the chain
- * on each record, into the current batch.
+ * them into multiline records when its input asks for it (and a private key
+ * printed over several lines always), and runs the chain on each record,
+ * into the current batch.
  *
  * Acknowledgement (sidecar/ack.h): when a batch is sealed, each source that
  * processed lines into it (kept or dropped) adds a mark, held by the batch:
@@ -42,7 +43,7 @@ struct lv_source {
     uint64_t base;       /* offset of the frame's first byte */
     uint64_t framed;     /* after the last line the frame handed on */
     uint64_t processed;  /* after the last line processed, before any held record */
-    struct lv_multiline *join[2]; /* by stream; NULL without multiline */
+    struct lv_multiline *join[2]; /* by stream (PEM blocks only without multiline) */
     uint64_t held_from[2];        /* where each joiner's held record begins */
     ev_tstamp held_at[2];         /* when each joiner last took a line */
     uint64_t partial_from;        /* the frame's pending partial line, UINT64_MAX: none */
@@ -133,6 +134,14 @@ static void arm(struct lv_source *src, ev_tstamp due)
     ev_timer_start(loop, &src->timer);
 }
 
+/* How long a held record waits for its next line: the input's multiline
+ * timeout, or one second for a private key block of an input without one. */
+static ev_tstamp join_timeout(const struct lv_source *src)
+{
+    double t = src->in->conf->multiline.timeout;
+    return t > 0 ? t : 1.0;
+}
+
 /* The line goes to its stream's joiner; the timer runs while one holds. */
 static void to_joiner(struct lv_source *src, const struct lv_line *l, uint64_t start)
 {
@@ -141,7 +150,7 @@ static void to_joiner(struct lv_source *src, const struct lv_line *l, uint64_t s
         src->held_from[st] = start;
     src->held_at[st] = ev_now(src->p->loop);
     if (holding(src, st))
-        arm(src, src->held_at[st] + src->in->conf->multiline.timeout);
+        arm(src, src->held_at[st] + join_timeout(src));
 }
 
 /* After a chunk: a partial line that began waiting is timed. */
@@ -188,7 +197,7 @@ static bool flush_joiners(struct lv_source *src)
 /* Sends the held records whose time is up; *next is the earliest other due time. */
 static bool joiners_due(struct lv_source *src, ev_tstamp now, ev_tstamp *next)
 {
-    ev_tstamp timeout = src->in->conf->multiline.timeout;
+    ev_tstamp timeout = join_timeout(src);
     bool sent = false;
     for (int st = 0; st < 2; st++) {
         if (!holding(src, st))

@@ -16,7 +16,12 @@ records going to a file output. Scenarios, each with its own directory:
   again and it arrives once, whole, with the frame written while logveil was
   down;
 - tail: a trace held when its file is truncated (copytruncate) is sent, as
-  its lines would have been without joining.
+  its lines would have been without joining;
+- a PEM private key printed over several lines, with no multiline map
+  (`logveil filter` with no config, and CRI lines of a tailed file): its
+  body never leaves in clear, whole or with a logger's prefix on each line,
+  nor when the writer pauses in the middle (the timeout sends what is held
+  and the rest goes out masked whole); the lines around it are kept.
 
 Usage: test_multiline.py --binary PATH --source REPO
 Prints one line per check and ends with "N passed, M failed".
@@ -315,7 +320,76 @@ def tail_truncated(args, c, tmp):
     c.check("truncated: exits 0", rc == 0, f"exit status {rc}")
 
 
-SCENARIOS = [stdin_cri, filter_command, tail_timeout, tail_restart, tail_truncated]
+# ---- private keys over several lines -------------------------------------------------------
+
+KEY_BODY = ["MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+            "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK",
+            "LxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5Aa=="]
+
+
+def key_lines(prefix=""):
+    return ([f"{prefix}-----BEGIN RSA PRIVATE KEY-----"] + [prefix + b for b in KEY_BODY] +
+            [f"{prefix}-----END RSA PRIVATE KEY-----"])
+
+
+def leaks(recs):
+    text = json.dumps(recs)
+    return [b for b in KEY_BODY if b in text or b[:24] in text]
+
+
+def pem_filter(args, c, tmp):
+    lines = (["INFO loading the signing key"] + key_lines() + ["INFO key loaded"] +
+             key_lines("2024-05-01 10:00:00 ERROR ") + ['{"msg":"after"}'])
+    proc = subprocess.run([args.binary, "filter"], input=("\n".join(lines) + "\n").encode(),
+                          capture_output=True, env=harness.clean_env(), timeout=30)
+    recs = [json.loads(l) for l in proc.stdout.decode().splitlines() if l.strip()]
+    msgs = [r.get("message", r.get("msg")) for r in recs]
+    c.check("pem: filter with no config exits 0", proc.returncode == 0, proc.stderr.decode()[-300:])
+    c.check("pem: no line of a key body leaves in clear", not leaks(recs), str(msgs)[:600])
+    c.check("pem: a block is one record, the lines around it their own",
+            msgs == ["INFO loading the signing key", "[REDACTED]", "INFO key loaded",
+                     "2024-05-01 10:00:00 ERROR [REDACTED]", "after"], str(msgs)[:600])
+
+
+def pem_paused(args, c, tmp):
+    """The writer stops in the middle of a key for longer than the timeout."""
+    proc = subprocess.Popen([args.binary, "filter"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=harness.clean_env())
+    lines = key_lines()
+    proc.stdin.write(("\n".join(lines[:2]) + "\n").encode())
+    proc.stdin.flush()
+    time.sleep(2.0)
+    proc.stdin.write(("\n".join(lines[2:] + ["INFO next"]) + "\n").encode())
+    out, err = proc.communicate(timeout=30)
+    recs = [json.loads(l) for l in out.decode().splitlines() if l.strip()]
+    msgs = [r.get("message") for r in recs]
+    c.check("pem: a paused block leaves nothing in clear", not leaks(recs), str(msgs)[:600])
+    c.check("pem: the part sent by the timeout and the rest are masked whole",
+            msgs == ["[REDACTED]", "[REDACTED]", "INFO next"], str(msgs)[:600])
+
+
+def pem_tail(args, c, tmp):
+    t = Tail(args, tmp, 1.0)
+    # no multiline map on this input: only private keys are joined
+    with open(t.cfg) as f:
+        cfg = f.read().replace("    multiline: {timeout: 1.0}\n", "")
+    with open(t.cfg, "w") as f:
+        f.write(cfg)
+    t.start()
+    t.append("".join(cri(l, stream="stderr") for l in ["starting"] + key_lines() + ["done"]))
+    ok, _ = t.wait_message("done")
+    recs = t.records()
+    msgs = [r.get("message") for r in recs]
+    c.check("pem: tail sends the lines after the key", ok, str(msgs)[:300])
+    c.check("pem: tail ships no line of the key body", not leaks(recs), str(msgs)[:600])
+    c.check("pem: tail joins the key into one record", msgs == ["starting", "[REDACTED]", "done"],
+            str(msgs)[:600])
+    c.check("pem: tail exits 0 on SIGTERM", t.stop() == 0)
+
+
+SCENARIOS = [stdin_cri, filter_command, tail_timeout, tail_restart, tail_truncated, pem_filter,
+             pem_paused, pem_tail]
 
 
 def main():
