@@ -266,6 +266,11 @@ static bool continues(struct lv_multiline_rule *r, const struct lv_line *line)
     return pcre2_match(r->re, (PCRE2_SPTR)line->data, line->len, 0, 0, r->md, NULL) >= 0;
 }
 
+bool lv_multiline_passes(const struct lv_multiline *m, const struct lv_line *line)
+{
+    return !m->nlines && m->pem == PEM_NONE && json_object(line->data, line->len);
+}
+
 int lv_multiline_push(struct lv_multiline *m, const struct lv_line *line,
                       lv_multiline_emit_fn *emit, void *arg)
 {

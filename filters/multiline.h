@@ -54,6 +54,9 @@ int lv_multiline_push(struct lv_multiline *m, const struct lv_line *line,
  * enough). Returns 0 or emit's negative return. */
 int lv_multiline_flush(struct lv_multiline *m, lv_multiline_emit_fn *emit, void *arg);
 bool lv_multiline_holding(const struct lv_multiline *m);
+/* True when the joiner would hand `line` on as it is, with nothing held to
+ * send first (a JSON object, the common case): the caller may skip it. */
+bool lv_multiline_passes(const struct lv_multiline *m, const struct lv_line *line);
 /* Memory held for the record (counted in the buffer budget). */
 size_t lv_multiline_bytes(const struct lv_multiline *m);
 

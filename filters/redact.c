@@ -90,6 +90,8 @@ struct nest_string {
 struct lv_redactor {
     struct krule keys[MAX_RULES];
     size_t nkeys;
+    uint64_t first_contains[256]; /* "contains" key rules by their word's first byte */
+    uint64_t exact_keys;          /* the "exact" key rules */
     size_t min_key_len;
     struct vrule rules[MAX_RULES];
     size_t nrules;
@@ -501,6 +503,10 @@ static void add_key_rules(struct lv_redactor *r, const struct lv_redact_conf *co
         snprintf(counter, sizeof counter, "key:%s", k->word);
         k->hits = lv_metrics_rule(counter);
         add_word(r, k->word, KEY_TARGET, k->exact);
+        if (k->exact)
+            r->exact_keys |= 1ull << r->nkeys;
+        else
+            r->first_contains[(unsigned char)k->word[0]] |= 1ull << r->nkeys;
         if (k->len < r->min_key_len)
             r->min_key_len = k->len;
         r->nkeys++;
@@ -863,13 +869,24 @@ static bool hits_within(const struct lv_redactor *r, const struct lv_scan *scan,
 
 /* ---- key rules ----------------------------------------------------------- */
 
-/* Keys are short: a plain loop beats memmem's set-up. */
-static bool contains(const char *s, size_t n, const struct krule *k)
+/* The key rules a normalised key matches, one bit each: one pass over the
+ * key, each byte trying only the "contains" words that start with it. */
+static uint64_t matching_keys(const struct lv_redactor *r, const char *s, size_t n)
 {
-    for (size_t i = 0; i + k->len <= n; i++)
-        if (s[i] == k->word[0] && memcmp(s + i, k->word, k->len) == 0)
-            return true;
-    return false;
+    uint64_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (uint64_t m = r->first_contains[(unsigned char)s[i]] & ~found; m; m &= m - 1) {
+            const struct krule *k = &r->keys[__builtin_ctzll(m)];
+            if (i + k->len <= n && memcmp(s + i, k->word, k->len) == 0)
+                found |= m & -m;
+        }
+    }
+    for (uint64_t m = r->exact_keys; m; m &= m - 1) {
+        const struct krule *k = &r->keys[__builtin_ctzll(m)];
+        if (n == k->len && memcmp(s, k->word, n) == 0)
+            found |= m & -m;
+    }
+    return found;
 }
 
 bool lv_redact_key_possible(const struct lv_redactor *r, const struct lv_scan *scan,
@@ -898,12 +915,8 @@ int lv_redact_key(struct lv_redactor *r, const char *key, size_t len)
         n = lv_redact_normalise(key, len, kb->data, len);
         norm = kb->data;
     }
-    for (size_t i = 0; i < r->nkeys; i++) {
-        const struct krule *k = &r->keys[i];
-        if (k->exact ? (n == k->len && memcmp(norm, k->word, n) == 0) : contains(norm, n, k))
-            return (int)i;
-    }
-    return -1;
+    uint64_t found = matching_keys(r, norm, n);
+    return found ? __builtin_ctzll(found) : -1; /* the first rule in order */
 }
 
 enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule)
@@ -1413,13 +1426,20 @@ static void align_spans(struct lv_redactor *r, size_t first, const char *s, size
     }
 }
 
+/* Can `s` hold a backslash? Not when the line the scan read has none: a
+ * string of such a line is its own raw text. */
+static bool may_escape(const struct lv_scan *scan, const char *s, size_t len)
+{
+    return (!scan || scan->escapes) && memchr(s, '\\', len) != NULL;
+}
+
 static int find_level(struct lv_redactor *r, const struct lv_scan *scan, const char *s, size_t len,
                       int depth, bool cut)
 {
     size_t first = r->nspans;
     if (find_level_spans(r, scan, s, len, depth, cut) < 0)
         return -EIO;
-    if (memchr(s, '\\', len))
+    if (may_escape(scan, s, len))
         align_spans(r, first, s, len);
     return 0;
 }
@@ -1451,7 +1471,7 @@ static int find_level_spans(struct lv_redactor *r, const struct lv_scan *scan, c
         return -EIO;
     /* Escaped text (JSON serialised into a string, or quoted in a line) is
      * also read decoded, as a text of its own. */
-    if (depth + 1 < NEST_LEVELS && memchr(s, '\\', len) && lv_json_has_escape(s, len))
+    if (depth + 1 < NEST_LEVELS && may_escape(scan, s, len) && lv_json_has_escape(s, len))
         return find_decoded(r, s, 0, len, depth, cut, true);
     return 0;
 }

@@ -175,7 +175,8 @@ static int on_line(void *arg, const struct lv_line *line)
     l.pos.source = src->id;
     l.pos.end += src->base;
     src->framed = l.pos.end;
-    if (src->join[0])
+    struct lv_multiline *join = src->join[l.stream == LV_STREAM_STDERR];
+    if (join && !lv_multiline_passes(join, &l))
         to_joiner(src, &l, start);
     else
         to_chain(src, &l);
