@@ -343,6 +343,7 @@ static int finish(struct lv_chain *c, size_t start, struct lv_buf *out,
         .sample_rate = c->rate,
         .redactions = c->count_field ? res->redactions : 0,
         .truncated = l->truncated != 0,
+        .body = start,
     };
     bool first = res->empty || out->len - start == 1;
     if (lv_enrich_append(c->enricher, &in, first, out) < 0 || lv_buf_puts(out, "}\n") < 0)

@@ -428,11 +428,123 @@ static int put_frag(struct lv_buf *out, const struct lv_buf *frag, bool *first)
     return lv_buf_append(out, frag->data + skip, frag->len - skip);
 }
 
+static const char *const lower_level[LV_LEVEL_COUNT] = {"unknown", "trace", "debug", "info",
+                                                       "warn",    "error", "fatal"};
+
+/* ---- merging log.level into the record's own log object ----------------------------
+ * The record text is valid JSON (written by the parse pass), so these
+ * skippers need not validate; they only stop at the end of the text. */
+
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* s[i] is '"': the index after the closing quote. */
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n && s[i] != '"'; i++)
+        if (s[i] == '\\')
+            i++;
+    return i < n ? i + 1 : n;
+}
+
+static size_t skip_value(const char *s, size_t i, size_t n)
+{
+    int depth = 0;
+    do {
+        if (s[i] == '"') {
+            i = skip_string(s, i, n);
+            continue;
+        }
+        if (s[i] == '{' || s[i] == '[')
+            depth++;
+        else if (s[i] == '}' || s[i] == ']')
+            depth--;
+        else if (depth == 0 && (s[i] == ',' || s[i] == ':'))
+            return i; /* the end of a scalar */
+        i++;
+    } while (i < n && depth > 0);
+    if (depth == 0)
+        while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']')
+            i++; /* the rest of a scalar */
+    return i;
+}
+
+static bool key_is(const char *s, size_t from, size_t to, const char *name)
+{
+    size_t len = strlen(name);
+    return to - from == len + 2 && memcmp(s + from + 1, name, len) == 0;
+}
+
+/* One member of an object: its key [k0, k1) with the quotes, its value [v0, v1). */
+struct member {
+    size_t k0, k1, v0, v1;
+};
+
+/* The member after index i (just past '{' or past a value) of an object that
+ * ends before n; SIZE_MAX when there is none. Returns the end of its value. */
+static size_t next_member(const char *s, size_t i, size_t n, struct member *m)
+{
+    i = skip_ws(s, i, n);
+    if (i < n && s[i] == ',')
+        i = skip_ws(s, i + 1, n);
+    if (i >= n || s[i] != '"')
+        return SIZE_MAX; /* '}' or the end: no more members */
+    m->k0 = i;
+    m->k1 = skip_string(s, i, n);
+    i = skip_ws(s, m->k1, n);
+    i = skip_ws(s, i < n && s[i] == ':' ? i + 1 : i, n);
+    m->v0 = i;
+    m->v1 = i < n ? skip_value(s, i, n) : n;
+    return m->v1;
+}
+
+/* The record has a top-level "log" object without "level" (and no dotted
+ * "log.level"): "level" goes in as its last member, so ECS readers find
+ * log.level in the one log object. The record text starts at `body`. */
+static int merge_log_level(const struct lv_enrich_in *in, struct lv_buf *out)
+{
+    const char *s = out->data;
+    size_t n = out->len, i = in->body + 1, log_end = 0;
+    bool log_members = false;
+    struct member m;
+    if (in->body >= n || s[in->body] != '{')
+        return 0;
+    while ((i = next_member(s, i, n, &m)) != SIZE_MAX) {
+        if (key_is(s, m.k0, m.k1, "log.level"))
+            return 0;
+        if (!key_is(s, m.k0, m.k1, "log") || s[m.v0] != '{')
+            continue;
+        struct member in_log;
+        for (size_t j = m.v0 + 1; (j = next_member(s, j, m.v1, &in_log)) != SIZE_MAX;) {
+            if (key_is(s, in_log.k0, in_log.k1, "level"))
+                return 0;
+            log_members = true;
+        }
+        log_end = m.v1 - 1; /* the log object's '}' */
+    }
+    if (!log_end || s[log_end] != '}')
+        return 0;
+    char add[40];
+    int len = snprintf(add, sizeof add, "%s\"level\":\"%s\"", log_members ? "," : "",
+                       lower_level[in->level]);
+    if (lv_buf_reserve(out, (size_t)len) < 0)
+        return -ENOBUFS;
+    memmove(out->data + log_end + len, out->data + log_end, out->len - log_end);
+    memcpy(out->data + log_end, add, (size_t)len);
+    out->len += (size_t)len;
+    return 0;
+}
+
 static int put_ecs(const struct lv_enrich_in *in, bool *first, struct lv_buf *out)
 {
-    static const char *const lower[LV_LEVEL_COUNT] = {"unknown", "trace", "debug", "info",
-                                                      "warn",    "error", "fatal"};
+    const char *const *lower = lower_level;
     int rc = 0;
+    if ((in->has & LV_HAS_LOG) && in->level != LV_LEVEL_UNKNOWN)
+        rc |= merge_log_level(in, out);
     if (!(in->has & LV_HAS_LOG) && in->level != LV_LEVEL_UNKNOWN) {
         rc |= sep(out, first);
         rc |= lv_buf_puts(out, "\"log\":{\"level\":\"");

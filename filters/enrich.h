@@ -4,7 +4,8 @@
  * always RFC 3339 UTC), stream, environment, Kubernetes metadata from the
  * downward API (ECS-style kubernetes.* names), and the ECS copies log.level
  * and trace.id. Fields the record already has at its top level are not
- * added again.
+ * added again, except log.level: a record with a log object of its own and
+ * no level in it gets "level" added to that object.
  *
  * The constant part (environment, kubernetes.*) is rendered once at start,
  * so enriching a record is a few appends.
@@ -45,6 +46,8 @@ struct lv_enrich_in {
     double sample_rate;
     int redactions;
     bool truncated;
+    size_t body;           /* where the record's '{' is in `out` (for merging
+                              log.level into a log object of its own) */
 };
 
 struct lv_enricher *lv_enrich_new(const struct lv_conf *conf);

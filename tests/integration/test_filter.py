@@ -483,6 +483,34 @@ def check_production_config(c, args, tmp):
             dig(records[0], "kubernetes.pod.name") == K8S_ENV["POD_NAME"], str(records[:1])[:300])
 
 
+def check_ecs_log_merge(c, args):
+    """log.level goes into a log object the record has (an audit record), and
+    is never added twice or into a log that is not an object."""
+    data = (b'{"level":"warn","log":{"type":"audit"},"n":1}\n'
+            b'{"level":"error","log":{},"n":2}\n'
+            b'{"level":"info","log":{"level":"INFO","origin":{"file":"a}\\"b"}},"n":3}\n'
+            b'{"level":"info","log":"text","n":4}\n'
+            b'{"level":"debug","log.level":"DEBUG","log":{"type":"a"},"n":5}\n'
+            b'{"level":"warn","n":6}\n')
+    r = run_filter(args.binary, [], data)
+    records, problems = parse_lines(r.stdout)
+    by = {x.get("n"): x for x in records}
+    c.check("ecs: exit 0, six valid records", r.returncode == 0 and not problems and
+            len(by) == 6, f"{problems[:2]} {r.stderr[-200:]}")
+    c.check("ecs: log.level merged into the record's own log object",
+            by.get(1, {}).get("log") == {"type": "audit", "level": "warn"} and
+            by.get(2, {}).get("log") == {"level": "error"}, str(by.get(1)))
+    c.check("ecs: a log object with its own level is left as it is",
+            by.get(3, {}).get("log") == {"level": "INFO", "origin": {"file": 'a}"b'}})
+    c.check("ecs: a log that is not an object, or a dotted log.level, gets none added",
+            by.get(4, {}).get("log") == "text" and by.get(5, {}).get("log") == {"type": "a"})
+    c.check("ecs: a record without log gets log.level",
+            by.get(6, {}).get("log") == {"level": "warn"})
+    raw = r.stdout.decode()
+    c.check("ecs: no duplicate log keys in the text",
+            all(line.count('"log":') <= 1 for line in raw.splitlines()))
+
+
 def main():
     args = harness.parser(__doc__).parse_args()
     c = harness.Checks()
@@ -499,6 +527,7 @@ def main():
             lambda: check_production_sampling(c, args),
             lambda: check_low_rate_envs(c, args),
             lambda: check_production_config(c, args, tmp),
+            lambda: check_ecs_log_merge(c, args),
         ]
         harness.run_steps(c, steps)
     return c.report()
