@@ -28,6 +28,7 @@
 
 #include "conf_map.h"
 #include "level.h"
+#include "registry.h"
 
 /* The binder stores enums as int. */
 _Static_assert(sizeof(enum lv_action) == sizeof(int), "enum size");
@@ -44,7 +45,7 @@ static const char *const action_names[] = {"mask", "hash", "drop", NULL};
 static const char *const match_names[] = {"contains", "exact", NULL};
 static const char *const format_names[] = {"json", "cri", "docker", NULL};
 static const char *const input_names[] = {"stdin", "tail", NULL};
-static const char *const output_names[] = {"stdout", "file", NULL};
+static const char *const output_names[] = {"stdout", "file", "elasticsearch", "loki", NULL};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 static const char *const when_full_names[] = {"block", "drop_newest", "drop_oldest", "shed", NULL};
 static const char *const read_from_names[] = {"head", "tail", NULL};
@@ -579,9 +580,12 @@ static void output_init(void *elem, const void *parent)
     o->max_files = 5;
 }
 
+/* The file output's keys are the table's own; any other type has its keys
+ * next to its code (struct lv_output_type.opts). */
 static void output_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void *elem,
                          const char *where)
 {
+    static const char *const file_keys[] = {"path", "max_bytes", "max_files", "fsync"};
     struct lv_output_conf *o = elem;
     if (!type_is(ctx, node, output_names, (int)o->kind))
         return;
@@ -589,8 +593,43 @@ static void output_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, v
         o->name = lv_xstrdup(output_names[o->kind]);
     if (o->kind == LV_OUTPUT_FILE && !o->path)
         lv_conf_map_error(ctx, node, where, "a file output needs path");
-    if (o->kind == LV_OUTPUT_STDOUT && o->path)
-        lv_conf_map_error(ctx, node, where, "path applies only to file outputs");
+    for (size_t i = 0; o->kind != LV_OUTPUT_FILE && i < LV_ARRAY_LEN(file_keys); i++) {
+        const yaml_node_t *k = lv_conf_map_get(ctx, node, file_keys[i]);
+        if (k)
+            lv_conf_map_error(ctx, k, where, "%s applies only to file outputs", file_keys[i]);
+    }
+    if (o->opts && o->opts_spec->check)
+        o->opts_spec->check(ctx, node, o->opts, where);
+}
+
+/* The keys of the output's type, bound into options of its own. */
+static const struct lv_conf_map_key *output_more(struct lv_conf_map_ctx *ctx,
+                                                 const yaml_node_t *node, void *elem, void **base)
+{
+    struct lv_output_conf *o = elem;
+    const yaml_node_t *type = lv_conf_map_get(ctx, node, "type");
+    const char *text = type ? lv_conf_map_text(ctx, type) : NULL;
+    for (int k = 0; text && output_names[k]; k++) {
+        const struct lv_output_type *t = lv_registry_output((enum lv_output_kind)k);
+        if (strcasecmp(text, output_names[k]) || !t || !t->opts)
+            continue;
+        o->opts_spec = t->opts;
+        o->opts = lv_xcalloc(1, t->opts->size);
+        if (t->opts->init)
+            t->opts->init(o->opts);
+        *base = o->opts;
+        return t->opts->keys;
+    }
+    return NULL;
+}
+
+static void output_free_more(void *elem)
+{
+    struct lv_output_conf *o = elem;
+    if (o->opts)
+        lv_conf_map_release(o->opts_spec->keys, o->opts);
+    free(o->opts);
+    o->opts = NULL;
 }
 
 #define O(f) offsetof(struct lv_output_conf, f)
@@ -611,7 +650,10 @@ static const struct lv_conf_map_array output_array = {
     .line_off = offsetof(struct lv_output_conf, line),
     .init = output_init,
     .check = output_check,
-    .expected = "a map with type, name, path, max_bytes, max_files and fsync",
+    .expected = "a map with type, name and the type's keys (file: path, max_bytes, max_files, "
+                "fsync)",
+    .more = output_more,
+    .free_more = output_free_more,
 };
 
 /* ---- the file ----------------------------------------------------------- */

@@ -501,10 +501,16 @@ static void expected_keys(const struct lv_conf_map_key *keys, char *out, size_t 
 }
 
 static void unknown_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *keys,
-                        const yaml_node_t *key, const char *name, const char *where)
+                        const struct lv_conf_map_key *more, const yaml_node_t *key,
+                        const char *name, const char *where)
 {
-    char expected[768];
+    char expected[1024];
     expected_keys(keys, expected, sizeof expected);
+    if (more && more->name) {
+        size_t len = strlen(expected);
+        snprintf(expected + len, sizeof expected - len, ", ");
+        expected_keys(more, expected + len + 2, sizeof expected - len - 2);
+    }
     if (where[0])
         lv_conf_map_error(ctx, key, "", "unknown key \"%.100s\" in %s, expected one of: %s", name,
                           where, expected);
@@ -513,8 +519,15 @@ static void unknown_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_ke
                           expected);
 }
 
+static bool known_key(const struct lv_conf_map_key *keys, const char *name)
+{
+    return keys && (find_key(keys, name) || is_file_key(keys, name));
+}
+
+/* Every key of `map` must be in `keys` or in `more` (may be NULL). */
 static void check_keys(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *keys,
-                       const yaml_node_t *map, const char *where)
+                       const struct lv_conf_map_key *more, const yaml_node_t *map,
+                       const char *where)
 {
     for (size_t i = 0; i < lv_conf_map_npairs(map); i++) {
         const yaml_node_t *k, *v;
@@ -522,8 +535,8 @@ static void check_keys(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key
         const char *name = lv_conf_map_text(ctx, k);
         if (k->type != YAML_SCALAR_NODE)
             type_error(ctx, k, where, "a key name");
-        else if (name && !find_key(keys, name) && !is_file_key(keys, name))
-            unknown_key(ctx, keys, k, name, where);
+        else if (name && !known_key(keys, name) && !known_key(more, name))
+            unknown_key(ctx, keys, more, k, name, where);
     }
 }
 
@@ -551,9 +564,22 @@ static void bind_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *
 static void bind_keys(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *keys,
                       const yaml_node_t *map, void *base, const char *where)
 {
-    check_keys(ctx, keys, map, where);
+    check_keys(ctx, keys, NULL, map, where);
     for (const struct lv_conf_map_key *k = keys; k->name; k++)
         bind_key(ctx, k, map, base, where);
+}
+
+/* An element with keys of its own kind besides the array's. */
+static void bind_keys_more(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_array *a,
+                           const yaml_node_t *map, void *elem, const char *where)
+{
+    void *more_base = NULL;
+    const struct lv_conf_map_key *more = a->more(ctx, map, elem, &more_base);
+    check_keys(ctx, a->keys, more, map, where);
+    for (const struct lv_conf_map_key *k = a->keys; k->name; k++)
+        bind_key(ctx, k, map, elem, where);
+    for (const struct lv_conf_map_key *k = more; k && k->name; k++)
+        bind_key(ctx, k, map, more_base, where);
 }
 
 void lv_conf_map_bind(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *keys,
@@ -894,8 +920,11 @@ static void release_array(const struct lv_conf_map_key *k, void *base)
     const struct lv_conf_map_array *a = k->array;
     char *elems = get_ptr(base, k->off);
     size_t *n = field(base, k->off2);
-    for (size_t i = 0; elems && i < *n; i++)
+    for (size_t i = 0; elems && i < *n; i++) {
         lv_conf_map_release(a->keys, elems + i * a->size);
+        if (a->free_more)
+            a->free_more(elems + i * a->size);
+    }
     free(elems);
     set_ptr(base, k->off, NULL);
     *n = 0;
@@ -908,7 +937,9 @@ static void bind_element(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_a
         a->init(elem, parent);
     if (a->line_off != LV_CONF_MAP_NO_LINE)
         *(int *)field(elem, a->line_off) = lv_conf_map_line(node);
-    if (node->type == YAML_MAPPING_NODE) {
+    if (node->type == YAML_MAPPING_NODE && a->more) {
+        bind_keys_more(ctx, a, node, elem, where);
+    } else if (node->type == YAML_MAPPING_NODE) {
         bind_keys(ctx, a->keys, node, elem, where);
     } else if (a->scalar && node->type == YAML_SCALAR_NODE && !lv_conf_map_is_null(ctx, node)) {
         if (!lv_conf_map_text(ctx, node))

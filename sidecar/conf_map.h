@@ -59,6 +59,16 @@ typedef void lv_conf_map_check_fn(struct lv_conf_map_ctx *ctx, const yaml_node_t
 typedef void lv_conf_map_scalar_fn(struct lv_conf_map_ctx *ctx, const yaml_node_t *node,
                                    const char *value, void *elem, const char *where);
 
+/* The keys of an array element that depend on what it is (an output's
+ * type): fills *base with where they bind (allocated by the callback) and
+ * returns their table, or NULL when there are none. Runs before the
+ * element's own keys are bound, so it reads what it needs from `node`. */
+typedef const struct lv_conf_map_key *lv_conf_map_more_fn(struct lv_conf_map_ctx *ctx,
+                                                           const yaml_node_t *node, void *elem,
+                                                           void **base);
+/* Frees what lv_conf_map_more_fn allocated for an element. */
+typedef void lv_conf_map_free_fn(void *elem);
+
 struct lv_conf_map_type {
     lv_conf_map_bind_fn *bind;
     lv_conf_map_release_fn *release;
@@ -73,6 +83,18 @@ struct lv_conf_map_array {
     lv_conf_map_check_fn *check;   /* may be NULL */
     lv_conf_map_scalar_fn *scalar; /* NULL: elements must be maps */
     const char *expected;          /* for type errors: "a map with type and path" */
+    lv_conf_map_more_fn *more;     /* may be NULL: the element has only `keys` */
+    lv_conf_map_free_fn *free_more; /* with more: releases what it bound */
+};
+
+/* The options of a stage type that declares its own keys (an output type,
+ * next to its code): bound into a struct of `size` bytes that `init` fills
+ * with the defaults first; `check` looks at them as a whole afterwards. */
+struct lv_conf_spec {
+    const struct lv_conf_map_key *keys;
+    size_t size;
+    void (*init)(void *opts);
+    lv_conf_map_check_fn *check; /* may be NULL */
 };
 
 enum {

@@ -248,6 +248,9 @@ static const struct {
      offsetof(struct lv_output_counter, bytes)},
     {"logveil_output_errors_total", "Delivery errors, by output.",
      offsetof(struct lv_output_counter, errors)},
+    {"logveil_output_labels_demoted_total",
+     "Loki labels demoted to structured metadata by the cardinality guard, by output.",
+     offsetof(struct lv_output_counter, labels_demoted)},
 };
 
 static uint64_t field(const void *base, size_t off)

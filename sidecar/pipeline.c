@@ -150,7 +150,7 @@ static int setup_outputs(struct lv_pipeline *p, char *err, size_t errlen)
         struct lv_output *out = &p->outputs[i];
         const char *name = oc->name ? oc->name : t->name;
         *out = (struct lv_output){t, oc, lv_metrics_output(name), p, p->loop,
-                                  lv_xcalloc(1, t->ctx_size)};
+                                  lv_xcalloc(1, t->ctx_size), 0};
         lv_dispatch_init(p, i);
         int rc = t->init(out);
         if (rc < 0) {

@@ -7,6 +7,8 @@ extern const struct lv_input_type lv_input_stdin;
 extern const struct lv_input_type lv_input_tail;
 extern const struct lv_output_type lv_output_stdout;
 extern const struct lv_output_type lv_output_file;
+extern const struct lv_output_type lv_output_elasticsearch;
+extern const struct lv_output_type lv_output_loki;
 
 static const struct lv_input_type *const inputs[] = {
     [LV_INPUT_STDIN] = &lv_input_stdin,
@@ -16,6 +18,8 @@ static const struct lv_input_type *const inputs[] = {
 static const struct lv_output_type *const outputs[] = {
     [LV_OUTPUT_STDOUT] = &lv_output_stdout,
     [LV_OUTPUT_FILE] = &lv_output_file,
+    [LV_OUTPUT_ELASTICSEARCH] = &lv_output_elasticsearch,
+    [LV_OUTPUT_LOKI] = &lv_output_loki,
 };
 
 const struct lv_input_type *lv_registry_input(enum lv_input_kind kind)

@@ -20,11 +20,13 @@
 #include "logveil/log.h"
 #include "logveil/record.h"
 
+struct lv_conf_spec;
+
 enum lv_action { LV_ACTION_MASK, LV_ACTION_HASH, LV_ACTION_DROP };
 enum lv_match { LV_MATCH_CONTAINS, LV_MATCH_EXACT };
 enum lv_format { LV_FORMAT_JSON, LV_FORMAT_CRI, LV_FORMAT_DOCKER };
 enum lv_input_kind { LV_INPUT_STDIN, LV_INPUT_TAIL };
-enum lv_output_kind { LV_OUTPUT_STDOUT, LV_OUTPUT_FILE };
+enum lv_output_kind { LV_OUTPUT_STDOUT, LV_OUTPUT_FILE, LV_OUTPUT_ELASTICSEARCH, LV_OUTPUT_LOKI };
 
 /* A key rule: the value of any key whose normalised form matches is redacted. */
 struct lv_key_rule {
@@ -150,6 +152,10 @@ struct lv_output_conf {
     int max_files;    /* file: rotated files kept */
     bool fsync;       /* file: fsync after each batch */
     int line;
+    /* The options of a type that declares its own keys (next to its code:
+     * struct lv_output_type.opts), bound by that table; NULL otherwise. */
+    void *opts;
+    const struct lv_conf_spec *opts_spec;
 };
 
 struct lv_admin_conf {

@@ -43,6 +43,7 @@ struct lv_output_counter {
     uint64_t records;
     uint64_t bytes;
     uint64_t errors;
+    uint64_t labels_demoted; /* loki: labels the cardinality guard made metadata */
 };
 
 struct lv_metrics {

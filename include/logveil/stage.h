@@ -57,11 +57,15 @@ struct lv_output {
     struct lv_pipeline *pipeline;
     struct ev_loop *loop;
     void *ctx;
+    double retry_max_delay; /* the dispatcher's longest backoff; init may set it (0: 5 s) */
 };
 
 struct lv_output_type {
     const char *name;
     size_t ctx_size;
+    /* The keys its config section has besides type and name, declared next
+     * to its code (sidecar/conf_map.h); NULL: none of its own. */
+    const struct lv_conf_spec *opts;
     int (*init)(struct lv_output *out);
     /* Accepts `b` (the pipeline has taken a reference for this output) and
      * reports its outcome once through lv_output_done(), possibly before

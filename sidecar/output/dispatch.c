@@ -3,8 +3,9 @@
  * output holds each batch it accepts until it reports through
  * lv_output_done(); rejected records are counted there. Records reported
  * LV_RETRY, or a batch refused at submit, wait in that output's retry queue
- * and are offered again after a backoff that starts at 0.1 s and doubles up
- * to 5 s (or at once, when the output says it is ready again); the backoff
+ * and are offered again after a backoff whose ceiling starts at 0.1 s and
+ * doubles up to the output's retry_max_delay (5 s by default), with full
+ * jitter (or at once, when the output says it is ready again); the backoff
  * goes back to the start after an outcome that needs no retry. When only
  * some records of a batch are to be retried (an Elasticsearch bulk answer
  * item by item), a part holding just those records is retried, and the
@@ -118,13 +119,32 @@ void lv_dispatch_free(struct lv_pipeline *p, size_t i)
     p->retry[i].n = p->retry[i].cap = 0;
 }
 
+/* A uniform draw in [0, 1): xorshift64*, seeded from the clock once. */
+static double uniform(void)
+{
+    static uint64_t x;
+    if (!x)
+        x = (uint64_t)lv_mono_ns() | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return (double)((x * UINT64_C(2685821657736338717)) >> 11) * 0x1.0p-53;
+}
+
+/* Exponential backoff with full jitter: the ceiling doubles from 0.1 s up
+ * to the output's retry_max_delay (5 s unless it says otherwise), and the
+ * wait is drawn uniformly below it, so outputs and replicas that failed
+ * together do not retry together. There is no limit on the number of
+ * retries: a long outage holds batches in the budget (pausing the inputs)
+ * or in the spool, and loses nothing. */
 static void schedule_retry(struct lv_pipeline *p, size_t i, struct lv_batch *b)
 {
     struct retry_queue *q = &p->retry[i];
+    double max = p->outputs[i].retry_max_delay > 0 ? p->outputs[i].retry_max_delay : 5.0;
     push_back(q, b);
-    q->backoff = q->backoff ? (q->backoff * 2 > 5.0 ? 5.0 : q->backoff * 2) : 0.1;
+    q->backoff = q->backoff ? (q->backoff * 2 > max ? max : q->backoff * 2) : (max < 0.1 ? max : 0.1);
     if (!ev_is_active(&q->timer) && !p->abandoning) {
-        ev_timer_set(&q->timer, q->backoff, 0.);
+        ev_timer_set(&q->timer, q->backoff * uniform(), 0.);
         ev_timer_start(p->loop, &q->timer);
     }
 }
