@@ -32,7 +32,9 @@ enum lv_stream { LV_STREAM_STDOUT, LV_STREAM_STDERR };
 
 /* Where a record came from, for acknowledged checkpoints. */
 struct lv_pos {
-    uint32_t source; /* index of the input file or stream */
+    uint32_t source; /* its source's identity: a hash of the source's name (a
+                        file's path, "stdin"), the same in every run, so that
+                        outputs can name a record idempotently (es.c's _id) */
     uint64_t end;    /* byte offset just past the record in its source */
 };
 

@@ -27,6 +27,7 @@
 #include "frame.h"
 #include "logveil/chain.h"
 #include "multiline.h"
+#include "sample.h"
 #include "pipeline_internal.h"
 
 /* Seconds a partial CRI/Docker line waits for its end before it is sent,
@@ -38,6 +39,7 @@ struct lv_source {
     struct lv_pipeline *p;
     struct lv_input *in;
     uint32_t id;
+    uint32_t ident;      /* hash of the name: the same source in every run (lv_pos.source) */
     char *name;
     struct lv_frame *frame;
     uint64_t base;       /* offset of the frame's first byte */
@@ -172,7 +174,7 @@ static int on_line(void *arg, const struct lv_line *line)
     struct lv_source *src = arg;
     struct lv_line l = *line;
     uint64_t start = src->framed;
-    l.pos.source = src->id;
+    l.pos.source = src->ident;
     l.pos.end += src->base;
     src->framed = l.pos.end;
     struct lv_multiline *join = src->join[l.stream == LV_STREAM_STDERR];
@@ -275,6 +277,7 @@ struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, con
     src->in = in;
     src->id = free_slot(p);
     src->name = lv_xstrdup(name);
+    src->ident = (uint32_t)lv_sample_hash(name, strlen(name));
     src->frame = lv_frame_new(in->conf->format, p->conf->limits.max_line, src->id);
     src->base = src->framed = src->processed = offset;
     src->marks = lv_ack_marks_new(offset);

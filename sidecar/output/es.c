@@ -239,7 +239,8 @@ static const struct es_slice *item_slice(struct es_req *q, size_t *rec)
             *rec = q->rec_at;
             return s;
         }
-        q->slice_at++;
+        if (++q->slice_at < q->nslices)
+            q->rec_at = q->slices[q->slice_at].from; /* another batch's numbering */
     }
     return NULL;
 }
