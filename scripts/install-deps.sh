@@ -8,7 +8,7 @@ PACKAGES=(
   libyajl-dev libpcre2-dev libyaml-dev zlib1g-dev libssl-dev
   libev-dev libcurl4-openssl-dev librdkafka-dev libsnappy-dev
   libmicrohttpd-dev libcmocka-dev
-  python3 kcat time
+  python3 kcat time openjdk-17-jdk-headless maven openssl
 )
 
 missing=()

@@ -28,6 +28,8 @@ if [[ $stages == *" normal "* ]]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOGVEIL_TESTS=ON \
       -DLOGVEIL_WERROR=ON -DLOGVEIL_SANITIZE=OFF >/dev/null
   cmake --build build -j"$jobs"
+  # The OpenSearch node's artifacts (Maven Central, cached outside the repo).
+  if [[ -z ${LOGVEIL_CTEST_ARGS:-} ]]; then python3 tests/opensearch/node.py --prepare; fi
   run_ctest build
 fi
 
