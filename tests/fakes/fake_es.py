@@ -239,6 +239,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        pass  # a client that timed out and went away: nothing to report
+
 
 def main():
     ap = argparse.ArgumentParser()
