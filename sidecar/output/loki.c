@@ -651,7 +651,7 @@ static int encode_json(struct loki_ctx *c, struct lv_buf *out)
     int rc = json_put(c, out, "{\"streams\":[", 12);
     size_t e = 0;
     for (size_t s = 0; s < c->nstreams && rc == 0; s++) {
-        rc |= json_put(c, out, s ? ",{\"stream\":" : "{\"stream\":", s ? 12 : 11);
+        rc |= json_put(c, out, s ? ",{\"stream\":" : "{\"stream\":", s ? 11 : 10);
         rc |= json_stream_labels(c, out, &c->streams[s]);
         rc |= json_put(c, out, ",\"values\":[", 11);
         for (size_t k = 0; k < c->streams[s].nentries; k++, e++)

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""A protocol-faithful fake of Loki's push API (standard library only; no
+Loki server can be installed here).
+
+POST /loki/api/v1/push is validated strictly:
+- Content-Type application/x-protobuf: the body is snappy's block format
+  (not the framed format), decoded here in pure Python, holding a
+  logproto.PushRequest decoded by the schema of Loki's pkg/push/push.proto
+  (field numbers and wire types below; a field of the wrong wire type or an
+  unknown field is a violation);
+- Content-Type application/json (Content-Encoding gzip allowed):
+  {"streams":[{"stream":{..},"values":[["<ns>","<line>",{..}?],..]}]};
+- labels in Prometheus syntax {name="value", ...}: valid names, escaped
+  values, no name twice, at most 15;
+- within a push, each stream's entries in time order;
+- X-Scope-OrgID equal to --tenant when it is given.
+Answers 204. Entries are kept (labels, ns, line, structured metadata).
+
+Faults (POST /loki/api/v1/fake/faults, a JSON object merged; {} clears):
+  request_status: [status, count]   the next `count` pushes answer status
+  reject_containing: text           entries whose line holds `text` are
+                                    refused as Loki does: the others are
+                                    stored, and the push answers 400 with
+                                    Loki's message for the refused ones
+  down: true                        every push is reset
+GET /loki/api/v1/fake/stats and /loki/api/v1/fake/entries (one JSON per line).
+
+Usage: fake_loki.py --port-file PATH [--tenant T] [--secrets FILE]
+"""
+import argparse
+import gzip
+import http.server
+import json
+import os
+import re
+import socketserver
+import sys
+import threading
+
+# logproto (pkg/push/push.proto): field number -> (name, kind, message type).
+# Kinds: "msg" (length-delimited message), "str", "varint".
+SCHEMA = {
+    "PushRequest": {1: ("streams", "msg", "StreamAdapter"), 2: ("format", "str", None)},
+    "StreamAdapter": {1: ("labels", "str", None), 2: ("entries", "msg", "EntryAdapter"),
+                      3: ("hash", "varint", None)},
+    "EntryAdapter": {1: ("timestamp", "msg", "Timestamp"), 2: ("line", "str", None),
+                     3: ("structuredMetadata", "msg", "LabelPairAdapter"),
+                     4: ("parsed", "msg", "LabelPairAdapter")},
+    "LabelPairAdapter": {1: ("name", "str", None), 2: ("value", "str", None)},
+    # google.protobuf.Timestamp
+    "Timestamp": {1: ("seconds", "varint", None), 2: ("nanos", "varint", None)},
+}
+REPEATED = {"streams", "entries", "structuredMetadata", "parsed"}
+
+
+class DecodeError(Exception):
+    pass
+
+
+def varint(b, i):
+    shift = v = 0
+    while True:
+        if i >= len(b) or shift > 63:
+            raise DecodeError("truncated varint")
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if not c & 0x80:
+            return v, i
+        shift += 7
+
+
+def decode(b, mtype):
+    """A message as a dict, by SCHEMA; raises DecodeError."""
+    out, i, fields = {}, 0, SCHEMA[mtype]
+    while i < len(b):
+        key, i = varint(b, i)
+        num, wire = key >> 3, key & 7
+        if num not in fields:
+            raise DecodeError(f"{mtype}: unknown field {num}")
+        name, kind, sub = fields[num]
+        if kind == "varint":
+            if wire != 0:
+                raise DecodeError(f"{mtype}.{name}: wire type {wire}, expected varint")
+            v, i = varint(b, i)
+            if name == "seconds" and v >= 1 << 63:
+                v -= 1 << 64
+        else:
+            if wire != 2:
+                raise DecodeError(f"{mtype}.{name}: wire type {wire}, expected length-delimited")
+            n, i = varint(b, i)
+            if i + n > len(b):
+                raise DecodeError(f"{mtype}.{name}: length past the end")
+            raw = b[i:i + n]
+            i += n
+            v = decode(raw, sub) if kind == "msg" else raw.decode("utf-8")
+        if name in REPEATED:
+            out.setdefault(name, []).append(v)
+        else:
+            out[name] = v
+    return out
+
+
+def snappy_decompress(b):
+    """Snappy block format (format_description.txt): a varint length, then
+    literals and copies."""
+    if b[:1] == b"\xff":
+        raise DecodeError("framed snappy stream, expected the block format")
+    n, i = varint(b, 0)
+    out = bytearray()
+    while i < len(b):
+        tag = b[i]
+        i += 1
+        t = tag & 3
+        if t == 0:
+            ln = tag >> 2
+            if ln >= 60:
+                extra = ln - 59
+                ln = int.from_bytes(b[i:i + extra], "little")
+                i += extra
+            ln += 1
+            out += b[i:i + ln]
+            i += ln
+            continue
+        if t == 1:
+            ln = ((tag >> 2) & 7) + 4
+            off = ((tag >> 5) << 8) | b[i]
+            i += 1
+        elif t == 2:
+            ln = (tag >> 2) + 1
+            off = int.from_bytes(b[i:i + 2], "little")
+            i += 2
+        else:
+            ln = (tag >> 2) + 1
+            off = int.from_bytes(b[i:i + 4], "little")
+            i += 4
+        if off == 0 or off > len(out):
+            raise DecodeError("bad copy offset")
+        for _ in range(ln):
+            out.append(out[-off])
+    if len(out) != n:
+        raise DecodeError(f"length {len(out)}, header said {n}")
+    return bytes(out)
+
+
+LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|})')
+
+
+def parse_labels(text):
+    """{name: value} from Prometheus label text; raises ValueError."""
+    if not text.startswith("{") or not text.endswith("}"):
+        raise ValueError(f"labels not in braces: {text[:80]}")
+    out, i = {}, 1
+    if text == "{}":
+        return out
+    while i < len(text):
+        m = LABEL.match(text, i)
+        if not m:
+            raise ValueError(f"bad label syntax at {i}: {text[:120]}")
+        name, value = m.group(1), re.sub(r"\\(.)", lambda x: "\n" if x.group(1) == "n"
+                                         else x.group(1), m.group(2))
+        if name in out:
+            raise ValueError(f"label {name} twice")
+        out[name] = value
+        i = m.end()
+        if m.group(3) == "}":
+            if i != len(text):
+                raise ValueError("text after the labels")
+            break
+    if len(out) > 15:
+        raise ValueError(f"{len(out)} labels, over 15")
+    return out
+
+
+class State:
+    def __init__(self, tenant, secrets):
+        self.lock = threading.Lock()
+        self.tenant = tenant
+        self.secrets = secrets
+        self.faults = {}
+        self.entries = []
+        self.pushes = 0
+        self.violations = []
+        self.secret_hits = 0
+        self.formats = set()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def answer(self, status, text=b""):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def violation(self, what):
+        st = self.server.st
+        with st.lock:
+            if len(st.violations) < 100:
+                st.violations.append(what)
+        self.answer(400, f"fake: {what}\n".encode())
+
+    def do_GET(self):
+        st = self.server.st
+        with st.lock:
+            if self.path.endswith("/fake/stats"):
+                self.answer(200, json.dumps({
+                    "pushes": st.pushes, "entries": len(st.entries),
+                    "violations": st.violations, "secrets": st.secret_hits,
+                    "formats": sorted(st.formats)}).encode())
+            else:
+                self.answer(200, "".join(json.dumps(e) + "\n" for e in st.entries).encode())
+
+    def streams_of(self, body, ctype):
+        """[(labels text, [(ns, line, {meta})])] of a push."""
+        if ctype == "application/x-protobuf":
+            req = decode(snappy_decompress(body), "PushRequest")
+            out = []
+            for s in req.get("streams", []):
+                ents = []
+                for e in s.get("entries", []):
+                    ts = e.get("timestamp", {})
+                    ns = ts.get("seconds", 0) * 10**9 + ts.get("nanos", 0)
+                    meta = {p["name"]: p["value"] for p in e.get("structuredMetadata", [])}
+                    ents.append((ns, e.get("line", ""), meta))
+                out.append((s.get("labels", ""), ents))
+            return out
+        doc = json.loads(body)
+        out = []
+        for s in doc["streams"]:
+            labels = "{" + ", ".join(f'{k}="{v}"' for k, v in s["stream"].items()) + "}"
+            ents = []
+            for v in s["values"]:
+                if not isinstance(v[0], str) or not v[0].isdigit():
+                    raise ValueError(f"timestamp {v[0]!r} is not a decimal string")
+                ents.append((int(v[0]), v[1], v[2] if len(v) > 2 else {}))
+            out.append((labels, ents))
+        return out
+
+    def do_POST(self):
+        st = self.server.st
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path.endswith("/fake/faults"):
+            f = json.loads(body or b"{}")
+            with st.lock:
+                st.faults = {} if not f else {**st.faults, **f}
+            self.answer(200, json.dumps(st.faults).encode())
+            return
+        with st.lock:
+            st.pushes += 1
+            f = st.faults
+            status = None
+            if f.get("request_status") and f["request_status"][1] > 0:
+                status = f["request_status"][0]
+                f["request_status"][1] -= 1
+            down, reject = f.get("down"), f.get("reject_containing")
+        if down:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if self.path != "/loki/api/v1/push":
+            return self.violation(f"POST to {self.path}")
+        if st.tenant and self.headers.get("X-Scope-OrgID") != st.tenant:
+            return self.violation(f"X-Scope-OrgID {self.headers.get('X-Scope-OrgID')}")
+        ctype = self.headers.get("Content-Type")
+        try:
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            with st.lock:
+                st.secret_hits += sum(body.count(s) for s in st.secrets)  # JSON bodies
+                st.formats.add(ctype)
+            streams = self.streams_of(body, ctype)
+            parsed = [(parse_labels(lt), ents) for lt, ents in streams]
+        except (DecodeError, ValueError, KeyError, OSError, TypeError, IndexError) as e:
+            return self.violation(f"undecodable push ({ctype}): {e}")
+        for labels, ents in parsed:
+            times = [e[0] for e in ents]
+            if times != sorted(times):
+                return self.violation(f"stream {labels} not in time order")
+        if status:
+            self.answer(status, b"injected\n")
+            return
+        refused = []
+        with st.lock:
+            for labels, ents in parsed:
+                for ns, line, meta in ents:
+                    st.secret_hits += sum(line.count(s.decode()) for s in st.secrets)
+                    st.secret_hits += sum(v.count(s.decode()) for v in meta.values()
+                                          for s in st.secrets)
+                    if reject and reject in line:
+                        refused.append((ns, labels))
+                        continue
+                    st.entries.append({"labels": labels, "ns": ns, "line": line, "meta": meta})
+        if refused:
+            ns, labels = refused[0]
+            lt = "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+            msg = (f"entry with timestamp {ns} ignored, reason: 'entry too far behind, oldest "
+                   f"acceptable timestamp is: 2025-11-21T00:00:00Z', for stream: {lt},\n"
+                   f"user 'fake', total ignored: {len(refused)} out of "
+                   f"{sum(len(e) for _, e in parsed)}\n")
+            self.answer(400, msg.encode())
+            return
+        self.answer(204)
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--tenant")
+    ap.add_argument("--secrets")
+    a = ap.parse_args()
+    secrets = [s.encode() for s in open(a.secrets).read().split("\n") if s] if a.secrets else []
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.st = State(a.tenant, secrets)
+    with open(a.port_file + ".tmp", "w") as f:
+        f.write(str(srv.server_address[1]))
+    os.rename(a.port_file + ".tmp", a.port_file)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
