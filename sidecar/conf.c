@@ -580,29 +580,22 @@ static void output_init(void *elem, const void *parent)
     o->max_files = 5;
 }
 
-/* The file output's keys are the table's own; any other type has its keys
- * next to its code (struct lv_output_type.opts). */
+/* Every type's keys but type and name are next to its code
+ * (struct lv_output_type.opts). */
 static void output_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void *elem,
                          const char *where)
 {
-    static const char *const file_keys[] = {"path", "max_bytes", "max_files", "fsync"};
     struct lv_output_conf *o = elem;
     if (!type_is(ctx, node, output_names, (int)o->kind))
         return;
     if (!o->name)
         o->name = lv_xstrdup(output_names[o->kind]);
-    if (o->kind == LV_OUTPUT_FILE && !o->path)
-        lv_conf_map_error(ctx, node, where, "a file output needs path");
-    for (size_t i = 0; o->kind != LV_OUTPUT_FILE && i < LV_ARRAY_LEN(file_keys); i++) {
-        const yaml_node_t *k = lv_conf_map_get(ctx, node, file_keys[i]);
-        if (k)
-            lv_conf_map_error(ctx, k, where, "%s applies only to file outputs", file_keys[i]);
-    }
-    if (o->opts && o->opts_spec->check)
-        o->opts_spec->check(ctx, node, o->opts, where);
+    if (o->opts_spec && o->opts_spec->check)
+        o->opts_spec->check(ctx, node, o->opts ? o->opts : o, where);
 }
 
-/* The keys of the output's type, bound into options of its own. */
+/* The keys of the output's type, bound into options of its own (or into
+ * the element, for a spec of size 0). */
 static const struct lv_conf_map_key *output_more(struct lv_conf_map_ctx *ctx,
                                                  const yaml_node_t *node, void *elem, void **base)
 {
@@ -614,10 +607,10 @@ static const struct lv_conf_map_key *output_more(struct lv_conf_map_ctx *ctx,
         if (strcasecmp(text, output_names[k]) || !t || !t->opts)
             continue;
         o->opts_spec = t->opts;
-        o->opts = lv_xcalloc(1, t->opts->size);
-        if (t->opts->init)
+        o->opts = t->opts->size ? lv_xcalloc(1, t->opts->size) : NULL;
+        if (o->opts && t->opts->init)
             t->opts->init(o->opts);
-        *base = o->opts;
+        *base = o->opts ? o->opts : o;
         return t->opts->keys;
     }
     return NULL;
@@ -626,20 +619,17 @@ static const struct lv_conf_map_key *output_more(struct lv_conf_map_ctx *ctx,
 static void output_free_more(void *elem)
 {
     struct lv_output_conf *o = elem;
-    if (o->opts)
-        lv_conf_map_release(o->opts_spec->keys, o->opts);
+    if (o->opts_spec)
+        lv_conf_map_release(o->opts_spec->keys, o->opts ? o->opts : o);
     free(o->opts);
     o->opts = NULL;
+    o->opts_spec = NULL;
 }
 
 #define O(f) offsetof(struct lv_output_conf, f)
 static const struct lv_conf_map_key output_keys[] = {
     {KEY("type", &lv_conf_map_enum, O(kind)), .flags = REQUIRED, .choices = output_names},
     {KEY("name", &lv_conf_map_str, O(name)), .flags = NONEMPTY},
-    {KEY("path", &lv_conf_map_str, O(path)), .flags = NONEMPTY},
-    {KEY("max_bytes", &lv_conf_map_u64, O(max_bytes))},
-    {KEY("max_files", &lv_conf_map_int, O(max_files)), .min = 1, .max = 1000},
-    {KEY("fsync", &lv_conf_map_bool, O(fsync))},
     {0},
 };
 #undef O

@@ -89,7 +89,9 @@ struct lv_conf_map_array {
 
 /* The options of a stage type that declares its own keys (an output type,
  * next to its code): bound into a struct of `size` bytes that `init` fills
- * with the defaults first; `check` looks at them as a whole afterwards. */
+ * with the defaults first; `check` looks at them as a whole afterwards.
+ * Size 0: the keys bind into the element itself (the file output's fields
+ * in struct lv_output_conf), and `check` gets the element. */
 struct lv_conf_spec {
     const struct lv_conf_map_key *keys;
     size_t size;

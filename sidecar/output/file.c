@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf_map.h"
 #include "logveil/log.h"
 #include "logveil/stage.h"
 #include "pump.h"
@@ -364,9 +365,36 @@ static void file_destroy(struct lv_output *out)
         file_close(out->ctx);
 }
 
+/* The file output's keys bind into struct lv_output_conf itself (spec size
+ * 0), where its fields have always been. */
+#define O(f) offsetof(struct lv_output_conf, f)
+static const struct lv_conf_map_key file_keys[] = {
+    {.name = "path", .type = &lv_conf_map_str, .off = O(path), .flags = LV_CONF_MAP_NONEMPTY},
+    {.name = "max_bytes", .type = &lv_conf_map_u64, .off = O(max_bytes)},
+    {.name = "max_files", .type = &lv_conf_map_int, .off = O(max_files), .min = 1, .max = 1000},
+    {.name = "fsync", .type = &lv_conf_map_bool, .off = O(fsync)},
+    {0},
+};
+#undef O
+
+static void file_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void *opts,
+                       const char *where)
+{
+    const struct lv_output_conf *o = opts;
+    if (!o->path)
+        lv_conf_map_error(ctx, node, where, "a file output needs path");
+}
+
+static const struct lv_conf_spec file_spec = {
+    .keys = file_keys,
+    .size = 0,
+    .check = file_check,
+};
+
 const struct lv_output_type lv_output_file = {
     .name = "file",
     .ctx_size = sizeof(struct file_ctx),
+    .opts = &file_spec,
     .init = file_init,
     .submit = file_submit,
     .flush = file_flush,

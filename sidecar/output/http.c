@@ -561,7 +561,8 @@ void lv_http_conf_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node,
     }
     if (c->password && !c->username)
         lv_conf_map_error(ctx, node, where, "password needs username");
-    if (c->username && !c->password)
+    if (c->username && !c->password && !lv_conf_map_get(ctx, node, "password") &&
+        !lv_conf_map_get(ctx, node, "password_file")) /* (a bad one is reported already) */
         lv_conf_map_error(ctx, node, where, "username needs password or password_file");
     const yaml_node_t *tls = lv_conf_map_get(ctx, node, "tls");
     check_readable(ctx, tls, "ca_file", c->tls.ca_file, where);

@@ -175,13 +175,104 @@ def check_syntax_and_missing(c, args, tmp):
             r.stderr)
 
 
+OUTPUTS_CONFIG = """\
+outputs:
+  - type: elasticsearch
+    url: ftp://127.0.0.1:9200
+    indx: logs
+    password_file: /nonexistent/es-password
+    username: logveil
+  - type: elasticsearch
+    name: es2
+    urls: ["http://user:s3cretpw@127.0.0.1:9200", "not a url"]
+    index: Logs-%Y
+    path: /tmp/x
+    tls: {ca_file: /nonexistent/ca.pem}
+  - type: elasticsearch
+    name: es3
+    url: http://127.0.0.1:9200
+    data_stream: logs-app-default
+    action: index
+    dead_letter: /nonexistent-dir/dl.jsonl
+  - type: loki
+    url: http://127.0.0.1:3100
+    labels: [environment]
+    bearer_token_file: /nonexistent/token
+    format: xml
+  - type: stdout
+    max_files: 3
+"""
+
+ES_KEYS = ("type, name, url, urls, connect_timeout, timeout, concurrency, gzip, retry_max_delay, "
+           "tls, username, password, password_file, bearer_token, bearer_token_file, api_key, "
+           "api_key_file, index, data_stream, action, batch_max_bytes, batch_max_records, "
+           "flush_interval, dead_letter, document_id")
+EXAMPLE = "expected such as http://127.0.0.1:9200 or https://es.example:9200"
+OUTPUTS_EXPECTED = [
+    (3, f'outputs[0].url: bad URL "ftp://127.0.0.1:9200": the scheme is not http or https, '
+        f"{EXAMPLE}"),
+    (4, f'unknown key "indx" in outputs[0], expected one of: {ES_KEYS}'),
+    (5, 'outputs[0].password_file: cannot read "/nonexistent/es-password": '
+        "No such file or directory"),
+    (9, 'outputs[1].urls[0]: bad URL "...@127.0.0.1:9200": it holds user info: give username '
+        f"and password_file instead, {EXAMPLE}"),
+    (9, f'outputs[1].urls[1]: bad URL "not a url": not a URL, {EXAMPLE}'),
+    (10, "outputs[1].index: not a valid index name: it holds upper-case letters"),
+    (11, f'unknown key "path" in outputs[1], expected one of: {ES_KEYS}'),
+    (12, 'outputs[1].tls.ca_file: cannot read "/nonexistent/ca.pem": No such file or directory'),
+    (17, "outputs[2]: a data stream takes only action create"),
+    (18, "outputs[2].dead_letter: cannot write in the directory /nonexistent-dir: "
+         "No such file or directory"),
+    (22, 'outputs[3].bearer_token_file: cannot read "/nonexistent/token": '
+         "No such file or directory"),
+    (23, 'outputs[3].format: unknown value "xml", expected one of: protobuf, json'),
+    (25, 'unknown key "max_files" in outputs[4], expected one of: type, name'),
+]
+
+
+def check_outputs(c, args, tmp):
+    """Output types' own keys: bad URLs, unknown keys, unreadable secret and TLS
+    files, each at its line; a credential in a URL is never echoed."""
+    path = write(tmp, "outputs.yaml", OUTPUTS_CONFIG)
+    r = check_config(args.binary, path, clean_env())
+    got = error_lines(r.stderr, path)
+    c.check("outputs: a broken output config exits 2", r.returncode == 2, f"exit {r.returncode}")
+    for line, msg in OUTPUTS_EXPECTED:
+        c.check(f"outputs: reports line {line}: {msg[:60]}", (line, msg) in got,
+                f"not among:\n{r.stderr}")
+    c.check(f"outputs: exactly {len(OUTPUTS_EXPECTED)} problems",
+            len(got) == len(OUTPUTS_EXPECTED), r.stderr)
+    c.check("outputs: the password in a URL is not repeated", "s3cretpw" not in r.stderr)
+    secret = write(tmp, "pw", "hunter2-es\n")
+    good = write(tmp, "good.yaml", f"""outputs:
+  - type: elasticsearch
+    urls: [http://127.0.0.1:9200, https://es.example:9200/]
+    username: logveil
+    password_file: {secret}
+    data_stream: logs-app-default
+    dead_letter: {tmp}/es.dead.jsonl
+  - type: loki
+    url: http://127.0.0.1:3100
+    tenant: team-a
+    labels: [environment, kubernetes.namespace, log.level]
+    structured_metadata: [trace.id]
+    dead_letter: {tmp}/loki.dead.jsonl
+  - type: file
+    path: {tmp}/out.jsonl
+    max_files: 3
+""")
+    r = check_config(args.binary, good, clean_env())
+    c.check("outputs: a valid Elasticsearch + Loki + file config passes", r.returncode == 0,
+            r.stderr)
+
+
 def main():
     args = harness.parser(__doc__).parse_args()
     c = harness.Checks()
 
     def steps(tmp):
         for step in (check_shipped, check_bad, check_env, check_secret_file,
-                     check_syntax_and_missing):
+                     check_syntax_and_missing, check_outputs):
             step(c, args, tmp)
     harness.run_in_tmp(c, "logveil-check-config-", steps)
     return c.report()
