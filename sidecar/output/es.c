@@ -81,7 +81,7 @@ struct es_slice {
     size_t from, to;
 };
 
-enum es_key { K_NONE, K_ITEMS, K_STATUS, K_ERROR, K_TYPE, K_REASON };
+enum es_key { K_NONE, K_ERRORS, K_ITEMS, K_STATUS, K_ERROR, K_TYPE, K_REASON };
 
 struct es_req {
     struct lv_http_req http; /* first: the done callback gets this */
@@ -92,6 +92,7 @@ struct es_req {
     /* the response, parsed as it comes */
     yajl_handle y;
     bool parse_failed;
+    bool all_ok;        /* "errors":false came before the items: every item succeeded */
     int depth;
     bool in_items;
     enum es_key key;
@@ -163,8 +164,15 @@ static size_t action_line(struct es_ctx *c, const struct lv_record *r, const cha
         index = c->index;
         ilen = c->index_len;
     }
+    static const char create[] = "{\"create\":{\"_index\":\"", idx[] = "{\"index\":{\"_index\":\"";
     char *p = buf;
-    p += sprintf(p, "{\"%s\":{\"_index\":\"", c->o->action == ES_INDEX ? "index" : "create");
+    if (c->o->action == ES_INDEX) {
+        memcpy(p, idx, sizeof idx - 1);
+        p += sizeof idx - 1;
+    } else {
+        memcpy(p, create, sizeof create - 1);
+        p += sizeof create - 1;
+    }
     memcpy(p, index, ilen);
     p += ilen;
     *p++ = '"';
@@ -338,6 +346,8 @@ static int y_key(void *ctx, const unsigned char *k, size_t len)
     q->key = K_NONE;
     if (q->depth == 1 && is(k, len, "items"))
         q->key = K_ITEMS;
+    else if (q->depth == 1 && is(k, len, "errors"))
+        q->key = K_ERRORS;
     else if (q->in_items && q->depth == 4 && is(k, len, "status"))
         q->key = K_STATUS;
     else if (q->in_items && q->depth == 4 && is(k, len, "error"))
@@ -386,9 +396,16 @@ static int y_scalar(void *ctx)
     return 1;
 }
 
+/* "errors": false before "items" (Elasticsearch writes took, errors, items
+ * in that order) says every item succeeded: the rest of the answer need
+ * not be read, item by item, at all. */
 static int y_bool(void *ctx, int b)
 {
-    (void)b;
+    struct es_req *q = ctx;
+    if (q->key == K_ERRORS && !b && q->items == 0 && !q->in_items) {
+        q->all_ok = true;
+        return 0; /* stops the parse */
+    }
     return y_scalar(ctx);
 }
 
@@ -412,8 +429,8 @@ static bool on_data(struct lv_http_req *r, const char *data, size_t len)
         memcpy(q->head + q->head_len, data, n);
         q->head_len += n;
     }
-    if (!q->parse_failed &&
-        yajl_parse(q->y, (const unsigned char *)data, len) != yajl_status_ok)
+    if (!q->parse_failed && !q->all_ok &&
+        yajl_parse(q->y, (const unsigned char *)data, len) != yajl_status_ok && !q->all_ok)
         q->parse_failed = true;
     return true;
 }
@@ -512,10 +529,16 @@ static void on_done(struct lv_http_req *r, long status, const char *error)
 {
     struct es_req *q = (struct es_req *)r;
     struct es_ctx *c = q->c;
-    if (!error && status == 200 && yajl_complete_parse(q->y) != yajl_status_ok)
+    if (!error && status == 200 && !q->all_ok && yajl_complete_parse(q->y) != yajl_status_ok)
         q->parse_failed = true;
     if (r->cancelled || error || status != 200) {
         request_failed(c, q, status, r->cancelled ? NULL : error);
+    } else if (q->all_ok) {
+        if (c->failing)
+            lv_info("output %s: _bulk requests succeed again", c->name);
+        c->failing = false;
+        rest_are(q, LV_SENT, 200);
+        c->out->counter->bytes += q->http.body_len;
     } else {
         if (q->parse_failed || q->items < q->nrecs)
             lv_warn("output %s: a _bulk answer gave %zu item outcomes for %zu records; the "
@@ -727,7 +750,7 @@ static void es_opts_init(void *opts)
 {
     struct es_opts *o = opts;
     lv_http_conf_init(&o->http);
-    o->batch_max_bytes = 2 * 1024 * 1024;
+    o->batch_max_bytes = 1024 * 1024;
     o->batch_max_records = 2000;
     o->flush_interval = 1.0;
     o->document_id = true;

@@ -76,6 +76,7 @@ struct hset {
 
 struct label {
     char *path;
+    size_t plen;
     char *name;        /* as Loki allows it */
     bool demoted;      /* goes as structured metadata now */
     struct hset values;
@@ -169,10 +170,19 @@ static size_t str_end(const char *s, size_t i, size_t n)
     return n;
 }
 
+/* The bytes value_end() stops at; everything else is skipped in a tight loop. */
+static const unsigned char structural[256] = {
+    ['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, [','] = 1,
+};
+
 static size_t value_end(const char *s, size_t i, size_t n)
 {
     int depth = 0;
     while (i < n) {
+        while (i < n && !structural[(unsigned char)s[i]])
+            i++;
+        if (i == n)
+            break;
         char ch = s[i];
         if (ch == '"') {
             i = str_end(s, i, n);
@@ -195,16 +205,14 @@ static size_t value_end(const char *s, size_t i, size_t n)
     return n;
 }
 
-/* Whether key `k` (its text between the quotes) names `path` from `at`:
- * the whole rest (1) or a leading segment of it (2); 0 otherwise. */
-static int key_match(const char *k, size_t klen, const char *path)
+/* Whether key `k` (its text between the quotes) names the rest of a path,
+ * `path` of `plen` bytes: all of it (1) or a leading segment of it (2); 0
+ * otherwise. Lengths first: most keys fail there. */
+static int key_match(const char *k, size_t klen, const char *path, size_t plen)
 {
-    size_t plen = strlen(path);
-    if (klen == plen && !memcmp(k, path, klen))
-        return 1;
-    if (klen < plen && path[klen] == '.' && !memcmp(k, path, klen))
-        return 2;
-    return 0;
+    if (klen > plen || (klen < plen && path[klen] != '.') || memcmp(k, path, klen))
+        return 0;
+    return klen == plen ? 1 : 2;
 }
 
 /* Fills `out[i]` for every path of `fields` found in the object at s[i]
@@ -224,7 +232,8 @@ static void walk(const char *s, size_t i, size_t n, const struct label *fields, 
                 sub[f] = SIZE_MAX;
                 continue;
             }
-            int m = key_match(s + k0, k1 - k0, fields[f].path + prefix[f]);
+            int m = key_match(s + k0, k1 - k0, fields[f].path + prefix[f],
+                              fields[f].plen - prefix[f]);
             sub[f] = m == 2 ? prefix[f] + (k1 - k0) + 1 : SIZE_MAX;
             if (m == 1 && !out[f].p && v0 < n && s[v0] != '{' && s[v0] != '[') {
                 out[f].string = s[v0] == '"';
@@ -894,6 +903,7 @@ static int loki_init(struct lv_output *out)
     for (size_t i = 0; i < c->nfields; i++) {
         const char *path = i < o->nlabels ? o->labels[i] : o->metadata[i - o->nlabels];
         c->fields[i].path = lv_xstrdup(path);
+        c->fields[i].plen = strlen(path);
         c->fields[i].name = label_name(path);
     }
     lv_buf_init(&c->raw, 64 * 1024, 0);

@@ -29,8 +29,11 @@ GET /_fake/stats answers {"requests", "docs", "attempts", "violations",
 "secrets", "bodies"}; GET /_fake/docs answers every stored source, one per
 line as {"_index","_id","source"}.
 
+With --minimal (for benchmarks) it only decompresses and counts the action
+lines, and answers every item 201 without parsing or storing anything.
+
 Usage: fake_es.py --port-file PATH [--auth VALUE] [--secrets FILE]
-       [--tls-cert CERT --tls-key KEY]
+       [--tls-cert CERT --tls-key KEY] [--minimal]
 It prints nothing; it writes its port to --port-file once it listens.
 """
 import argparse
@@ -212,6 +215,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 violation(st, f"bad gzip: {e}")
                 self.answer(400, {"error": {"type": "parse_exception", "reason": "bad gzip"}})
                 return
+        if self.server.minimal:
+            n = body.count(b"\n") // 2
+            with st.lock:
+                st.bodies += 1
+                st.attempts[0] = st.attempts.get(0, 0) + n
+            item = b'{"create":{"status":201}}'
+            self.send_response(200)
+            out = b'{"took":1,"errors":false,"items":[' + b",".join([item] * n) + b"]}"
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
         with st.lock:
             st.bodies += 1
             st.secret_hits += sum(body.count(s) for s in st.secrets)
@@ -250,12 +266,14 @@ def main():
     ap.add_argument("--secrets")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--minimal", action="store_true")
     a = ap.parse_args()
     secrets = []
     if a.secrets:
         secrets = [s.encode() for s in open(a.secrets).read().split("\n") if s]
     srv = Server(("127.0.0.1", 0), Handler)
     srv.st = State(a.auth, secrets)
+    srv.minimal = a.minimal
     if a.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(a.tls_cert, a.tls_key)

@@ -25,7 +25,9 @@ Faults (POST /loki/api/v1/fake/faults, a JSON object merged; {} clears):
   down: true                        every push is reset
 GET /loki/api/v1/fake/stats and /loki/api/v1/fake/entries (one JSON per line).
 
-Usage: fake_loki.py --port-file PATH [--tenant T] [--secrets FILE]
+With --minimal (for benchmarks) a push is answered 204 unread.
+
+Usage: fake_loki.py --port-file PATH [--tenant T] [--secrets FILE] [--minimal]
 """
 import argparse
 import gzip
@@ -262,6 +264,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
+        if self.server.minimal:
+            self.answer(204)
+            return
         if self.path != "/loki/api/v1/push":
             return self.violation(f"POST to {self.path}")
         if st.tenant and self.headers.get("X-Scope-OrgID") != st.tenant:
@@ -320,10 +325,12 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--tenant")
     ap.add_argument("--secrets")
+    ap.add_argument("--minimal", action="store_true")
     a = ap.parse_args()
     secrets = [s.encode() for s in open(a.secrets).read().split("\n") if s] if a.secrets else []
     srv = Server(("127.0.0.1", 0), Handler)
     srv.st = State(a.tenant, secrets)
+    srv.minimal = a.minimal
     with open(a.port_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename(a.port_file + ".tmp", a.port_file)
