@@ -8,8 +8,10 @@
  *
  * The _id is 40 hex digits: the source's identity (a hash of its name,
  * lv_pos.source), the record's end offset in it, and an XXH64 of the
- * record's text. Two records get one _id only if all three agree, which a
- * rotated or truncated file with other contents never does. Uniqueness
+ * record's length and its first and last 64 bytes (where its time is, the
+ * record's own or the @timestamp enrichment adds at the end). Two records
+ * get one _id only if all of these agree, which a truncated or rewritten
+ * file with other lines at the same offsets does not produce. Uniqueness
  * holds within one index: a replay that lands in the next day's index is a
  * second document.
  *
@@ -154,6 +156,19 @@ static char *hex(char *p, uint64_t v, int digits)
     return p + digits;
 }
 
+/* The record's length, first and last 64 bytes, hashed: the text's part of
+ * the _id, cheap on long records. */
+static uint64_t text_hash(const char *text, uint32_t len)
+{
+    char buf[4 + 128];
+    if (len <= 128)
+        return lv_sample_hash(text, len);
+    memcpy(buf, &len, 4);
+    memcpy(buf + 4, text, 64);
+    memcpy(buf + 68, text + len - 64, 64);
+    return lv_sample_hash(buf, sizeof buf);
+}
+
 /* {"create":{"_index":"logs-2025.01.01","_id":"<40 hex>"}} and a newline. */
 static size_t action_line(struct es_ctx *c, const struct lv_record *r, const char *text, char *buf)
 {
@@ -180,7 +195,7 @@ static size_t action_line(struct es_ctx *c, const struct lv_record *r, const cha
         memcpy(p, ",\"_id\":\"", 8);
         p = hex(p + 8, r->pos.source, 8);
         p = hex(p, r->pos.end, 16);
-        p = hex(p, lv_sample_hash(text, r->len), 16);
+        p = hex(p, text_hash(text, r->len), 16);
         *p++ = '"';
     }
     memcpy(p, "}}\n", 3);
@@ -565,7 +580,12 @@ static struct es_req *req_new(struct es_ctx *c)
 {
     struct es_req *q = lv_xcalloc(1, sizeof *q);
     q->c = c;
-    lv_buf_init(&q->body, 64 * 1024, 0);
+    /* Room for a full request without doubling past it: NDJSON of up to
+     * max_bytes (plus the record that crosses it), or its gzip. */
+    size_t want = c->unpacked_bytes + c->unpacked_records * 100 + 4096;
+    size_t full = c->max_bytes + c->max_bytes / 8;
+    want = want < full ? want : full;
+    lv_buf_init(&q->body, c->o->http.gzip ? want / 4 : want, 0);
     q->y = yajl_alloc(&response_callbacks, NULL, q);
     q->http.path = BULK_PATH;
     q->http.content_type = "application/x-ndjson";
