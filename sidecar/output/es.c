@@ -546,8 +546,10 @@ static void on_done(struct lv_http_req *r, long status, const char *error)
     struct es_ctx *c = q->c;
     if (!error && status == 200 && !q->all_ok && yajl_complete_parse(q->y) != yajl_status_ok)
         q->parse_failed = true;
-    if (r->cancelled || error || status != 200) {
-        request_failed(c, q, status, r->cancelled ? NULL : error);
+    if (r->cancelled) {
+        rest_are(q, LV_RETRY, 0); /* the shutdown deadline: handed back */
+    } else if (error || status != 200) {
+        request_failed(c, q, status, error);
     } else if (q->all_ok) {
         if (c->failing)
             lv_info("output %s: _bulk requests succeed again", c->name);

@@ -230,22 +230,28 @@ static void unlink_req(struct lv_http_client *c, struct lv_http_req *r)
 }
 
 /* Frees what the client attached to `r`, then tells the caller. */
+/* Frees what the client attached to `r` (its headers copied the
+ * Authorization line: wiped first), then tells the caller. After a success,
+ * the output is told it may offer more; after a failure the pipeline's
+ * backoff decides when it retries, not this. */
 static void finish(struct lv_http_req *r, long status, const char *error)
 {
     struct lv_http_client *c = r->client;
     unlink_req(c, r);
     curl_multi_remove_handle(c->h->multi, r->easy);
     curl_easy_cleanup(r->easy);
+    for (struct curl_slist *h = r->headers; h; h = h->next)
+        explicit_bzero(h->data, strlen(h->data));
     curl_slist_free_all(r->headers);
     r->easy = NULL;
     r->headers = NULL;
-    bool probe = r->probe;
+    bool failed = endpoint_failed(status, error);
     if (!r->cancelled)
-        breaker_outcome(c, probe, endpoint_failed(status, error));
-    bool ready = !r->cancelled && !c->open;
+        breaker_outcome(c, r->probe, failed);
+    bool ready = !r->cancelled && !failed;
     r->on_done(r, status, error);
     if (ready && c->ready)
-        c->ready(c->ready_arg); /* a slot is free */
+        c->ready(c->ready_arg);
 }
 
 static void check_done(struct lv_http *h)

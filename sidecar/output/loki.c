@@ -779,13 +779,15 @@ static void on_done(struct lv_http_req *r, long status, const char *error)
         lv_warn("output %s: Loki refused a push (400: %.*s); its records go to the dead letters",
                 c->name, (int)(q->head_len > 300 ? 300 : q->head_len), q->head);
         report(c, q, LV_REJECTED, 400);
+    } else if (r->cancelled) {
+        report(c, q, LV_RETRY, 0); /* the shutdown deadline: handed back */
     } else {
         c->out->counter->errors++;
-        if (!c->failing && !r->cancelled)
-            lv_warn("output %s: push failed: %s%.*s; retrying", c->name,
-                    error ? error : "status ", error ? 0 : (int)q->head_len, q->head);
-        if (!error)
-            lv_warn("output %s: push answered %ld", c->name, status);
+        if (!c->failing && error)
+            lv_warn("output %s: push failed: %s; retrying", c->name, error);
+        else if (!c->failing)
+            lv_warn("output %s: push answered %ld: %.*s; retrying", c->name, status,
+                    (int)(q->head_len > 200 ? 200 : q->head_len), q->head);
         c->failing = true;
         report(c, q, LV_RETRY, (int)status);
     }

@@ -221,9 +221,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 st.bodies += 1
                 st.attempts[0] = st.attempts.get(0, 0) + n
-            item = b'{"create":{"status":201}}'
+            created = b'{"create":{"status":201}}'
             self.send_response(200)
-            out = b'{"took":1,"errors":false,"items":[' + b",".join([item] * n) + b"]}"
+            out = b'{"took":1,"errors":false,"items":[' + b",".join([created] * n) + b"]}"
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()

@@ -213,6 +213,7 @@ def scenario_tls(c, a, fake_unused, tmp):
         p = subprocess.Popen([a.binary, "run", "--config", cfg], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=harness.clean_env())
+        RUNNING.append(p)
         p.stdin.write(records(100))
         p.stdin.flush()
         time.sleep(3)
@@ -264,6 +265,7 @@ def scenario_checkpoint(c, a, fake, tmp):
     p = subprocess.Popen([a.binary, "run", "--config", tail_config(tmp, "ckpt", fake.url, port)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env=harness.clean_env())
+    RUNNING.append(p)
     ahead, samples = [], 0
     try:
         for k in range(12):
@@ -303,6 +305,7 @@ def scenario_memory(c, a, fake, tmp):
     cfg = tail_config(tmp, "mem", fake.url, port, "buffer: {max_bytes: 8MiB}\n")
     p = subprocess.Popen([a.binary, "run", "--config", cfg], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=harness.clean_env())
+    RUNNING.append(p)
     rss = harness.RssSampler(lambda: p.pid, 0.2)
     rss.start()
     time.sleep(60)
@@ -323,6 +326,20 @@ SCENARIOS = {"items": scenario_items, "requests": scenario_requests, "slow": sce
              "tls": scenario_tls, "checkpoint": scenario_checkpoint, "memory": scenario_memory}
 
 
+def reap(p):
+    """Stops a logveil left running by a scenario that failed part-way."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+RUNNING = []
+
+
 def main():
     ap = harness.parser(__doc__)
     ap.add_argument("--only")
@@ -337,6 +354,8 @@ def main():
             try:
                 SCENARIOS[name](c, a, fake, tmp)
             except Exception as e:
+                for p in RUNNING:
+                    reap(p)
                 c.check(f"{name} ran to the end", False, repr(e))
             print(f"     ({name}: {time.monotonic() - t:.0f} s)", flush=True)
         st = fake.stats()
@@ -345,6 +364,8 @@ def main():
         c.check("every request was valid NDJSON _bulk", not st["violations"],
                 str(st["violations"][:3]))
     finally:
+        for p in RUNNING:
+            reap(p)
         fake.stop()
         subprocess.run(["rm", "-rf", tmp])
     return c.report()

@@ -146,6 +146,7 @@ def scenario_guard(c, a, loki, es, tmp):
     p = subprocess.Popen([a.binary, "run", "--config", cfg], stdin=subprocess.PIPE,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env=harness.clean_env(**K8S))
+    RUNNING.append(p)
     p.stdin.write(records(3000, "guard", distinct_users=60))
     p.stdin.flush()
     got = harness.wait_for(lambda: len(of_tag(loki.entries(), "guard")) >= 3000, 30, 0.2)
@@ -207,6 +208,7 @@ def scenario_fanout(c, a, loki, es, tmp):
     p = subprocess.Popen([a.binary, "run", "--config", cfg], stdin=subprocess.PIPE,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env=harness.clean_env(**K8S))
+    RUNNING.append(p)
     p.stdin.write(records(4000, "fan"))
     p.stdin.flush()
 
@@ -232,6 +234,20 @@ def scenario_fanout(c, a, loki, es, tmp):
     c.check("fanout: the file has each record once", seqs == list(range(4000)))
 
 
+def reap(p):
+    """Stops a logveil left running by a scenario that failed part-way."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+RUNNING = []
+
+
 def main():
     a = harness.parser(__doc__).parse_args()
     c = harness.Checks()
@@ -244,6 +260,8 @@ def main():
             try:
                 s(c, a, loki, es, tmp)
             except Exception as e:
+                for p in RUNNING:
+                    reap(p)
                 c.check(f"{s.__name__} ran to the end", False, repr(e))
             print(f"     ({s.__name__}: {time.monotonic() - t:.0f} s)", flush=True)
         st = loki.stats()
@@ -251,6 +269,8 @@ def main():
         c.check("every push was valid (snappy, protobuf, labels, time order, tenant)",
                 not st["violations"], str(st["violations"][:3]))
     finally:
+        for p in RUNNING:
+            reap(p)
         loki.stop()
         es.stop()
         subprocess.run(["rm", "-rf", tmp])
