@@ -25,6 +25,7 @@
  * may have kept). Lines over max_line_size are dead-lettered before they
  * are sent.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <snappy-c.h>
@@ -144,6 +145,31 @@ struct loki_ctx {
 };
 
 static void pump(struct loki_ctx *c);
+
+/* libsnappy (C++, with libstdc++ behind it) is loaded only for a Loki
+ * output that sends protobuf, as libcurl is by http.c. */
+static struct {
+    __typeof__(snappy_compress) *compress;
+    __typeof__(snappy_max_compressed_length) *max_length;
+} snappy;
+
+static int load_snappy(char *err, size_t errlen)
+{
+    if (snappy.compress)
+        return 0;
+    void *h = dlopen("libsnappy.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        *(void **)&snappy.max_length = dlsym(h, "snappy_max_compressed_length");
+        *(void **)&snappy.compress = dlsym(h, "snappy_compress");
+    }
+    if (!snappy.compress || !snappy.max_length) {
+        snappy.compress = NULL;
+        snprintf(err, errlen, "cannot load libsnappy.so.1 (install libsnappy1v5): %s",
+                 h ? "symbols missing" : dlerror());
+        return -ENOENT;
+    }
+    return 0;
+}
 
 /* ---- reading fields from a record ---------------------------------------------------------- */
 
@@ -569,11 +595,11 @@ static int encode_protobuf(struct loki_ctx *c, struct lv_buf *out)
     if (rc < 0)
         return rc;
     raw->len = (size_t)(p - raw->data);
-    size_t clen = snappy_max_compressed_length(raw->len);
+    size_t clen = snappy.max_length(raw->len);
     out->len = 0;
     if (lv_buf_reserve(out, clen) < 0)
         return -ENOBUFS;
-    if (snappy_compress(raw->data, raw->len, out->data, &clen) != SNAPPY_OK)
+    if (snappy.compress(raw->data, raw->len, out->data, &clen) != SNAPPY_OK)
         return -EIO;
     out->len = clen;
     return 0;
@@ -909,6 +935,10 @@ static int loki_init(struct lv_output *out)
         c->fields[i].name = label_name(path);
     }
     lv_buf_init(&c->raw, 64 * 1024, 0);
+    if (o->format == LOKI_PROTOBUF && load_snappy(err, sizeof err) < 0) {
+        lv_error("output %s: %s", c->name, err);
+        return -ENOENT;
+    }
     if (o->dead_letter) {
         c->dl = lv_deadletter_open(o->dead_letter, c->name, err, sizeof err);
         if (!c->dl) {
