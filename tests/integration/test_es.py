@@ -315,9 +315,14 @@ def scenario_memory(c, a, fake, tmp):
     rss.stop()
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
-    c.check("memory: RSS stays under 48 MiB with the sink down a minute (buffer 8 MiB)",
-            peak_down is not None and peak_down < 48 * 1024 * 1024,
-            f"peak {peak_down and peak_down // 1024} KiB")
+    name = "memory: RSS stays under 48 MiB with the sink down a minute (buffer 8 MiB)"
+    detail = f"peak {peak_down and peak_down // 1024} KiB"
+    with open(a.binary, "rb") as f:
+        asan = b"__asan_init" in f.read()
+    if asan:  # the figure is the sanitizer's (as in test_faults_delivery.py)
+        print(f"skip {name} (ASan build: RSS is the sanitizer's): {detail}", flush=True)
+    else:
+        c.check(name, peak_down is not None and peak_down < 48 * 1024 * 1024, detail)
     c.check("memory: the whole 100 MB file is acknowledged once the sink is back", bool(done))
     exactly_once(c, "memory (sink down 60 s)", fake.docs("t-mem"), n)
 
