@@ -55,6 +55,11 @@ Scenarios, by issue 14 item (--only picks some by name):
   cri_partial_forever    9  a stderr P that never gets its F: it is emitted
                             after a timeout, the checkpoint passes it, a
                             restart duplicates nothing
+  frozen_cri_tail,       9  logveil is frozen (SIGSTOP) after reading the P
+  frozen_stdin,             fragments of a line, or the first lines of a stack
+  frozen_multiline          trace, while the rest is written: when it runs
+                            again, its overdue timeouts must not send the
+                            line in pieces (the rest is there, unread)
   stdout_stalled       4,14 stdout is a pipe nobody reads: /metrics answers,
                             SIGTERM exits within shutdown_timeout, the records
                             held by the output are counted (reason shutdown)
@@ -1117,6 +1122,133 @@ def cri_partial_forever(args, c, tmp):
             "%d dups, missing %s" % (dups, ranges(missing)))
 
 
+def read_offset(sc, path):
+    """logveil_file_read_offset_bytes of the open file `path` (0 when not shown)."""
+    key = 'logveil_file_read_offset_bytes{file="%s"' % path
+    return next((v for k, v in sc.metrics().items() if k.startswith(key)), 0)
+
+
+class Frozen:
+    """SIGSTOP for `seconds`, then SIGCONT: a process that read the start of
+    a line and then did not run (a frozen cgroup, a throttled CPU, a loop
+    busy elsewhere) while the rest of the line was written. When it runs
+    again its timers are overdue and the rest waits unread."""
+
+    def __init__(self, sc, seconds):
+        self.sc, self.seconds = sc, seconds
+
+    def __enter__(self):
+        self.sc.proc.send_signal(signal.SIGSTOP)
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(max(0.0, self.seconds - (time.monotonic() - self.t0)))
+        self.sc.proc.send_signal(signal.SIGCONT)
+        return False
+
+
+def whole_records(c, name, path, expected, long_seq, long_len):
+    """Every record is JSON with a seq, each expected one once, and the long
+    one whole."""
+    others = set(expected) - {long_seq}
+    harness.wait_for(lambda: others <= set(seqs_of(path)), 20, 0.2)
+    ok = harness.wait_for(lambda: set(expected) <= set(seqs_of(path)), 3, 0.2)
+    got, bad, recs = read_records(path)
+    missing, dups, _ = tally(got, expected)
+    c.check("%s: every record arrives once (%s)" % (name, "in time" if ok else "timed out"),
+            not missing and dups == 0, "missing %s, %d dups" % (ranges(missing), dups))
+    long = [r for r in recs if isinstance(r, dict) and r.get("seq") == long_seq]
+    c.check("%s: the line whose end was written while logveil did not run arrives whole, "
+            "not in pieces (%d records not JSON)" % (name, bad),
+            bad == 0 and len(long) == 1 and len(long[0].get("msg", "")) == long_len,
+            "msg lengths %s, want %d" % ([len(r.get("msg", "")) for r in long], long_len))
+
+
+def frozen_cri_tail(args, c, tmp):
+    """A CRI line split P/P/F: the P fragments are read, then logveil is
+    frozen for longer than the partial-line timeout while the F is written.
+    When it runs again the F is in the file, unread: the line must not be
+    sent in two pieces."""
+    name = "frozen_cri_tail"
+    out = Switch(tmp, "out", up=True)
+    text = config(inputs=tail_input("cri"), outputs="[{type: file, path: %s}]" % out.link)
+    log = LogFile(os.path.join(tmp, "logs", "0.log"))
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    msg = b"m" * 40000
+    parts = cri_split("stdout", b'{"seq":100,"msg":"%s"}' % msg).splitlines(keepends=True)
+    for s in range(5):
+        log.add(s, cri("stdout", "F", json_line(s)))
+    log.add(-1, b"".join(parts[:-1]))
+    c.check("%s: the P fragments are read" % name,
+            harness.wait_for(lambda: read_offset(sc, log.path) >= log.size, 10, 0.1))
+    with Frozen(sc, 7.0):
+        log.add(100, parts[-1])
+        for s in range(5, 10):
+            log.add(s, cri("stdout", "F", json_line(s)))
+    whole_records(c, name, out.real, list(range(10)) + [100], 100, len(msg))
+    sc.term()
+
+
+def frozen_stdin(args, c, tmp):
+    """The same through stdin (CRI framing): the F waits in the pipe."""
+    name = "frozen_stdin"
+    out = Switch(tmp, "out", up=True)
+    text = config(inputs="[{type: stdin, format: cri}]",
+                  outputs="[{type: file, path: %s}]" % out.link)
+    sc = Sidecar(args, tmp, text, stdin=subprocess.PIPE)
+    sc.ready()
+    msg = b"m" * 40000
+    parts = cri_split("stdout", b'{"seq":100,"msg":"%s"}' % msg).splitlines(keepends=True)
+    # The P fragments, then a whole record on the other stream: once that
+    # record is out, the fragments before it were read.
+    sc.proc.stdin.write(b"".join(parts[:-1]) + cri("stderr", "F", json_line(0)))
+    sc.proc.stdin.flush()
+    c.check("%s: the P fragments are read" % name,
+            harness.wait_for(lambda: 0 in seqs_of(out.real), 10, 0.1))
+    with Frozen(sc, 7.0):
+        sc.proc.stdin.write(parts[-1] + cri("stdout", "F", json_line(1)))
+        sc.proc.stdin.flush()
+    harness.wait_for(lambda: 1 in seqs_of(out.real), 10, 0.1)
+    sc.proc.stdin.close()
+    rc = sc.proc.wait(timeout=20)
+    c.check("%s: logveil ends at the end of input (exit %s)" % (name, rc), rc == 0)
+    whole_records(c, name, out.real, [0, 1, 100], 100, len(msg))
+
+
+def frozen_multiline(args, c, tmp):
+    """A stack trace being joined: its first lines are read and held, then
+    logveil is frozen for longer than the multiline timeout while the rest
+    of the trace is written. The trace must stay one record."""
+    name = "frozen_multiline"
+    out = Switch(tmp, "out", up=True)
+    text = config(inputs=tail_input("json", extra=", multiline: {timeout: 1.0}"),
+                  outputs="[{type: file, path: %s}]" % out.link)
+    log = LogFile(os.path.join(tmp, "logs", "0.log"))
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    head = b"java.lang.IllegalStateException: boom\n\tat a.b.C.first(C.java:1)\n"
+    rest = b"".join(b"\tat a.b.C.f%d(C.java:%d)\n" % (k, k) for k in range(2, 40))
+    log.add(0, json_line(0) + b"\n")
+    log.add(-1, head)
+    c.check("%s: the first lines of the trace are read" % name,
+            harness.wait_for(lambda: read_offset(sc, log.path) >= log.size, 10, 0.1))
+    with Frozen(sc, 4.0):
+        log.add(-2, rest)
+        log.add(1, json_line(1) + b"\n")
+    ok = harness.wait_for(lambda: 1 in seqs_of(out.real), 20, 0.2)
+    sc.term()
+    got, bad, recs = read_records(out.real)
+    traces = [r for r in recs if isinstance(r, bytes)]  # the records without a seq
+    whole = [r for r in traces if b"boom" in r and b"f39" in r]
+    c.check("%s: the records around it arrive (%s)" % (name, "in time" if ok else "timed out"),
+            sorted(got) == [0, 1], str(got))
+    c.check("%s: the trace whose end was written while logveil did not run is one record "
+            "(%d records for it)" % (name, len(traces)), len(traces) == 1 and len(whole) == 1,
+            "records: %s" % [r[:60] for r in traces])
+
+
 # ---- items 4, 13, 14: shutdown and the file output -------------------------------------------
 
 
@@ -1244,7 +1376,8 @@ SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_drop_oldest, ring_shed, 
              spool_corrupt,
              kill_during_replay, kill_random,
              partial_cri_files, stdin_over_budget, docker_big_lines, rss_json, rss_cri,
-             rss_docker, cri_partial_forever, stdout_stalled, fifo_stalled, file_torn_tail]
+             rss_docker, cri_partial_forever, frozen_cri_tail, frozen_stdin,
+             frozen_multiline, stdout_stalled, fifo_stalled, file_torn_tail]
 
 
 def bounded(fn):
