@@ -96,13 +96,16 @@ static void shrink(struct lv_buf *b)
     lv_buf_init(b, 0, limit);
 }
 
+uint64_t lv_frame_partial_start(const struct lv_frame *f, enum lv_stream st)
+{
+    return f->join[st].active ? f->join[st].start : UINT64_MAX;
+}
+
 uint64_t lv_frame_pending_start(const struct lv_frame *f)
 {
-    uint64_t at = UINT64_MAX;
-    for (int st = 0; st < 2; st++)
-        if (f->join[st].active && f->join[st].start < at)
-            at = f->join[st].start;
-    return at;
+    uint64_t a = lv_frame_partial_start(f, LV_STREAM_STDOUT);
+    uint64_t b = lv_frame_partial_start(f, LV_STREAM_STDERR);
+    return a < b ? a : b;
 }
 
 size_t lv_frame_bytes(const struct lv_frame *f)
@@ -177,13 +180,16 @@ static int fragment(struct lv_frame *f, const char *s, size_t len, int64_t t, en
     return 0;
 }
 
+int lv_frame_flush_partial(struct lv_frame *f, enum lv_stream st, lv_frame_emit_fn *emit,
+                           void *arg)
+{
+    return f->join[st].active ? join_emit(f, &f->join[st], st, 0, emit, arg) : 0;
+}
+
 int lv_frame_flush_partials(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg)
 {
-    int rc = 0;
-    for (int st = 0; st < 2 && rc >= 0; st++)
-        if (f->join[st].active)
-            rc = join_emit(f, &f->join[st], (enum lv_stream)st, 0, emit, arg);
-    return rc;
+    int rc = lv_frame_flush_partial(f, LV_STREAM_STDOUT, emit, arg);
+    return rc < 0 ? rc : lv_frame_flush_partial(f, LV_STREAM_STDERR, emit, arg);
 }
 
 /* ---- CRI ------------------------------------------------------------------------- */

@@ -52,9 +52,14 @@ int lv_frame_finish(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg);
 /* Sends the partial lines waiting for their end now, as lines of their
  * own; the rest of each line, when it comes, makes another line. */
 int lv_frame_flush_partials(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg);
+/* The same for one stream's partial line. */
+int lv_frame_flush_partial(struct lv_frame *f, enum lv_stream st, lv_frame_emit_fn *emit,
+                           void *arg);
 /* Offset of the earliest raw line whose fragments wait to be joined
  * (UINT64_MAX when none): a checkpoint must not pass it. */
 uint64_t lv_frame_pending_start(const struct lv_frame *f);
+/* The same for one stream. */
+uint64_t lv_frame_partial_start(const struct lv_frame *f, enum lv_stream st);
 /* Memory held for incomplete lines and decoding (counted in the buffer budget). */
 size_t lv_frame_bytes(const struct lv_frame *f);
 /* Bytes fed so far. */

@@ -26,6 +26,7 @@
 struct ev_loop;
 struct lv_ack_mark;
 struct lv_pipeline;
+struct lv_source;
 
 /* Records in their final text, each followed by '\n' in `data`. Outputs read
  * data, recs and n; the other fields are the pipeline's. */
@@ -121,6 +122,12 @@ struct lv_input_type {
     /* Stop reading (the buffer is full) and start again. */
     void (*pause)(struct lv_input *in);
     void (*resume)(struct lv_input *in);
+    /* How far the bytes of source `s` reach right now: its file's size, or
+     * for a pipe what was read plus what waits in it (UINT64_MAX when it
+     * cannot tell). A partial line or a held record whose time is up is
+     * sent on its own only once the input has read that far: the rest of
+     * it may be there, unread (the input throttled, paused, or frozen). */
+    uint64_t (*readable_end)(struct lv_input *in, const struct lv_source *s);
     /* Shutdown: stop for good, then call lv_pipeline_input_done(). */
     void (*stop)(struct lv_input *in);
     void (*destroy)(struct lv_input *in);

@@ -4,8 +4,10 @@
  * pipeline. While the pipeline is paused the watcher is stopped, so a writer
  * blocks on a full pipe instead of logveil growing.
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include <ev.h>
 
@@ -80,6 +82,17 @@ static void stdin_resume(struct lv_input *in)
         ev_io_start(in->loop, &s->io);
 }
 
+/* What was read, plus what waits in the pipe (or the rest of a file). */
+static uint64_t stdin_readable_end(struct lv_input *in, const struct lv_source *src)
+{
+    int n = 0;
+    (void)in;
+    if (ioctl(STDIN_FILENO, FIONREAD, &n) == 0 && n >= 0)
+        return lv_source_read_offset(src) + (uint64_t)n;
+    struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 1 ? UINT64_MAX : lv_source_read_offset(src);
+}
+
 static void stdin_stop(struct lv_input *in)
 {
     finish(in->ctx);
@@ -102,6 +115,7 @@ const struct lv_input_type lv_input_stdin = {
     .start = stdin_start,
     .pause = stdin_pause,
     .resume = stdin_resume,
+    .readable_end = stdin_readable_end,
     .stop = stdin_stop,
     .destroy = stdin_destroy,
 };

@@ -978,6 +978,25 @@ static void tail_resume(struct lv_input *in)
     want_read(t);
 }
 
+/* A plain file's bytes reach its size; a compressed one's, its end once
+ * a read found it (it does not grow). */
+static uint64_t tail_readable_end(struct lv_input *in, const struct lv_source *src)
+{
+    struct tail_ctx *t = in->ctx;
+    for (size_t i = 0; i < t->nfiles; i++) {
+        struct lv_tail_file *f = t->files[i];
+        struct stat st;
+        if (f->src != src)
+            continue;
+        if (f->gz)
+            return f->eof ? lv_source_read_offset(src) : UINT64_MAX;
+        if (fstat(f->fd, &st) == 0)
+            return (uint64_t)st.st_size;
+        break;
+    }
+    return lv_source_read_offset(src);
+}
+
 /* Shutdown: no more reading, and no flushing of partial lines; the
  * housekeeping timer keeps checkpointing while the pipeline drains. */
 static void tail_stop(struct lv_input *in)
@@ -1034,6 +1053,7 @@ const struct lv_input_type lv_input_tail = {
     .start = tail_start,
     .pause = tail_pause,
     .resume = tail_resume,
+    .readable_end = tail_readable_end,
     .stop = tail_stop,
     .destroy = tail_destroy,
 };
