@@ -87,6 +87,7 @@ struct tail_ctx {
     ev_timer scan_timer, soon, housekeeping;
     ev_idle reader;
     uint64_t gen;
+    size_t turn; /* the file the reader starts at (modulo nfiles) */
     struct lv_tail_file **done; /* generations done with, closed */
     size_t ndone, capdone;
     char **bases; /* paths whose generations the scan reconciles at its end */
@@ -188,15 +189,23 @@ static bool read_some(struct tail_ctx *t, struct lv_tail_file *f)
     return true;
 }
 
+/* Each open file gets its turn, starting after the one whose turn the
+ * last pause cut short: with a sink slower than one busy file, the other
+ * files are still read (a fresh start at the first file would read it
+ * alone for as long as it keeps the buffer full). */
 static void on_reader(struct ev_loop *loop, ev_idle *w, int revents)
 {
     struct tail_ctx *t = lv_container_of(w, struct tail_ctx, reader);
     bool more = false;
+    size_t n = t->nfiles; /* a truncation may add a file: it is read next time */
     (void)revents;
-    for (size_t i = 0; i < t->nfiles && !t->paused && !t->stopped; i++) {
+    for (size_t k = 0; k < n && !t->paused && !t->stopped; k++) {
+        size_t i = (t->turn + k) % n;
         struct lv_tail_file *f = t->files[i];
         if (f->src && !f->flushed)
             more |= read_some(t, f);
+        if (t->paused)
+            t->turn = i + 1;
     }
     if (!more || t->paused || t->stopped)
         ev_idle_stop(loop, w);

@@ -60,6 +60,9 @@ Scenarios, by issue 14 item (--only picks some by name):
   frozen_multiline          trace, while the rest is written: when it runs
                             again, its overdue timeouts must not send the
                             line in pieces (the rest is there, unread)
+  slow_sink_fair            a sink slower than one busy file: a quiet file is
+                            still read in its turn (the input pauses and
+                            resumes all the time)
   stdout_stalled       4,14 stdout is a pipe nobody reads: /metrics answers,
                             SIGTERM exits within shutdown_timeout, the records
                             held by the output are counted (reason shutdown)
@@ -862,26 +865,8 @@ def docker(stream, log_text):
                         "time": "2024-05-01T10:00:00.123456789Z"}) + "\n").encode()
 
 
-_SANITIZED = {}
-
-
-def sanitized(binary):
-    """Whether `binary` was built with AddressSanitizer: its RSS is then the
-    sanitizer's (a quarantine of freed memory), not logveil's."""
-    if binary not in _SANITIZED:
-        with open(binary, "rb") as f:
-            _SANITIZED[binary] = b"__asan_init" in f.read()
-    return _SANITIZED[binary]
-
-
 def check_rss(args, c, name, ok, detail=""):
-    """An RSS bound: checked in normal builds; under ASan the figure is
-    printed and the bound not checked (the scenario still runs, for memory
-    errors)."""
-    if sanitized(args.binary):
-        print("skip %s (ASan build: RSS is the sanitizer's)" % name, flush=True)
-        return True
-    return c.check(name, ok, detail)
+    return harness.check_rss(c, args.binary, name, ok, detail)
 
 
 class Rss:
@@ -1120,6 +1105,70 @@ def cri_partial_forever(args, c, tmp):
     missing, dups, _ = tally(seqs_of(out.real), range(n + 1))
     c.check("cri_partial_forever: a restart delivers nothing twice", dups == 0 and not missing,
             "%d dups, missing %s" % (dups, ranges(missing)))
+
+
+class SlowFifo(threading.Thread):
+    """Reads a FIFO at about `rate` bytes a second, keeping the sequence
+    numbers in arrival order."""
+
+    def __init__(self, path, rate):
+        super().__init__(daemon=True)
+        self.path, self.rate = path, rate
+        self.seqs = []
+        self.halt = threading.Event()
+
+    def run(self):
+        fd = os.open(self.path, os.O_RDONLY)
+        rest = b""
+        try:
+            while not self.halt.is_set():
+                b = os.read(fd, 32768)
+                if not b:
+                    break
+                rest += b
+                *lines, rest = rest.split(b"\n")
+                for line in lines:
+                    try:
+                        self.seqs.append(json.loads(line)["seq"])
+                    except (ValueError, KeyError):
+                        self.seqs.append(None)
+                time.sleep(len(b) / self.rate)
+        finally:
+            os.close(fd)
+
+
+def slow_sink_fair(args, c, tmp):
+    """Two files, a busy one with a large backlog and a quiet one, and a sink
+    slower than the busy file: the input pauses and resumes all the time.
+    The quiet file must be read in its turn, not only once the busy one has
+    nothing more (each resumption must not start with the busy file again)."""
+    name = "slow_sink_fair"
+    fifo = os.path.join(tmp, "out.fifo")
+    os.mkfifo(fifo)
+    text = config(inputs=tail_input(), outputs="[{type: file, path: %s}]" % fifo,
+                  buffer="{max_bytes: 1MiB}")
+    busy = LogFile(os.path.join(tmp, "logs", "a.log"))
+    quiet = LogFile(os.path.join(tmp, "logs", "b.log"))
+    nbusy, nquiet = 60000, 50
+    busy.add(0, b"".join(json_line(s) + b"\n" for s in range(nbusy)))
+    quiet.add(0, b"".join(json_line(s) + b"\n" for s in range(nbusy, nbusy + nquiet)))
+    reader = SlowFifo(fifo, 3 << 20)
+    reader.start()
+    sc = Sidecar(args, tmp, text)
+    quiet_seqs = set(range(nbusy, nbusy + nquiet))
+    ok = harness.wait_for(lambda: quiet_seqs <= set(reader.seqs), 40, 0.1)
+    got = list(reader.seqs)
+    busy_before = sum(1 for s in got if s is not None and s < nbusy)
+    paused = sc.value("logveil_input_paused_total")
+    reader.halt.set()
+    sc.kill9()
+    figure("%s: the quiet file's %d records arrived after %d of the busy file's %d "
+           "(input paused %d times)" % (name, nquiet, busy_before, nbusy, paused))
+    c.check("%s: the sink was slower than the busy file (the input paused, %d times)"
+            % (name, paused), paused >= 1)
+    c.check("%s: the quiet file is read in its turn: its records arrive before a third of "
+            "the busy file's backlog (%d of %d)" % (name, busy_before, nbusy),
+            ok and busy_before < nbusy // 3)
 
 
 def read_offset(sc, path):
@@ -1377,7 +1426,7 @@ SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_drop_oldest, ring_shed, 
              kill_during_replay, kill_random,
              partial_cri_files, stdin_over_budget, docker_big_lines, rss_json, rss_cri,
              rss_docker, cri_partial_forever, frozen_cri_tail, frozen_stdin,
-             frozen_multiline, stdout_stalled, fifo_stalled, file_torn_tail]
+             frozen_multiline, slow_sink_fair, stdout_stalled, fifo_stalled, file_torn_tail]
 
 
 def bounded(fn):
