@@ -25,6 +25,7 @@ struct lv_frame {
     size_t max_line;
     uint32_t source;
     uint64_t offset;      /* bytes fed */
+    uint64_t newlines;    /* among them */
     uint64_t raw_start;   /* offset where the current raw line starts */
     struct lv_buf carry;  /* the incomplete raw line */
     int discarding;       /* past the cap: skip to the next '\n', flag the line */
@@ -83,6 +84,11 @@ void lv_frame_free(struct lv_frame *f)
 uint64_t lv_frame_offset(const struct lv_frame *f)
 {
     return f->offset;
+}
+
+uint64_t lv_frame_newlines(const struct lv_frame *f)
+{
+    return f->newlines;
 }
 
 /* A buffer grown by one long line gives its memory back once it is empty,
@@ -439,6 +445,7 @@ int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emi
             return 0;
         }
         f->offset += (uint64_t)(nl + 1 - p);
+        f->newlines++;
         int rc = end_line(f, p, (size_t)(nl - p), emit, arg);
         f->raw_start = f->offset;
         if (rc < 0)

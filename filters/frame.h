@@ -62,7 +62,8 @@ uint64_t lv_frame_pending_start(const struct lv_frame *f);
 uint64_t lv_frame_partial_start(const struct lv_frame *f, enum lv_stream st);
 /* Memory held for incomplete lines and decoding (counted in the buffer budget). */
 size_t lv_frame_bytes(const struct lv_frame *f);
-/* Bytes fed so far. */
+/* Bytes fed so far, and the newlines among them. */
 uint64_t lv_frame_offset(const struct lv_frame *f);
+uint64_t lv_frame_newlines(const struct lv_frame *f);
 
 #endif

@@ -161,6 +161,11 @@ void lv_source_flush(struct lv_source *s);
 uint64_t lv_source_read_offset(const struct lv_source *s);
 uint64_t lv_source_processed(const struct lv_source *s);
 uint64_t lv_source_acked(const struct lv_source *s);
+/* Newlines among the bytes fed (raw lines read whole). */
+uint64_t lv_source_newlines(const struct lv_source *s);
+/* Bytes fed that belong to a line not handed on yet: an unterminated
+ * line, or fragments waiting for their end. */
+bool lv_source_mid_line(const struct lv_source *s);
 /* Everything processed has been acknowledged, and no record is held. */
 bool lv_source_settled(const struct lv_source *s);
 /* Records held for joining are sent first, unless the input is done or the

@@ -363,6 +363,16 @@ uint64_t lv_source_read_offset(const struct lv_source *src)
     return src->base + lv_frame_offset(src->frame);
 }
 
+uint64_t lv_source_newlines(const struct lv_source *src)
+{
+    return lv_frame_newlines(src->frame);
+}
+
+bool lv_source_mid_line(const struct lv_source *src)
+{
+    return src->framed < lv_source_read_offset(src);
+}
+
 uint64_t lv_source_processed(const struct lv_source *src)
 {
     return src->processed;

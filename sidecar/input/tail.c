@@ -88,6 +88,7 @@ struct tail_ctx {
     ev_idle reader;
     uint64_t gen;
     size_t turn; /* the file the reader starts at (modulo nfiles) */
+    uint64_t ahead_budget; /* bytes open files may still count ahead of the reader, this scan */
     struct lv_tail_file **done; /* generations done with, closed */
     size_t ndone, capdone;
     char **bases; /* paths whose generations the scan reconciles at its end */
@@ -158,6 +159,8 @@ static void watch_dirs(struct tail_ctx *t, const char *path)
     free(real);
 }
 
+static void count_truncated(struct tail_ctx *t, const struct lv_tail_file *f);
+
 static void open_file(struct tail_ctx *t, struct lv_tail_file *f)
 {
     int rc = lv_tail_file_open(f);
@@ -166,8 +169,10 @@ static void open_file(struct tail_ctx *t, struct lv_tail_file *f)
     t->nopen++;
     f->active_at = now(t);
     watch_dirs(t, f->path);
-    if (rc == 1) /* a checkpointed offset was reset to 0: persist that now */
+    if (rc == 1) { /* a checkpointed offset was reset to 0: persist that now */
+        count_truncated(t, f);
         write_checkpoint(t);
+    }
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
@@ -355,6 +360,7 @@ static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
         t->files[t->nfiles++] = was;
     } else {
         lv_tail_file_free(was);
+        count_truncated(t, f);
     }
     write_checkpoint(t);
 }
@@ -516,6 +522,50 @@ static void follow_rename(struct tail_ctx *t, struct lv_tail_file *f)
     f->path = lv_xstrdup(f->alt_path);
 }
 
+/* A file known only from the checkpoint is gone (deleted, or its content
+ * replaced, while logveil was down) and nothing holds its content. How much
+ * followed its offset is not known. At least one record was lost when the
+ * checkpoint says bytes were unread, and, as far as can be told, when a
+ * file is at its path now: the application went on writing there (the
+ * kubelet rotates a file away only once it has grown): counted as one. A
+ * file read to its end with nothing at its path (a rotated generation
+ * pruned, a container removed) is taken to have lost nothing; what an
+ * application wrote to it after the checkpoint, if anything, cannot be
+ * known. */
+static void count_gone(struct tail_ctx *t, const struct lv_tail_file *f, const char *path)
+{
+    struct stat st;
+    bool successor = stat(path, &st) == 0;
+    if (!f->had_unread && !successor) {
+        lv_info("input %s: %s, checkpointed at offset %" PRIu64 " and read to its end then, is "
+                "gone",
+                t->name, path, f->offset);
+        return;
+    }
+    lv_metrics_drop(LV_DROP_DELETED_UNREAD, LV_LEVEL_UNKNOWN);
+    lv_warn("input %s: the file checkpointed at offset %" PRIu64 " of %s is gone (deleted, "
+            "rotated away or rewritten while logveil was down) and no other file holds it: %s; "
+            "counted as one record lost (deleted_unread), how many there were is not known",
+            t->name, f->offset, path,
+            f->had_unread ? "it had bytes unread" : "its path was written to since");
+}
+
+/* A file truncated (or rewritten from the start) before it was read to its
+ * end, with no copy holding the rest: the lines lost, as counted. */
+static void count_truncated(struct tail_ctx *t, const struct lv_tail_file *f)
+{
+    if (f->lost_unknown) {
+        count_gone(t, f, f->path);
+        return;
+    }
+    if (!f->lost_records)
+        return;
+    lv_metrics.dropped[LV_DROP_TRUNCATED_UNREAD][LV_LEVEL_UNKNOWN] += f->lost_records;
+    lv_warn("input %s: %s was truncated with %" PRIu64 " bytes not read, and no copy of them was "
+            "found: %" PRIu64 " records counted as dropped (truncated_unread)",
+            t->name, f->path, f->lost_bytes, f->lost_records);
+}
+
 /* A checkpointed file whose inode now holds another file: what it had left
  * to read may continue in another generation of its path (compressed, or
  * copied before a truncation). `was` is its entry before the probe. */
@@ -533,8 +583,7 @@ static void lost_content(struct tail_ctx *t, const struct lv_tail_file *was, con
     g->gz = was->gz;
     g->offset = g->read_to = g->size = was->offset;
     if (!find_continuation(t, g)) {
-        lv_info("input %s: the file checkpointed at offset %" PRIu64 " of %s is gone", t->name,
-                was->offset, path);
+        count_gone(t, was, path);
         lv_tail_file_free(g);
         return;
     }
@@ -565,9 +614,7 @@ static void went_away(struct tail_ctx *t, struct lv_tail_file *f)
     else if (find_continuation(t, f))
         lv_debug("input %s: %s continues in %s", t->name, was, f->path);
     else if (!f->verified)
-        lv_info("input %s: %s, checkpointed at offset %" PRIu64 ", is gone (deleted, or rotated "
-                "and compressed, while logveil was down)",
-                t->name, was, f->offset);
+        count_gone(t, f, was);
     want_generations(t, was);
     free(was);
 }
@@ -687,8 +734,11 @@ static void refresh(struct tail_ctx *t, struct lv_tail_file *f)
          * away from its path meanwhile went unseen too. */
         lost_content(t, &was, path);
         want_generations(t, f->path);
-    } else if (!probe && seen && f->src && lv_tail_file_check(f)) {
-        truncated(t, f);
+    } else if (!probe && seen && f->src) {
+        if (lv_tail_file_check(f))
+            truncated(t, f);
+        else
+            t->ahead_budget -= lv_tail_file_count_ahead(f, t->ahead_budget);
     }
     free(path);
 }
@@ -701,6 +751,7 @@ static void scan(struct tail_ctx *t)
     lv_tail_watch_globs(t->watch, t->in->conf); /* a directory may have come (back) */
     lv_tail_scan_run(t->in->conf, t->name, &s);
     t->gen++;
+    t->ahead_budget = COUNT_BUDGET;
     for (size_t i = 0; i < s.n; i++)
         found(t, &s.items[i]);
     for (size_t i = 0; i < t->nfiles; i++)
@@ -744,6 +795,9 @@ static void reap(struct tail_ctx *t)
 static struct lv_checkpoint_entry entry_of(struct lv_tail_file *f, unsigned flags)
 {
     uint64_t offset = f->src ? lv_source_acked(f->src) : f->offset;
+    uint64_t read = f->src ? lv_source_read_offset(f->src) : f->read_to;
+    bool unread = !(flags & LV_CHECKPOINT_DONE) &&
+                  (read > offset || f->size > offset); /* a gz file not read to its end: unknown size */
     lv_tail_file_note_tail(f);
     bool tail = f->gz || f->tail_at == offset; /* a gz file's tail is its trailer */
     return (struct lv_checkpoint_entry){
@@ -755,7 +809,7 @@ static struct lv_checkpoint_entry entry_of(struct lv_tail_file *f, unsigned flag
         .path = f->path,
         .tail_fp = tail ? f->tail_fp : 0,
         .tail_len = tail ? f->tail_len : 0,
-        .flags = flags | (f->gz ? LV_CHECKPOINT_GZ : 0),
+        .flags = flags | (f->gz ? LV_CHECKPOINT_GZ : 0) | (unread ? LV_CHECKPOINT_UNREAD : 0),
     };
 }
 
@@ -796,6 +850,7 @@ static struct lv_tail_file *file_of(struct tail_ctx *t, const struct lv_checkpoi
     f->tail_len = e->tail_len;
     f->tail_at = e->offset;
     f->gz = (e->flags & LV_CHECKPOINT_GZ) != 0;
+    f->had_unread = (e->flags & LV_CHECKPOINT_UNREAD) != 0;
     f->offset = f->read_to = f->size = e->offset;
     return f;
 }
@@ -804,11 +859,16 @@ static void load_checkpoint(struct tail_ctx *t)
 {
     struct lv_checkpoint cp;
     int rc = lv_checkpoint_load(t->ckpt_path, &cp);
-    t->first_start = rc < 0;
-    t->first_mode = rc < 0 ? GEN_ADOPT : cp.version == 1 ? GEN_LEGACY : GEN_READ;
+    /* Only a first start (no checkpoint at all) may take what is there as
+     * read: a checkpoint that cannot be read says nothing of what was, so
+     * every file and generation is read from its start (duplicates, never
+     * a loss). */
+    t->first_start = rc == -ENOENT;
+    t->first_mode = rc == -ENOENT ? GEN_ADOPT : rc < 0 || cp.version != 1 ? GEN_READ : GEN_LEGACY;
     if (rc < 0 && rc != -ENOENT)
-        lv_warn("input %s: ignoring checkpoint %s (%s); starting without one", t->name,
-                t->ckpt_path, rc == -EINVAL ? "torn or corrupt" : strerror(-rc));
+        lv_warn("input %s: ignoring checkpoint %s (%s); reading every file and rotated "
+                "generation from its start",
+                t->name, t->ckpt_path, rc == -EINVAL ? "torn or corrupt" : strerror(-rc));
     for (size_t i = 0; i < cp.n; i++) {
         const struct lv_checkpoint_entry *e = &cp.entries[i];
         if (e->flags & LV_CHECKPOINT_DONE) {

@@ -614,8 +614,10 @@ def gone_while_down(args, c, tmp, *, rotated, unread):
     """A followed file is gone when logveil starts again, with nothing
     holding its content. `rotated`: it had been renamed out of the globs
     (nobody writes to it any more); else it is the live file, which the
-    application wrote to while logveil was down. `unread`: logveil had not
-    read it to its end when it stopped (its checkpoint says so)."""
+    application wrote to while logveil was down before it was rotated away
+    (a new file at its path) and the rotated generation pruned. `unread`:
+    logveil had not read it to its end when it stopped (its checkpoint says
+    so)."""
     name = "gone while down, %s, %s" % ("rotated" if rotated else "live",
                                         "bytes unread" if unread else "read to its end")
     logs = os.path.join(tmp, "logs")
@@ -651,8 +653,12 @@ def gone_while_down(args, c, tmp, *, rotated, unread):
         sc.stop()
         gone = live + ".1" if rotated else live
         if not rotated:
-            write_seqs(gone, range(30000, 30100))  # the application goes on meanwhile
+            write_seqs(gone, range(30000, 30100))  # the application goes on meanwhile,
             want |= set(range(30000, 30100))
+            os.rename(gone, gone + ".2")           # its log is rotated,
+            write_seqs(gone, range(30100, 30110))  # a new one started
+            want |= set(range(30100, 30110))
+            gone += ".2"                           # and the generation pruned
         os.unlink(gone)
         write_seqs(os.path.join(logs, "d.log"), range(40000, 40010))
         want |= set(range(40000, 40010))
