@@ -2,9 +2,14 @@
  * The stdin input: for `logveil filter` and `app | logveil run`. Reads in
  * large chunks when the loop says stdin is readable and hands them to the
  * pipeline. While the pipeline is paused the watcher is stopped, so a writer
- * blocks on a full pipe instead of logveil growing.
+ * blocks on a full pipe instead of logveil growing. At shutdown, what the
+ * pipe holds is read and processed (delivered before the deadline, or
+ * counted as dropped with reason shutdown); what is written after that is
+ * counted at exit, and stdin closed.
  */
+#include <inttypes.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -15,6 +20,8 @@
 #include "logveil/stage.h"
 
 #define CHUNK (256 * 1024)
+#define STOP_DRAIN (4u << 20) /* bytes read from the pipe at shutdown, at most */
+#define COUNT_MAX (64u << 20) /* bytes read to count the lines left at exit, at most */
 
 struct stdin_ctx {
     ev_io io;
@@ -93,9 +100,60 @@ static uint64_t stdin_readable_end(struct lv_input *in, const struct lv_source *
     return poll(&pfd, 1, 0) == 1 ? UINT64_MAX : lv_source_read_offset(src);
 }
 
+/* Shutdown: what the pipe holds was written before it, and is read and
+ * processed (up to STOP_DRAIN). */
+static void drain_at_stop(struct stdin_ctx *s)
+{
+    size_t total = 0;
+    int avail = 0;
+    while (total < STOP_DRAIN && ioctl(STDIN_FILENO, FIONREAD, &avail) == 0 && avail > 0) {
+        size_t want = (size_t)avail < CHUNK ? (size_t)avail : CHUNK;
+        ssize_t n = read(STDIN_FILENO, s->buf, want);
+        if (n <= 0)
+            break;
+        lv_source_feed(s->src, s->buf, (size_t)n);
+        total += (size_t)n;
+    }
+}
+
+/* At exit: what was written since the drain (or past it) is lost with
+ * logveil. Its lines are counted (reason shutdown, plus one for an
+ * unterminated rest, up to COUNT_MAX bytes read), then stdin is closed, so
+ * that a writer still writing gets EPIPE rather than a pipe nobody reads. */
+static void count_left(struct stdin_ctx *s)
+{
+    uint64_t bytes = 0, lines = 0;
+    bool partial = false;
+    int avail = 0;
+    while (bytes < COUNT_MAX && ioctl(STDIN_FILENO, FIONREAD, &avail) == 0 && avail > 0) {
+        size_t want = (size_t)avail < CHUNK ? (size_t)avail : CHUNK;
+        ssize_t n = read(STDIN_FILENO, s->buf, want);
+        if (n <= 0)
+            break;
+        for (const char *p = s->buf, *e = s->buf + n; (p = memchr(p, '\n', (size_t)(e - p)));
+             p++)
+            lines++;
+        partial = s->buf[n - 1] != '\n';
+        bytes += (uint64_t)n;
+    }
+    partial |= ioctl(STDIN_FILENO, FIONREAD, &avail) == 0 && avail > 0;
+    close(STDIN_FILENO);
+    if (!bytes && !partial)
+        return;
+    lines += partial;
+    for (uint64_t k = 0; k < lines; k++)
+        lv_metrics_drop(LV_DROP_SHUTDOWN, LV_LEVEL_UNKNOWN);
+    lv_warn("input stdin: %" PRIu64 " bytes still unread at exit; %" PRIu64
+            " records counted as dropped (shutdown)",
+            bytes, lines);
+}
+
 static void stdin_stop(struct lv_input *in)
 {
-    finish(in->ctx);
+    struct stdin_ctx *s = in->ctx;
+    if (!s->eof)
+        drain_at_stop(s);
+    finish(s);
 }
 
 static void stdin_destroy(struct lv_input *in)
@@ -103,8 +161,10 @@ static void stdin_destroy(struct lv_input *in)
     struct stdin_ctx *s = in->ctx;
     if (!s)
         return;
-    if (s->in)
+    if (s->in) {
         ev_io_stop(in->loop, &s->io);
+        count_left(s);
+    }
     free(s->buf);
 }
 

@@ -38,6 +38,8 @@ Scenarios, by issue 14 item (--only picks some by name):
                             gets everything, the other's losses are counted
   spool_corrupt         12  a payload byte flipped in a spooled frame: its
                             records are counted as dropped{spool_corrupt}
+  spool_corrupt_header  12  a header byte flipped: the frame is skipped and
+                            counted as at least one record
   kill_during_replay     8  kill -9 while a spool is replayed: nothing missing,
                             duplicates within the batches in flight
   kill_random           1   kill -9 three times at random moments while the
@@ -47,6 +49,8 @@ Scenarios, by issue 14 item (--only picks some by name):
                             4 MiB budget: every record arrives
   stdin_over_budget      3  stdin, 1 MiB budget, a 1.2 MB line: the writer is
                             never stuck and logveil exits at end of input
+  stdin_left_in_pipe    14  stdin paused, the pipe full, SIGTERM: what the
+                            pipe held is read, and delivered or counted
   docker_big_lines       6  60 Docker files with a 900 KB line, 4 MiB budget:
                             RSS bounded during and after
   rss_json, rss_cri,     3  partial lines on both streams, output down, 1 MiB
@@ -657,6 +661,18 @@ def spool_frames(path):
 
 
 def spool_corrupt(args, c, tmp):
+    spool_damage(args, c, tmp, "payload")
+
+
+def spool_corrupt_header(args, c, tmp):
+    spool_damage(args, c, tmp, "header")
+
+
+def spool_damage(args, c, tmp, where):
+    """A byte flipped in a spooled frame's records (their count is in its
+    header: counted exactly) or in its header (the count is lost with it:
+    at least one record counted)."""
+    name = "spool_corrupt" if where == "payload" else "spool_corrupt_header"
     n = 3000
     out = Switch(tmp, "out")
     text = config(inputs=tail_input(), outputs="[{type: file, path: %s}]" % out.link,
@@ -672,30 +688,40 @@ def spool_corrupt(args, c, tmp):
     sc.term()
     segs = sorted(f for f in os.listdir(os.path.join(tmp, "spool")) if f.startswith("seg-"))
     frames = [(s, fr) for s in segs for fr in spool_frames(os.path.join(tmp, "spool", s))]
-    c.check("spool_corrupt: the outage left several frames in the spool (%d)" % len(frames),
+    c.check("%s: the outage left several frames in the spool (%d)" % (name, len(frames)),
             len(frames) >= 3)
     if len(frames) < 3:
         return
     seg, (off, hlen, plen, nrecs) = frames[len(frames) // 2]
+    at = off + hlen + plen - 10 if where == "payload" else off + 12  # records' text; count
     with open(os.path.join(tmp, "spool", seg), "r+b") as f:
-        f.seek(off + hlen + plen - 10)  # in the records' text
+        f.seek(at)
         b = f.read(1)
-        f.seek(off + hlen + plen - 10)
+        f.seek(at)
         f.write(bytes([b[0] ^ 0x20]))
     out.up()
     sc = Sidecar(args, tmp, text)
     sc.ready()
-    done = lambda: len(seqs_of(out.real)) + sc.dropped("spool_corrupt") >= n  # noqa: E731
+    if where == "payload":
+        done = lambda: len(seqs_of(out.real)) + sc.dropped("spool_corrupt") >= n  # noqa: E731
+    else:  # the damaged frame's count is unknown: everything else, and one counted
+        done = lambda: (len(set(seqs_of(out.real))) >= n - nrecs  # noqa: E731
+                        and sc.dropped("spool_corrupt") >= 1)
     harness.wait_for(done, 30, 0.2)
     dropped = sc.dropped("spool_corrupt")
     sc.term()
     missing, dups, _ = tally(seqs_of(out.real), range(n))
-    figure("spool_corrupt: frame of %d records damaged; %d missing, %d counted"
-           % (nrecs, len(missing), dropped))
-    c.check("spool_corrupt: the damaged frame's records are counted as dropped{spool_corrupt}",
-            dropped == nrecs == len(missing), "frame %d, counted %d, missing %d"
-            % (nrecs, dropped, len(missing)))
-    c.check("spool_corrupt: the log says so", "spool" in sc.log() and "damaged" in sc.log())
+    figure("%s: frame of %d records damaged; %d missing, %d counted"
+           % (name, nrecs, len(missing), dropped))
+    if where == "payload":
+        c.check("%s: the damaged frame's records are counted as dropped{spool_corrupt}" % name,
+                dropped == nrecs == len(missing), "frame %d, counted %d, missing %d"
+                % (nrecs, dropped, len(missing)))
+    else:
+        c.check("%s: the frame is lost and counted, as at least one record" % name,
+                len(missing) == nrecs and 1 <= dropped <= len(missing),
+                "frame %d, counted %d, missing %d" % (nrecs, dropped, len(missing)))
+    c.check("%s: the log says so" % name, "spool" in sc.log() and "damaged" in sc.log())
 
 
 class FifoReader(threading.Thread):
@@ -959,6 +985,48 @@ def stdin_over_budget(args, c, tmp):
             "missing %s, %d dups" % (ranges(missing), dups))
     c.check("stdin_over_budget: the long line arrives truncated and flagged",
             bad + trunc >= 1, "bad %d, truncated %d" % (bad, trunc))
+
+
+def stdin_left_in_pipe(args, c, tmp):
+    """stdin, the output down, a small budget: the input pauses and the
+    pipe fills. At SIGTERM what the writer had put in the pipe is read and
+    processed, then (the output still down) counted as dropped{shutdown}:
+    every record written is delivered or counted, none vanishes in the
+    pipe."""
+    name = "stdin_left_in_pipe"
+    out = Switch(tmp, "out")
+    text = config(inputs="[{type: stdin}]", outputs="[{type: file, path: %s}]" % out.link,
+                  buffer="{max_bytes: 1MiB}", shutdown=2)
+    sc = Sidecar(args, tmp, text, stdin=subprocess.PIPE)
+    sc.ready()
+    fd = sc.proc.stdin.fileno()
+    written = [0]
+
+    def feed():
+        try:
+            for s in range(200000):
+                os.write(fd, json_line(s, pad=100) + b"\n")  # < PIPE_BUF: whole or not at all
+                written[0] += 1
+        except OSError:
+            pass
+    th = threading.Thread(target=feed, daemon=True)
+    th.start()
+    harness.wait_for(lambda: sc.value("logveil_input_paused_total") >= 1, 15, 0.1)
+    time.sleep(1.0)  # the pipe fills behind the paused input
+    before = written[0]
+    rc, _ = sc.term(timeout=15)
+    th.join(5)
+    got, _, _ = read_records(out.real)
+    log = sc.log()
+    at_deadline = shutdown_line(log) or 0
+    at_exit = re.findall(r"unread at exit; (\d+) records? counted", log)
+    counted = at_deadline + sum(int(k) for k in at_exit)
+    missing, dups, _ = tally(got, range(written[0]))
+    figure("%s: %d written (%d when SIGTERM came), %d delivered, counted %d at the deadline, "
+           "%s at exit" % (name, written[0], before, len(got), at_deadline, at_exit))
+    c.check("%s: logveil exits at SIGTERM (status %s)" % (name, rc), rc is not None)
+    c.check("%s: every record written is delivered or counted (reason shutdown): %d missing, "
+            "%s counted" % (name, len(missing), counted), counted == len(missing))
 
 
 def docker_big_lines(args, c, tmp):
@@ -1422,9 +1490,9 @@ def file_torn_tail(args, c, tmp):
 
 SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_drop_oldest, ring_shed, ring_spool_kill,
              spool_restarts, fanout_spool_sigterm, fanout_stalled_fifo, fanout_drop_oldest,
-             spool_corrupt,
+             spool_corrupt, spool_corrupt_header,
              kill_during_replay, kill_random,
-             partial_cri_files, stdin_over_budget, docker_big_lines, rss_json, rss_cri,
+             partial_cri_files, stdin_over_budget, stdin_left_in_pipe, docker_big_lines, rss_json, rss_cri,
              rss_docker, cri_partial_forever, frozen_cri_tail, frozen_stdin,
              frozen_multiline, slow_sink_fair, stdout_stalled, fifo_stalled, file_torn_tail]
 
