@@ -426,9 +426,13 @@ static void count_truncation(const struct lv_tail_file *f, const char *what)
 static int open_gz(struct lv_tail_file *f, int fd)
 {
     if (!holds(f, fd, true)) {
-        if (!f->error_logged)
-            lv_warn("input %s: %s is no longer the compressed file it was; not reading it",
+        /* Its content, which had bytes unread, is nowhere to be read. */
+        if (!f->error_logged) {
+            lv_metrics_drop(LV_DROP_DELETED_UNREAD, LV_LEVEL_UNKNOWN);
+            lv_warn("input %s: %s is no longer the compressed file it was; not reading it; "
+                    "counted as one record lost (deleted_unread)",
                     f->input_name, f->path);
+        }
         f->error_logged = true;
         f->size = f->read_to; /* nothing more to read: forgotten at the next scan */
         close(fd);
