@@ -116,7 +116,20 @@ uint64_t lv_frame_pending_start(const struct lv_frame *f)
 
 size_t lv_frame_bytes(const struct lv_frame *f)
 {
-    return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap + f->dk_copy.cap + f->arena.size;
+    return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap + f->dk_copy.cap +
+           f->dk_fixed.cap + f->arena.size;
+}
+
+size_t lv_frame_idle_bytes(enum lv_format format)
+{
+    switch (format) {
+    case LV_FORMAT_CRI:
+        return 3 * LV_FRAME_KEEP_BYTES; /* the raw line, a join per stream */
+    case LV_FORMAT_DOCKER: /* ... and the decode copy, the repaired line, the arena */
+        return 5 * LV_FRAME_KEEP_BYTES + LV_FRAME_ARENA_BYTES;
+    default:
+        return LV_FRAME_KEEP_BYTES;
+    }
 }
 
 /* ---- joining fragments ---------------------------------------------------------- */
@@ -385,6 +398,8 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
         rc = docker_log(f, f->dk_log, f->dk_log_len, truncated, emit, arg);
     f->dk_copy.len = 0;
     shrink(&f->dk_copy);
+    f->dk_fixed.len = 0;
+    shrink(&f->dk_fixed);
     return rc;
 }
 

@@ -166,6 +166,11 @@ uint64_t lv_source_newlines(const struct lv_source *s);
 /* Bytes fed that belong to a line not handed on yet: an unterminated
  * line, or fragments waiting for their end. */
 bool lv_source_mid_line(const struct lv_source *s);
+/* Whether the input may read this source now. False while the buffer's
+ * budget is held by partial lines alone and another source is finishing
+ * its line: the input skips this one, and is resumed (resume()) when that
+ * is over. */
+bool lv_source_may_read(const struct lv_source *s);
 /* Everything processed has been acknowledged, and no record is held. */
 bool lv_source_settled(const struct lv_source *s);
 /* Records held for joining are sent first, unless the input is done or the

@@ -61,6 +61,7 @@ struct lv_source {
     ev_tstamp check_at;           /* ... at this time */
     bool dirty;          /* processed lines into the current batch */
     size_t frame_bytes;  /* what its framing and joiners hold, as counted in p->frame_bytes */
+    size_t idle_bytes;   /* the most they keep when idle (counted in p->frame_idle) */
     struct lv_ack_marks *marks; /* sealed batches holding its lines, oldest first */
 };
 
@@ -299,6 +300,60 @@ static void held_due(struct ev_loop *loop, ev_timer *w, int revents)
     rearm(src, now);
 }
 
+/* ---- memory: partial lines over the budget ------------------------------------------ */
+
+/* A line is begun and not handed on, or a record is held for joining:
+ * only reading on completes it. */
+static bool holds_line(const struct lv_source *src)
+{
+    return lv_source_mid_line(src) || holding(src, 0) || holding(src, 1);
+}
+
+/* What a source holds beyond what its buffers keep when idle. */
+static size_t excess(const struct lv_source *src)
+{
+    return src->frame_bytes > src->idle_bytes ? src->frame_bytes - src->idle_bytes : 0;
+}
+
+/* The source holding the most for a line it has begun; NULL when none. */
+static struct lv_source *most_held(const struct lv_pipeline *p)
+{
+    struct lv_source *best = NULL;
+    for (size_t i = 0; i < p->nsources; i++) {
+        struct lv_source *src = p->sources[i];
+        if (src && holds_line(src) && (!best || excess(src) > excess(best)))
+            best = src;
+    }
+    return best;
+}
+
+static void set_finisher(struct lv_pipeline *p, struct lv_source *src)
+{
+    if (p->finisher == src)
+        return;
+    p->finisher = src;
+    /* The inputs skipped the sources held back: they look again. */
+    for (size_t i = 0; i < p->ninputs && !p->paused; i++)
+        if (!p->done[i])
+            p->inputs[i].type->resume(&p->inputs[i]);
+}
+
+/* With the budget spent by partial lines alone, reading every source on
+ * would let each grow its own line (up to about three times max_line
+ * each), and pausing them all would wait for ever. One reads on, the
+ * others wait: beyond what each source keeps when idle, memory stays
+ * within the budget plus one line. The one holding the most goes first;
+ * it keeps its turn until its line is whole, sent at its timeout, or cut
+ * at max_line (while its writer is slow to end the line, the others wait
+ * for it: the price of the bound). */
+void lv_source_limit(struct lv_pipeline *p, bool spent)
+{
+    struct lv_source *f = p->finisher;
+    if (spent && f && holds_line(f))
+        return;
+    set_finisher(p, spent ? most_held(p) : NULL);
+}
+
 /* ---- opening, feeding, closing ---------------------------------------------------- */
 
 static uint32_t free_slot(struct lv_pipeline *p)
@@ -327,6 +382,9 @@ struct lv_source *lv_source_open(struct lv_pipeline *p, struct lv_input *in, con
     src->partial_from[0] = src->partial_from[1] = src->check_to = NONE;
     for (int st = 0; rule && st < 2; st++)
         src->join[st] = lv_multiline_new(rule);
+    src->idle_bytes = lv_frame_idle_bytes(in->conf->format);
+    src->idle_bytes += rule ? 2 * LV_MULTILINE_KEEP_BYTES : 0;
+    p->frame_idle += src->idle_bytes;
     ev_timer_init(&src->timer, held_due, 0., 0.);
     p->sources[src->id] = src;
     return src;
@@ -383,6 +441,11 @@ uint64_t lv_source_acked(const struct lv_source *src)
     return lv_ack_acked(src->marks);
 }
 
+bool lv_source_may_read(const struct lv_source *src)
+{
+    return !src->p->finisher || src->p->finisher == src;
+}
+
 bool lv_source_settled(const struct lv_source *src)
 {
     return !src->dirty && lv_ack_marks_count(src->marks) == 0 && !holding(src, 0) &&
@@ -403,6 +466,9 @@ void lv_source_close(struct lv_source *src)
         lv_queue_submit(p);
     p->sources[src->id] = NULL;
     p->frame_bytes -= src->frame_bytes;
+    p->frame_idle -= src->idle_bytes;
+    if (p->finisher == src)
+        set_finisher(p, NULL);
     lv_frame_free(src->frame);
     lv_multiline_free(src->join[0]);
     lv_multiline_free(src->join[1]);

@@ -45,8 +45,11 @@ static void finish(struct stdin_ctx *s)
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct stdin_ctx *s = lv_container_of(w, struct stdin_ctx, io);
-    (void)loop;
     (void)revents;
+    if (!lv_source_may_read(s->src)) { /* another source finishes its line: resume() */
+        ev_io_stop(loop, w);
+        return;
+    }
     ssize_t n = read(w->fd, s->buf, CHUNK);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;

@@ -177,10 +177,13 @@ static void open_file(struct tail_ctx *t, struct lv_tail_file *f)
 
 /* ---- reading ------------------------------------------------------------------------- */
 
-/* Up to CHUNKS_PER_TURN chunks; true when there may be more. */
+/* Up to CHUNKS_PER_TURN chunks; true when there may be more (or it may
+ * not be read now: resume() comes when it may). */
 static bool read_some(struct tail_ctx *t, struct lv_tail_file *f)
 {
     for (int k = 0; k < CHUNKS_PER_TURN; k++) {
+        if (!lv_source_may_read(f->src))
+            return k > 0; /* another source finishes its line first */
         enum lv_tail_read r = lv_tail_file_read(f, t->buf, CHUNK);
         if (r == LV_TAIL_READ_RESTARTED)
             truncated(t, f);
@@ -796,8 +799,8 @@ static struct lv_checkpoint_entry entry_of(struct lv_tail_file *f, unsigned flag
 {
     uint64_t offset = f->src ? lv_source_acked(f->src) : f->offset;
     uint64_t read = f->src ? lv_source_read_offset(f->src) : f->read_to;
-    bool unread = !(flags & LV_CHECKPOINT_DONE) &&
-                  (read > offset || f->size > offset); /* a gz file not read to its end: unknown size */
+    /* (The size of a gz file not read to its end is unknown: UINT64_MAX.) */
+    bool unread = !(flags & LV_CHECKPOINT_DONE) && (read > offset || f->size > offset);
     lv_tail_file_note_tail(f);
     bool tail = f->gz || f->tail_at == offset; /* a gz file's tail is its trailer */
     return (struct lv_checkpoint_entry){

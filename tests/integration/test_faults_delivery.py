@@ -56,6 +56,10 @@ Scenarios, by issue 14 item (--only picks some by name):
   rss_json, rss_cri,     3  partial lines on both streams, output down, 1 MiB
   rss_docker                budget: RSS <= budget + fixed overhead; then every
                             record arrives
+  rss_partials_json,     3  output up (nothing in flight), 24 files each holding
+  rss_partials_cri,         a 900 KB partial line, 1 MiB budget: RSS <= budget
+  rss_partials_docker       + fixed overhead, whatever the number of files; then
+                            the ends are written and every line arrives whole
   cri_partial_forever    9  a stderr P that never gets its F: it is emitted
                             after a timeout, the checkpoint passes it, a
                             restart duplicates nothing
@@ -91,6 +95,11 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
 
 MIB = 1 << 20
+# What logveil may hold beyond buffer.max_bytes, whatever the number of
+# files: one line being finished (about 3 x limits.max_line, 1 MiB here), a
+# batch being filled, the read buffer, allocator slack. (Each open file's
+# idle buffers, up to 112 KiB for Docker, count in the budget.)
+RSS_FIXED_OVERHEAD = 8 * MIB
 SCENARIO_LIMIT = 120.0
 RUNNING = []
 SEED = int(os.environ.get("LV_FAULTS_SEED", str(int(time.time()) % 100000)))
@@ -1109,7 +1118,7 @@ def rss_scenario(args, c, tmp, fmt):
     harness.wait_for(lambda: sc.value("logveil_input_paused_total") >= 1, 15, 0.1)
     time.sleep(2.0)
     peak = rss.peak()
-    overhead = 24 * 1024  # KiB: batch buffers, read buffers, partial lines, one max_line
+    overhead = RSS_FIXED_OVERHEAD // 1024
     figure("%s: idle %d KiB, peak %d KiB with a %d KiB budget" % (name, idle, peak,
                                                                  budget // 1024))
     check_rss(args, c, "%s: RSS <= idle + budget + fixed overhead (%d <= %d KiB)"
@@ -1123,6 +1132,76 @@ def rss_scenario(args, c, tmp, fmt):
             ok and not missing, "%d missing: %s" % (len(missing), ranges(missing)))
     c.check("%s: none twice" % name, dups == 0, str(dups))
     sc.term()
+
+
+def rss_partials(args, c, tmp, fmt):
+    """The output is up, so no batch stays in flight, and 24 files each
+    hold a partial line of 900 KB (CRI P fragments, Docker entries without
+    their newline, a JSON line without its '\n'): a pause would not help
+    (nothing in flight would free memory), so the partial lines must keep
+    within the 1 MiB budget plus one line being finished, whatever the
+    number of files. Then the ends are written: every line arrives whole."""
+    name = "rss_partials_" + fmt
+    files, size = 24, 900000
+    budget = 1 * MIB
+    out = Switch(tmp, "out", up=True)
+    text = config(inputs=tail_input(fmt, extra=", max_open_files: 64"),
+                  outputs="[{type: file, path: %s}]" % out.link, buffer="{max_bytes: 1MiB}")
+    os.makedirs(os.path.join(tmp, "logs"))
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    time.sleep(0.5)
+    rss = Rss(sc)
+    time.sleep(0.5)
+    idle = rss.now()
+    ends = []
+    for i in range(files):
+        body = b'{"seq":%d,"msg":"%s"}' % (i, b"w" * size)
+        with open(os.path.join(tmp, "logs", "%02d.log" % i), "ab") as f:
+            if fmt == "cri":
+                parts = cri_split("stdout", body).splitlines(keepends=True)
+                f.write(b"".join(parts[:-1]))
+                ends.append(parts[-1])
+            elif fmt == "docker":
+                text_ = body.decode() + "\n"
+                cut = [text_[k:k + 16384] for k in range(0, len(text_), 16384)]
+                f.write(b"".join(docker("stdout", part) for part in cut[:-1]))
+                ends.append(docker("stdout", cut[-1]))
+            else:
+                f.write(body[:-100])
+                ends.append(body[-100:] + b"\n")
+    time.sleep(2.5)  # every file read as far as it may be (the timeout is 5 s)
+    peak = rss.peak()
+    for i in range(files):
+        with open(os.path.join(tmp, "logs", "%02d.log" % i), "ab") as f:
+            f.write(ends[i])
+    ok = harness.wait_for(lambda: len(set(seqs_of(out.real))) >= files, 40, 0.2)
+    peak_all = rss.peak()
+    rss.stop()
+    got, bad, recs = read_records(out.real)
+    whole = sum(1 for r in recs if isinstance(r, dict) and len(r.get("msg", "")) == size)
+    overhead = RSS_FIXED_OVERHEAD // 1024
+    figure("%s: idle %d KiB, peak %d KiB while %d files held %d KB partial lines (budget %d "
+           "KiB), %d KiB until delivered" % (name, idle, peak, files, size // 1000,
+                                            budget // 1024, peak_all))
+    check_rss(args, c, "%s: RSS <= idle + budget + fixed overhead while partial lines wait "
+              "(%d <= %d KiB)" % (name, peak, idle + budget // 1024 + overhead),
+              peak <= idle + budget // 1024 + overhead)
+    c.check("%s: every line arrives once its end is written, whole (%d of %d whole, %d not "
+            "JSON)" % (name, whole, files, bad), ok and whole == files and bad == 0)
+    sc.term()
+
+
+def rss_partials_json(args, c, tmp):
+    rss_partials(args, c, tmp, "json")
+
+
+def rss_partials_cri(args, c, tmp):
+    rss_partials(args, c, tmp, "cri")
+
+
+def rss_partials_docker(args, c, tmp):
+    rss_partials(args, c, tmp, "docker")
 
 
 def rss_json(args, c, tmp):
@@ -1490,10 +1569,10 @@ def file_torn_tail(args, c, tmp):
 
 SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_drop_oldest, ring_shed, ring_spool_kill,
              spool_restarts, fanout_spool_sigterm, fanout_stalled_fifo, fanout_drop_oldest,
-             spool_corrupt, spool_corrupt_header,
-             kill_during_replay, kill_random,
-             partial_cri_files, stdin_over_budget, stdin_left_in_pipe, docker_big_lines, rss_json, rss_cri,
-             rss_docker, cri_partial_forever, frozen_cri_tail, frozen_stdin,
+             spool_corrupt, spool_corrupt_header, kill_during_replay, kill_random,
+             partial_cri_files, stdin_over_budget, stdin_left_in_pipe, docker_big_lines,
+             rss_json, rss_cri, rss_docker, rss_partials_json, rss_partials_cri,
+             rss_partials_docker, cri_partial_forever, frozen_cri_tail, frozen_stdin,
              frozen_multiline, slow_sink_fair, stdout_stalled, fifo_stalled, file_torn_tail]
 
 
