@@ -1052,7 +1052,9 @@ def docker_big_lines(args, c, tmp):
     idle = rss.now()
     for i in range(files):
         with open(os.path.join(tmp, "logs", "%02d.log" % i), "ab") as f:
-            body = '{"seq":%d,"msg":"%s"}\n' % (i, "z" * 900000)
+            # Half of them with a lone surrogate escape, which the decoder
+            # repairs in a copy of the whole line.
+            body = '{"seq":%d,"msg":"%s%s"}\n' % (i, "\ud800" if i % 2 else "", "z" * 900000)
             f.write(docker("stdout", body))
     ok = harness.wait_for(lambda: len(seqs_of(out.real)) >= files, 40, 0.2)
     peak = rss.peak()
