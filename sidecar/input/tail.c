@@ -1062,9 +1062,9 @@ static uint64_t tail_readable_end(struct lv_input *in, const struct lv_source *s
             continue;
         if (f->gz)
             return f->eof ? lv_source_read_offset(src) : UINT64_MAX;
-        if (fstat(f->fd, &st) == 0)
+        if (!f->error_logged && fstat(f->fd, &st) == 0)
             return (uint64_t)st.st_size;
-        break;
+        break; /* a file that fails to read has nothing more to give for now */
     }
     return lv_source_read_offset(src);
 }
