@@ -574,7 +574,8 @@ static void count_truncated(struct tail_ctx *t, const struct lv_tail_file *f)
  * copied before a truncation). `was` is its entry before the probe. */
 static void lost_content(struct tail_ctx *t, const struct lv_tail_file *was, const char *path)
 {
-    if (!was->fp_known || was->offset == 0)
+    /* Nothing read and nothing known unread, or nothing known at all. */
+    if (!was->fp_known || (was->offset == 0 && !was->had_unread))
         return;
     struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, path, 0, 0);
     g->fp = was->fp;

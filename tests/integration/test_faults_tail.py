@@ -610,17 +610,15 @@ def copytruncate_no_copy(args, c, tmp):
         sc.close()
 
 
-def gone_while_down(args, c, tmp, *, rotated, unread):
+def gone_while_down_body(args, c, tmp, name, logs, *, rotated, unread, reuse=False):
     """A followed file is gone when logveil starts again, with nothing
     holding its content. `rotated`: it had been renamed out of the globs
     (nobody writes to it any more); else it is the live file, which the
     application wrote to while logveil was down before it was rotated away
     (a new file at its path) and the rotated generation pruned. `unread`:
     logveil had not read it to its end when it stopped (its checkpoint says
-    so)."""
-    name = "gone while down, %s, %s" % ("rotated" if rotated else "live",
-                                        "bytes unread" if unread else "read to its end")
-    logs = os.path.join(tmp, "logs")
+    so). `reuse`: on ext4, where a new file takes the gone file's inode at
+    once (its identity then names another content)."""
     os.makedirs(logs)
     live = os.path.join(logs, "c.log")
     want = set(range(500))
@@ -652,6 +650,7 @@ def gone_while_down(args, c, tmp, *, rotated, unread):
             settle(sc)
         sc.stop()
         gone = live + ".1" if rotated else live
+        gone_ino = os.stat(gone).st_ino
         if not rotated:
             write_seqs(gone, range(30000, 30100))  # the application goes on meanwhile,
             want |= set(range(30000, 30100))
@@ -662,6 +661,9 @@ def gone_while_down(args, c, tmp, *, rotated, unread):
         os.unlink(gone)
         write_seqs(os.path.join(logs, "d.log"), range(40000, 40010))
         want |= set(range(40000, 40010))
+        if reuse:
+            c.check(f"{name}: a new file took the gone file's inode",
+                    os.stat(os.path.join(logs, "d.log")).st_ino == gone_ino)
         out_up()
         sc.start()
         sc.wait_delivered(range(40000, 40010))
@@ -681,16 +683,27 @@ def gone_while_down(args, c, tmp, *, rotated, unread):
         sc.close()
 
 
+gone_on_tmpfs = on_scratch("tmpfs", gone_while_down_body)  # inodes never reused
+gone_on_ext4 = on_scratch("ext4", gone_while_down_body)    # reused at once
+
+
 def gone_while_down_live(args, c, tmp):
-    gone_while_down(args, c, tmp, rotated=False, unread=False)
+    gone_on_tmpfs(args, c, tmp, "gone while down, live", rotated=False, unread=False)
 
 
 def gone_while_down_rotated_read(args, c, tmp):
-    gone_while_down(args, c, tmp, rotated=True, unread=False)
+    gone_on_tmpfs(args, c, tmp, "gone while down, rotated, read to its end", rotated=True,
+                  unread=False)
 
 
 def gone_while_down_rotated_unread(args, c, tmp):
-    gone_while_down(args, c, tmp, rotated=True, unread=True)
+    gone_on_tmpfs(args, c, tmp, "gone while down, rotated, bytes unread", rotated=True,
+                  unread=True)
+
+
+def gone_while_down_reused_inode(args, c, tmp):
+    gone_on_ext4(args, c, tmp, "gone while down, rotated, bytes unread, inode reused",
+                 rotated=True, unread=True, reuse=True)
 
 
 def corrupt_checkpoint(args, c, tmp):
@@ -872,7 +885,8 @@ def evicted_deleted(args, c, tmp):
 SCENARIOS = [rotations_down_plain, rotations_down_gz, rotations_down_plain_reuse,
              rotations_down_gz_reuse, banner_reused_inode, banner_copytruncate, copytruncate_behind,
              copytruncate_no_copy, gone_while_down_live, gone_while_down_rotated_read,
-             gone_while_down_rotated_unread, corrupt_checkpoint, gz_corrupt,
+             gone_while_down_rotated_unread, gone_while_down_reused_inode, corrupt_checkpoint,
+             gz_corrupt,
              clock_step_back, waiting_deleted, evicted_deleted]
 
 
