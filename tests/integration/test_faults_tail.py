@@ -624,7 +624,8 @@ def gone_while_down_body(args, c, tmp, name, logs, *, rotated, unread, reuse=Fal
     want = set(range(500))
     write_seqs(live, range(500))
     sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")], rotate_wait=60,
-                 extra=["buffer:", "  max_bytes: 64KiB", "limits:", "  max_line: 4096"])
+                 extra=["buffer:", "  max_bytes: 64KiB", "limits:", "  max_line: 4096",
+                        "shutdown_timeout: 1"])
     # The output is a symlink: to a file (up), or to /dev/full (every write
     # fails, so the buffer fills and the input stops reading).
     real = sc.out + ".real"
@@ -648,7 +649,8 @@ def gone_while_down_body(args, c, tmp, name, logs, *, rotated, unread, reuse=Fal
             c.check(f"{name}: the rotation is seen", sc.wait_log("was rotated to"))
         if not unread:
             settle(sc)
-        sc.stop()
+        rc = sc.stop()  # with the output down: at the 1 s deadline, not 0 then
+        c.check(f"{name}: exits on SIGTERM (status {rc})", rc is not None and (rc == 0 or unread))
         gone = live + ".1" if rotated else live
         gone_ino = os.stat(gone).st_ino
         if not rotated:
