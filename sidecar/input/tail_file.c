@@ -722,6 +722,8 @@ uint64_t lv_tail_file_count_ahead(struct lv_tail_file *f, uint64_t budget)
         f->ahead_base = lv_source_newlines(f->src);
     }
     uint64_t from = f->ahead_to;
+    if (from >= f->size)
+        return 0;
     uint64_t to = f->size - from > budget ? from + budget : f->size;
     f->ahead_to = count_newlines(f->fd, from, to, &f->ahead_lines, &f->ahead_end);
     return f->ahead_to - from;
@@ -734,7 +736,8 @@ static void note_truncation_loss(struct lv_tail_file *f)
 {
     uint64_t r = lv_source_read_offset(f->src), lines = 0, last = r, end = r;
     if (f->ahead_to > r && f->ahead_from <= r) {
-        lines = f->ahead_lines - (lv_source_newlines(f->src) - f->ahead_base);
+        uint64_t read = lv_source_newlines(f->src) - f->ahead_base;
+        lines = f->ahead_lines > read ? f->ahead_lines - read : 0; /* (rewritten meanwhile) */
         last = lines ? f->ahead_end : r;
         end = f->ahead_to;
     }
