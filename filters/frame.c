@@ -25,6 +25,7 @@ struct lv_frame {
     size_t max_line;
     uint32_t source;
     uint64_t offset;      /* bytes fed */
+    uint64_t newlines;    /* among them */
     uint64_t raw_start;   /* offset where the current raw line starts */
     struct lv_buf carry;  /* the incomplete raw line */
     int discarding;       /* past the cap: skip to the next '\n', flag the line */
@@ -85,6 +86,11 @@ uint64_t lv_frame_offset(const struct lv_frame *f)
     return f->offset;
 }
 
+uint64_t lv_frame_newlines(const struct lv_frame *f)
+{
+    return f->newlines;
+}
+
 /* A buffer grown by one long line gives its memory back once it is empty,
  * so that many sources do not each keep a line's worth. */
 static void shrink(struct lv_buf *b)
@@ -96,18 +102,34 @@ static void shrink(struct lv_buf *b)
     lv_buf_init(b, 0, limit);
 }
 
+uint64_t lv_frame_partial_start(const struct lv_frame *f, enum lv_stream st)
+{
+    return f->join[st].active ? f->join[st].start : UINT64_MAX;
+}
+
 uint64_t lv_frame_pending_start(const struct lv_frame *f)
 {
-    uint64_t at = UINT64_MAX;
-    for (int st = 0; st < 2; st++)
-        if (f->join[st].active && f->join[st].start < at)
-            at = f->join[st].start;
-    return at;
+    uint64_t a = lv_frame_partial_start(f, LV_STREAM_STDOUT);
+    uint64_t b = lv_frame_partial_start(f, LV_STREAM_STDERR);
+    return a < b ? a : b;
 }
 
 size_t lv_frame_bytes(const struct lv_frame *f)
 {
-    return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap + f->dk_copy.cap + f->arena.size;
+    return f->carry.cap + f->join[0].buf.cap + f->join[1].buf.cap + f->dk_copy.cap +
+           f->dk_fixed.cap + f->arena.size;
+}
+
+size_t lv_frame_idle_bytes(enum lv_format format)
+{
+    switch (format) {
+    case LV_FORMAT_CRI:
+        return 3 * LV_FRAME_KEEP_BYTES; /* the raw line, a join per stream */
+    case LV_FORMAT_DOCKER: /* ... and the decode copy, the repaired line, the arena */
+        return 5 * LV_FRAME_KEEP_BYTES + LV_FRAME_ARENA_BYTES;
+    default:
+        return LV_FRAME_KEEP_BYTES;
+    }
 }
 
 /* ---- joining fragments ---------------------------------------------------------- */
@@ -177,13 +199,16 @@ static int fragment(struct lv_frame *f, const char *s, size_t len, int64_t t, en
     return 0;
 }
 
+int lv_frame_flush_partial(struct lv_frame *f, enum lv_stream st, lv_frame_emit_fn *emit,
+                           void *arg)
+{
+    return f->join[st].active ? join_emit(f, &f->join[st], st, 0, emit, arg) : 0;
+}
+
 int lv_frame_flush_partials(struct lv_frame *f, lv_frame_emit_fn *emit, void *arg)
 {
-    int rc = 0;
-    for (int st = 0; st < 2 && rc >= 0; st++)
-        if (f->join[st].active)
-            rc = join_emit(f, &f->join[st], (enum lv_stream)st, 0, emit, arg);
-    return rc;
+    int rc = lv_frame_flush_partial(f, LV_STREAM_STDOUT, emit, arg);
+    return rc < 0 ? rc : lv_frame_flush_partial(f, LV_STREAM_STDERR, emit, arg);
 }
 
 /* ---- CRI ------------------------------------------------------------------------- */
@@ -373,6 +398,8 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
         rc = docker_log(f, f->dk_log, f->dk_log_len, truncated, emit, arg);
     f->dk_copy.len = 0;
     shrink(&f->dk_copy);
+    f->dk_fixed.len = 0;
+    shrink(&f->dk_fixed);
     return rc;
 }
 
@@ -433,6 +460,7 @@ int lv_frame_feed(struct lv_frame *f, const char *data, size_t len, lv_frame_emi
             return 0;
         }
         f->offset += (uint64_t)(nl + 1 - p);
+        f->newlines++;
         int rc = end_line(f, p, (size_t)(nl - p), emit, arg);
         f->raw_start = f->offset;
         if (rc < 0)

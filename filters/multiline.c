@@ -24,7 +24,7 @@
 
 /* A held buffer larger than this is given back once its record is sent: a
  * rare long trace does not pin max_line bytes per stream of every file. */
-#define KEEP_BUFFER (16 * 1024)
+#define KEEP_BUFFER LV_MULTILINE_KEEP_BYTES
 
 struct lv_multiline_rule {
     pcre2_code *re;      /* NULL: only PEM blocks are joined */

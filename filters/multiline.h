@@ -57,7 +57,9 @@ bool lv_multiline_holding(const struct lv_multiline *m);
 /* True when the joiner would hand `line` on as it is, with nothing held to
  * send first (a JSON object, the common case): the caller may skip it. */
 bool lv_multiline_passes(const struct lv_multiline *m, const struct lv_line *line);
-/* Memory held for the record (counted in the buffer budget). */
+/* Memory held for the record (counted in the buffer budget). Idle, a
+ * joiner keeps at most LV_MULTILINE_KEEP_BYTES. */
 size_t lv_multiline_bytes(const struct lv_multiline *m);
+#define LV_MULTILINE_KEEP_BYTES (16 * 1024)
 
 #endif

@@ -170,6 +170,11 @@ void lv_ack_batch_free(struct lv_batch *b)
     b->capmarks = 0;
 }
 
+size_t lv_ack_batch_bytes(const struct lv_batch *b)
+{
+    return b->capmarks * sizeof *b->marks + 2 * b->nmarks * sizeof(struct lv_ack_mark);
+}
+
 bool lv_ack_batch_durable(const struct lv_batch *b)
 {
     for (; b; b = b->parent)

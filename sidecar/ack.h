@@ -75,6 +75,11 @@ bool lv_ack_batch_durable(const struct lv_batch *b);
 void lv_ack_split(struct lv_batch *b, unsigned i, const uint8_t *outcomes, struct lv_batch *part);
 /* Frees what `b` holds for acknowledgement (its array of marks). */
 void lv_ack_batch_free(struct lv_batch *b);
+/* The memory acknowledgement holds on account of `b`, for the buffer's
+ * budget: its array of marks, and each of its marks twice (once settled, a
+ * mark may stay in its source's list behind an unsettled one: never more
+ * of those than of unsettled marks, see invariant 2). */
+size_t lv_ack_batch_bytes(const struct lv_batch *b);
 
 /* ---- a source's marks --------------------------------------------------------------- */
 

@@ -43,6 +43,8 @@ const char *lv_drop_reason_name(enum lv_drop_reason r)
         [LV_DROP_SPOOL_CORRUPT] = "spool_corrupt",
         [LV_DROP_SHUTDOWN] = "shutdown",
         [LV_DROP_DELETED_UNREAD] = "deleted_unread",
+        [LV_DROP_TRUNCATED_UNREAD] = "truncated_unread",
+        [LV_DROP_GZ_CORRUPT] = "gz_corrupt",
     };
     return (unsigned)r < LV_DROP_REASON_COUNT ? names[r] : "unknown";
 }

@@ -73,6 +73,8 @@ struct lv_pipeline {
     struct lv_source **dirty; /* sources with lines in the current batch */
     size_t ndirty;
     size_t frame_bytes; /* partial lines and held records of the sources */
+    size_t frame_idle;  /* the most their buffers keep when idle, all sources */
+    struct lv_source *finisher; /* while set, the only source that may read */
 
     /* buffer/queue.c */
     uint64_t next_seq;
@@ -115,6 +117,12 @@ static inline size_t lv_pipeline_input_index(const struct lv_pipeline *p, const 
  * them (a mark each, held by b), and b->rereadable says whether every one
  * of them reads its lines again after a restart. */
 void lv_source_mark_batch(struct lv_pipeline *p, struct lv_batch *b);
+/* `spent`: with no batch in flight, the partial lines and held records of
+ * the sources hold the whole budget beyond what their buffers keep when
+ * idle (frame_idle), and a pause would wait for ever. Then one source
+ * holding a line reads on until it is whole (or cut at max_line, or sent
+ * at its timeout); the others wait (p->finisher). */
+void lv_source_limit(struct lv_pipeline *p, bool spent);
 
 /* buffer/queue.c */
 

@@ -25,6 +25,8 @@ enum lv_drop_reason {
     LV_DROP_SPOOL_CORRUPT, /* in a spool frame damaged on disk */
     LV_DROP_SHUTDOWN,      /* still undelivered at the shutdown deadline */
     LV_DROP_DELETED_UNREAD, /* tail: a file deleted before its last bytes could be read */
+    LV_DROP_TRUNCATED_UNREAD, /* tail: a file truncated before its last bytes were read */
+    LV_DROP_GZ_CORRUPT,     /* tail: past the damage in a compressed generation */
     LV_DROP_REASON_COUNT
 };
 

@@ -26,6 +26,7 @@
 struct ev_loop;
 struct lv_ack_mark;
 struct lv_pipeline;
+struct lv_source;
 
 /* Records in their final text, each followed by '\n' in `data`. Outputs read
  * data, recs and n; the other fields are the pipeline's. */
@@ -125,6 +126,12 @@ struct lv_input_type {
     /* Stop reading (the buffer is full) and start again. */
     void (*pause)(struct lv_input *in);
     void (*resume)(struct lv_input *in);
+    /* How far the bytes of source `s` reach right now: its file's size, or
+     * for a pipe what was read plus what waits in it (UINT64_MAX when it
+     * cannot tell). A partial line or a held record whose time is up is
+     * sent on its own only once the input has read that far: the rest of
+     * it may be there, unread (the input throttled, paused, or frozen). */
+    uint64_t (*readable_end)(struct lv_input *in, const struct lv_source *s);
     /* Shutdown: stop for good, then call lv_pipeline_input_done(). */
     void (*stop)(struct lv_input *in);
     void (*destroy)(struct lv_input *in);
@@ -158,6 +165,16 @@ void lv_source_flush(struct lv_source *s);
 uint64_t lv_source_read_offset(const struct lv_source *s);
 uint64_t lv_source_processed(const struct lv_source *s);
 uint64_t lv_source_acked(const struct lv_source *s);
+/* Newlines among the bytes fed (raw lines read whole). */
+uint64_t lv_source_newlines(const struct lv_source *s);
+/* Bytes fed that belong to a line not handed on yet: an unterminated
+ * line, or fragments waiting for their end. */
+bool lv_source_mid_line(const struct lv_source *s);
+/* Whether the input may read this source now. False while the buffer's
+ * budget is held by partial lines alone and another source is finishing
+ * its line: the input skips this one, and is resumed (resume()) when that
+ * is over. */
+bool lv_source_may_read(const struct lv_source *s);
 /* Everything processed has been acknowledged, and no record is held. */
 bool lv_source_settled(const struct lv_source *s);
 /* Records held for joining are sent first, unless the input is done or the

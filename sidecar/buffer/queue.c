@@ -5,13 +5,16 @@
  * output it went to has settled it (sidecar/ack.h): sent, rejected (counted),
  * dropped by a counted policy, or spooled for it.
  *
- * The bytes of batches in flight, plus what the sources hold (partial lines,
- * records held for joining), are measured against buffer.max_bytes: over it
- * the inputs pause, and they resume once the batches alone are down to half
- * of it. Pausing helps only while a batch is in flight, whose settling frees
- * memory: partial lines shrink only by reading on, so with nothing in flight
- * they never keep the inputs paused (what they may hold is bounded per
- * source, see filters/frame.h). buffer.when_full decides what happens to
+ * The bytes of batches in flight (their acknowledgement marks included),
+ * plus what the sources hold (partial lines, records held for joining, the
+ * buffers their framing keeps), are measured against buffer.max_bytes:
+ * over it the inputs pause, and they resume once the batches alone are
+ * down to half of it. Pausing helps only while a batch is in flight, whose
+ * settling frees memory: partial lines shrink only by reading on, so with
+ * nothing in flight they never keep the inputs paused; when they alone
+ * spend the budget, one source reads on to finish its line and the others
+ * wait (lv_source_limit()), so they hold at most the budget plus one line.
+ * buffer.when_full decides what happens to
  * new batches meanwhile: block (only the pause), drop_newest (their records
  * are dropped; the inputs never pause), drop_oldest (batches waiting for a
  * retry go first), shed (DEBUG records, then INFO ones, go; the pause comes
@@ -98,9 +101,10 @@ static void batch_free(struct lv_batch *b)
     free(b);
 }
 
+/* What a batch in flight holds, its acknowledgement marks included. */
 static size_t batch_bytes(const struct lv_batch *b)
 {
-    return b->data.cap + b->cap * sizeof *b->recs;
+    return b->data.cap + b->cap * sizeof *b->recs + lv_ack_batch_bytes(b);
 }
 
 /* Keeps an empty batch for reuse, unless enough are kept or it grew for a
@@ -303,6 +307,10 @@ void lv_queue_update_pause(struct lv_pipeline *p)
             if (!p->done[i])
                 p->inputs[i].type->resume(&p->inputs[i]);
     }
+    /* Nothing in flight and the budget spent all the same, beyond what the
+     * sources' buffers keep when idle: partial lines hold it, whatever the
+     * policy (none of them drops a partial line). */
+    lv_source_limit(p, !in_flight && used >= p->max_bytes + p->frame_idle && !p->stopping);
 }
 
 /* ---- the disk spool ------------------------------------------------------------------- */

@@ -517,8 +517,10 @@ static int resync(struct lv_spool *s, struct segment *g)
         char name[NAME_LEN];
         seg_name(name, g->num);
         lv_metrics.spool_corrupt++;
+        lv_metrics_drop(LV_DROP_SPOOL_CORRUPT, LV_LEVEL_UNKNOWN); /* their count was in it */
         lv_error("spool %s: %s damaged at offset %" PRIu64 " (a header fails its checksum): "
-                 "%" PRIu64 " bytes skipped, the records in them are lost",
+                 "%" PRIu64 " bytes skipped, the records in them are lost; counted as one "
+                 "record dropped (spool_corrupt), how many there were is not known",
                  s->dir, name, g->read_off, at - g->read_off);
     }
     g->read_off = at;
@@ -673,8 +675,11 @@ static int open_for_reading(struct lv_spool *s, struct segment *g)
     int e = errno;
     if (e == EMFILE || e == ENFILE || e == ENOMEM || e == EINTR)
         return -e;
-    lv_error("spool %s: cannot read %s, its batches are lost: %s", s->dir, name, strerror(e));
+    lv_error("spool %s: cannot read %s, its batches are lost: %s; counted as one record "
+             "dropped (spool_corrupt), how many there were is not known",
+             s->dir, name, strerror(e));
     lv_metrics.spool_corrupt++;
+    lv_metrics_drop(LV_DROP_SPOOL_CORRUPT, LV_LEVEL_UNKNOWN);
     g->read_off = g->size;
     return 0;
 }

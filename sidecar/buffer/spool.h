@@ -35,8 +35,9 @@
  * spool_corrupt, once per output still waiting for them); from a header that
  * fails its CRC, reading resynchronises on the next valid header in the
  * segment, or gives up the rest of the segment when there is none (the
- * records in what is skipped cannot be counted: their count was in the
- * damaged header). Files in the directory that are not named like segments
+ * records in what is skipped cannot be counted, their count was in the
+ * damaged header: one is counted, a lower bound; so is one for a segment
+ * that cannot be opened). Files in the directory that are not named like segments
  * are never touched. One process at a time: the directory is locked (flock).
  *
  * Ownership: the spool owns its files and copies what it is given; a batch

@@ -67,22 +67,47 @@ static int unescape_path(char *s)
     return 0;
 }
 
-/* The flags as written, indexed by their value (LV_CHECKPOINT_DONE is 1,
- * LV_CHECKPOINT_GZ 2). */
-static const char *const flag_names[] = {"-", "d", "z", "dz"};
+/* The flags as written: a letter each, in this order, or `-` for none. */
+static const struct {
+    unsigned flag;
+    char letter;
+} flag_letters[] = {
+    {LV_CHECKPOINT_DONE, 'd'},
+    {LV_CHECKPOINT_GZ, 'z'},
+    {LV_CHECKPOINT_UNREAD, 'u'},
+};
 
 /* A flags word followed by a space; advances *p past both. */
 static int parse_flags(char **p, unsigned *flags)
 {
-    for (unsigned f = 0; f < LV_ARRAY_LEN(flag_names); f++) {
-        size_t n = strlen(flag_names[f]);
-        if (strncmp(*p, flag_names[f], n) == 0 && (*p)[n] == ' ') {
-            *flags = f;
-            *p += n + 1;
-            return 0;
-        }
+    char *s = *p;
+    *flags = 0;
+    if (*s == '-') {
+        s++;
+    } else {
+        for (size_t i = 0; i < LV_ARRAY_LEN(flag_letters); i++)
+            if (*s == flag_letters[i].letter) {
+                *flags |= flag_letters[i].flag;
+                s++;
+            }
+        if (s == *p)
+            return -EINVAL;
     }
-    return -EINVAL;
+    if (*s != ' ')
+        return -EINVAL;
+    *p = s + 1;
+    return 0;
+}
+
+static void format_flags(unsigned flags, char out[8])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < LV_ARRAY_LEN(flag_letters); i++)
+        if (flags & flag_letters[i].flag)
+            out[n++] = flag_letters[i].letter;
+    if (n == 0)
+        out[n++] = '-';
+    out[n] = '\0';
 }
 
 static int parse_entry(char *line, int version, struct lv_checkpoint_entry *e)
@@ -205,7 +230,8 @@ int lv_checkpoint_format(const struct lv_checkpoint_entry *e, size_t n, struct l
     size_t start = out->len;
     int rc = lv_buf_puts(out, HEADER);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *flags = flag_names[e[i].flags & (LV_CHECKPOINT_DONE | LV_CHECKPOINT_GZ)];
+        char flags[8];
+        format_flags(e[i].flags, flags);
         rc = put_fmt(out,
                      "%" PRIu64 " %" PRIu64 " %016" PRIx64 " %" PRIu32 " %" PRIu64 " %016" PRIx64
                      " %" PRIu32 " %s ",

@@ -17,7 +17,10 @@
  * length` bytes before the offset; for a gzip file (flag `z`) it covers the
  * file's 8-byte gzip trailer instead (CRC-32 and length of the whole
  * content), and offsets count decompressed bytes. Flag `d` marks a done
- * generation, whose offset is its size; `-` stands for no flags. Version 1
+ * generation, whose offset is its size; flag `u` a file that had bytes
+ * past its offset when the checkpoint was written (so that a file gone by
+ * the next start is known to have lost some); `-` stands for no flags. The
+ * letters come in the order d, z, u. Version 1
  * files (`<dev> <ino> <head fp> <head length> <offset> <path>`) are still
  * read, with no tail fingerprint and no done generations.
  *
@@ -48,6 +51,7 @@
 enum {
     LV_CHECKPOINT_DONE = 1, /* a generation done with: never read again */
     LV_CHECKPOINT_GZ = 2,   /* gzip-compressed; the tail fingerprint is its trailer's */
+    LV_CHECKPOINT_UNREAD = 4, /* the file had bytes past the offset when this was written */
 };
 
 struct lv_checkpoint_entry {
@@ -59,7 +63,7 @@ struct lv_checkpoint_entry {
     const char *path;
     uint64_t tail_fp;  /* of the tail_len bytes before offset (or the gzip trailer) */
     uint32_t tail_len; /* 0 (unknown)..LV_CHECKPOINT_TAIL_MAX */
-    unsigned flags;    /* LV_CHECKPOINT_DONE, LV_CHECKPOINT_GZ */
+    unsigned flags;    /* LV_CHECKPOINT_DONE, LV_CHECKPOINT_GZ, LV_CHECKPOINT_UNREAD */
 };
 
 struct lv_checkpoint {

@@ -87,6 +87,8 @@ struct tail_ctx {
     ev_timer scan_timer, soon, housekeeping;
     ev_idle reader;
     uint64_t gen;
+    size_t turn; /* the file the reader starts at (modulo nfiles) */
+    uint64_t ahead_budget; /* bytes open files may still count ahead of the reader, this scan */
     struct lv_tail_file **done; /* generations done with, closed */
     size_t ndone, capdone;
     char **bases; /* paths whose generations the scan reconciles at its end */
@@ -157,6 +159,8 @@ static void watch_dirs(struct tail_ctx *t, const char *path)
     free(real);
 }
 
+static void count_truncated(struct tail_ctx *t, const struct lv_tail_file *f);
+
 static void open_file(struct tail_ctx *t, struct lv_tail_file *f)
 {
     int rc = lv_tail_file_open(f);
@@ -165,16 +169,21 @@ static void open_file(struct tail_ctx *t, struct lv_tail_file *f)
     t->nopen++;
     f->active_at = now(t);
     watch_dirs(t, f->path);
-    if (rc == 1) /* a checkpointed offset was reset to 0: persist that now */
+    if (rc == 1) { /* a checkpointed offset was reset to 0: persist that now */
+        count_truncated(t, f);
         write_checkpoint(t);
+    }
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
 
-/* Up to CHUNKS_PER_TURN chunks; true when there may be more. */
+/* Up to CHUNKS_PER_TURN chunks; true when there may be more (or it may
+ * not be read now: resume() comes when it may). */
 static bool read_some(struct tail_ctx *t, struct lv_tail_file *f)
 {
     for (int k = 0; k < CHUNKS_PER_TURN; k++) {
+        if (!lv_source_may_read(f->src))
+            return k > 0; /* another source finishes its line first */
         enum lv_tail_read r = lv_tail_file_read(f, t->buf, CHUNK);
         if (r == LV_TAIL_READ_RESTARTED)
             truncated(t, f);
@@ -188,15 +197,23 @@ static bool read_some(struct tail_ctx *t, struct lv_tail_file *f)
     return true;
 }
 
+/* Each open file gets its turn, starting after the one whose turn the
+ * last pause cut short: with a sink slower than one busy file, the other
+ * files are still read (a fresh start at the first file would read it
+ * alone for as long as it keeps the buffer full). */
 static void on_reader(struct ev_loop *loop, ev_idle *w, int revents)
 {
     struct tail_ctx *t = lv_container_of(w, struct tail_ctx, reader);
     bool more = false;
+    size_t n = t->nfiles; /* a truncation may add a file: it is read next time */
     (void)revents;
-    for (size_t i = 0; i < t->nfiles && !t->paused && !t->stopped; i++) {
+    for (size_t k = 0; k < n && !t->paused && !t->stopped; k++) {
+        size_t i = (t->turn + k) % n;
         struct lv_tail_file *f = t->files[i];
         if (f->src && !f->flushed)
             more |= read_some(t, f);
+        if (t->paused)
+            t->turn = i + 1;
     }
     if (!more || t->paused || t->stopped)
         ev_idle_stop(loop, w);
@@ -346,6 +363,7 @@ static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
         t->files[t->nfiles++] = was;
     } else {
         lv_tail_file_free(was);
+        count_truncated(t, f);
     }
     write_checkpoint(t);
 }
@@ -507,12 +525,57 @@ static void follow_rename(struct tail_ctx *t, struct lv_tail_file *f)
     f->path = lv_xstrdup(f->alt_path);
 }
 
+/* A file known only from the checkpoint is gone (deleted, or its content
+ * replaced, while logveil was down) and nothing holds its content. How much
+ * followed its offset is not known. At least one record was lost when the
+ * checkpoint says bytes were unread, and, as far as can be told, when a
+ * file is at its path now: the application went on writing there (the
+ * kubelet rotates a file away only once it has grown): counted as one. A
+ * file read to its end with nothing at its path (a rotated generation
+ * pruned, a container removed) is taken to have lost nothing; what an
+ * application wrote to it after the checkpoint, if anything, cannot be
+ * known. */
+static void count_gone(struct tail_ctx *t, const struct lv_tail_file *f, const char *path)
+{
+    struct stat st;
+    bool successor = stat(path, &st) == 0;
+    if (!f->had_unread && !successor) {
+        lv_info("input %s: %s, checkpointed at offset %" PRIu64 " and read to its end then, is "
+                "gone",
+                t->name, path, f->offset);
+        return;
+    }
+    lv_metrics_drop(LV_DROP_DELETED_UNREAD, LV_LEVEL_UNKNOWN);
+    lv_warn("input %s: the file checkpointed at offset %" PRIu64 " of %s is gone (deleted, "
+            "rotated away or rewritten while logveil was down) and no other file holds it: %s; "
+            "counted as one record lost (deleted_unread), how many there were is not known",
+            t->name, f->offset, path,
+            f->had_unread ? "it had bytes unread" : "its path was written to since");
+}
+
+/* A file truncated (or rewritten from the start) before it was read to its
+ * end, with no copy holding the rest: the lines lost, as counted. */
+static void count_truncated(struct tail_ctx *t, const struct lv_tail_file *f)
+{
+    if (f->lost_unknown) {
+        count_gone(t, f, f->path);
+        return;
+    }
+    if (!f->lost_records)
+        return;
+    lv_metrics.dropped[LV_DROP_TRUNCATED_UNREAD][LV_LEVEL_UNKNOWN] += f->lost_records;
+    lv_warn("input %s: %s was truncated with %" PRIu64 " bytes not read, and no copy of them was "
+            "found: %" PRIu64 " records counted as dropped (truncated_unread)",
+            t->name, f->path, f->lost_bytes, f->lost_records);
+}
+
 /* A checkpointed file whose inode now holds another file: what it had left
  * to read may continue in another generation of its path (compressed, or
  * copied before a truncation). `was` is its entry before the probe. */
 static void lost_content(struct tail_ctx *t, const struct lv_tail_file *was, const char *path)
 {
-    if (!was->fp_known || was->offset == 0)
+    /* Nothing read and nothing known unread, or nothing known at all. */
+    if (!was->fp_known || (was->offset == 0 && !was->had_unread))
         return;
     struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, path, 0, 0);
     g->fp = was->fp;
@@ -524,8 +587,7 @@ static void lost_content(struct tail_ctx *t, const struct lv_tail_file *was, con
     g->gz = was->gz;
     g->offset = g->read_to = g->size = was->offset;
     if (!find_continuation(t, g)) {
-        lv_info("input %s: the file checkpointed at offset %" PRIu64 " of %s is gone", t->name,
-                was->offset, path);
+        count_gone(t, was, path);
         lv_tail_file_free(g);
         return;
     }
@@ -556,9 +618,7 @@ static void went_away(struct tail_ctx *t, struct lv_tail_file *f)
     else if (find_continuation(t, f))
         lv_debug("input %s: %s continues in %s", t->name, was, f->path);
     else if (!f->verified)
-        lv_info("input %s: %s, checkpointed at offset %" PRIu64 ", is gone (deleted, or rotated "
-                "and compressed, while logveil was down)",
-                t->name, was, f->offset);
+        count_gone(t, f, was);
     want_generations(t, was);
     free(was);
 }
@@ -678,8 +738,11 @@ static void refresh(struct tail_ctx *t, struct lv_tail_file *f)
          * away from its path meanwhile went unseen too. */
         lost_content(t, &was, path);
         want_generations(t, f->path);
-    } else if (!probe && seen && f->src && lv_tail_file_check(f)) {
-        truncated(t, f);
+    } else if (!probe && seen && f->src) {
+        if (lv_tail_file_check(f))
+            truncated(t, f);
+        else
+            t->ahead_budget -= lv_tail_file_count_ahead(f, t->ahead_budget);
     }
     free(path);
 }
@@ -692,6 +755,7 @@ static void scan(struct tail_ctx *t)
     lv_tail_watch_globs(t->watch, t->in->conf); /* a directory may have come (back) */
     lv_tail_scan_run(t->in->conf, t->name, &s);
     t->gen++;
+    t->ahead_budget = COUNT_BUDGET;
     for (size_t i = 0; i < s.n; i++)
         found(t, &s.items[i]);
     for (size_t i = 0; i < t->nfiles; i++)
@@ -735,6 +799,9 @@ static void reap(struct tail_ctx *t)
 static struct lv_checkpoint_entry entry_of(struct lv_tail_file *f, unsigned flags)
 {
     uint64_t offset = f->src ? lv_source_acked(f->src) : f->offset;
+    uint64_t read = f->src ? lv_source_read_offset(f->src) : f->read_to;
+    /* (The size of a gz file not read to its end is unknown: UINT64_MAX.) */
+    bool unread = !(flags & LV_CHECKPOINT_DONE) && (read > offset || f->size > offset);
     lv_tail_file_note_tail(f);
     bool tail = f->gz || f->tail_at == offset; /* a gz file's tail is its trailer */
     return (struct lv_checkpoint_entry){
@@ -746,7 +813,7 @@ static struct lv_checkpoint_entry entry_of(struct lv_tail_file *f, unsigned flag
         .path = f->path,
         .tail_fp = tail ? f->tail_fp : 0,
         .tail_len = tail ? f->tail_len : 0,
-        .flags = flags | (f->gz ? LV_CHECKPOINT_GZ : 0),
+        .flags = flags | (f->gz ? LV_CHECKPOINT_GZ : 0) | (unread ? LV_CHECKPOINT_UNREAD : 0),
     };
 }
 
@@ -787,6 +854,7 @@ static struct lv_tail_file *file_of(struct tail_ctx *t, const struct lv_checkpoi
     f->tail_len = e->tail_len;
     f->tail_at = e->offset;
     f->gz = (e->flags & LV_CHECKPOINT_GZ) != 0;
+    f->had_unread = (e->flags & LV_CHECKPOINT_UNREAD) != 0;
     f->offset = f->read_to = f->size = e->offset;
     return f;
 }
@@ -795,11 +863,16 @@ static void load_checkpoint(struct tail_ctx *t)
 {
     struct lv_checkpoint cp;
     int rc = lv_checkpoint_load(t->ckpt_path, &cp);
-    t->first_start = rc < 0;
-    t->first_mode = rc < 0 ? GEN_ADOPT : cp.version == 1 ? GEN_LEGACY : GEN_READ;
+    /* Only a first start (no checkpoint at all) may take what is there as
+     * read: a checkpoint that cannot be read says nothing of what was, so
+     * every file and generation is read from its start (duplicates, never
+     * a loss). */
+    t->first_start = rc == -ENOENT;
+    t->first_mode = rc == -ENOENT ? GEN_ADOPT : rc < 0 || cp.version != 1 ? GEN_READ : GEN_LEGACY;
     if (rc < 0 && rc != -ENOENT)
-        lv_warn("input %s: ignoring checkpoint %s (%s); starting without one", t->name,
-                t->ckpt_path, rc == -EINVAL ? "torn or corrupt" : strerror(-rc));
+        lv_warn("input %s: ignoring checkpoint %s (%s); reading every file and rotated "
+                "generation from its start",
+                t->name, t->ckpt_path, rc == -EINVAL ? "torn or corrupt" : strerror(-rc));
     for (size_t i = 0; i < cp.n; i++) {
         const struct lv_checkpoint_entry *e = &cp.entries[i];
         if (e->flags & LV_CHECKPOINT_DONE) {
@@ -978,6 +1051,25 @@ static void tail_resume(struct lv_input *in)
     want_read(t);
 }
 
+/* A plain file's bytes reach its size; a compressed one's, its end once
+ * a read found it (it does not grow). */
+static uint64_t tail_readable_end(struct lv_input *in, const struct lv_source *src)
+{
+    struct tail_ctx *t = in->ctx;
+    for (size_t i = 0; i < t->nfiles; i++) {
+        struct lv_tail_file *f = t->files[i];
+        struct stat st;
+        if (f->src != src)
+            continue;
+        if (f->gz)
+            return f->eof ? lv_source_read_offset(src) : UINT64_MAX;
+        if (!f->error_logged && fstat(f->fd, &st) == 0)
+            return (uint64_t)st.st_size;
+        break; /* a file that fails to read has nothing more to give for now */
+    }
+    return lv_source_read_offset(src);
+}
+
 /* Shutdown: no more reading, and no flushing of partial lines; the
  * housekeeping timer keeps checkpointing while the pipeline drains. */
 static void tail_stop(struct lv_input *in)
@@ -1034,6 +1126,7 @@ const struct lv_input_type lv_input_tail = {
     .start = tail_start,
     .pause = tail_pause,
     .resume = tail_resume,
+    .readable_end = tail_readable_end,
     .stop = tail_stop,
     .destroy = tail_destroy,
 };

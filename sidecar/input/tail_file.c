@@ -37,6 +37,7 @@ struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_nam
 
 static void fingerprint_tail(struct lv_tail_file *f, int fd, uint64_t at);
 static void reset_count(struct lv_tail_file *f);
+static void note_truncation_loss(struct lv_tail_file *f);
 
 void lv_tail_file_close(struct lv_tail_file *f)
 {
@@ -425,16 +426,23 @@ static void count_truncation(const struct lv_tail_file *f, const char *what)
 static int open_gz(struct lv_tail_file *f, int fd)
 {
     if (!holds(f, fd, true)) {
-        if (!f->error_logged)
-            lv_warn("input %s: %s is no longer the compressed file it was; not reading it",
+        /* Its content, which had bytes unread, is nowhere to be read. */
+        if (!f->error_logged) {
+            lv_metrics_drop(LV_DROP_DELETED_UNREAD, LV_LEVEL_UNKNOWN);
+            lv_warn("input %s: %s is no longer the compressed file it was; not reading it; "
+                    "counted as one record lost (deleted_unread)",
                     f->input_name, f->path);
+        }
         f->error_logged = true;
         f->size = f->read_to; /* nothing more to read: forgotten at the next scan */
         close(fd);
         return -EINVAL;
     }
+    unsigned char t[GZ_TRAILER];
     if (f->tail_len == 0)
         fingerprint_trailer(f, fd);
+    f->gz_size_known = lv_tail_gz_trailer(fd, t);
+    f->gz_size32 = f->gz_size_known ? lv_tail_gz_trailer_size(t) : 0;
     f->gzf = lv_tail_gz_open(fd);
     if (!f->gzf) {
         int err = errno;
@@ -446,7 +454,7 @@ static int open_gz(struct lv_tail_file *f, int fd)
     reset_count(f);
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, f->offset);
     f->eof = f->flushed = false;
-    f->verified = true;
+    f->verified = f->opened = true;
     lv_debug("input %s: following compressed %s from offset %" PRIu64, f->input_name, f->path,
              f->offset);
     return 0;
@@ -479,8 +487,15 @@ int lv_tail_file_open(struct lv_tail_file *f)
         off = 0;
     }
     int rc = off != f->offset;
-    if (rc)
+    if (rc) {
+        /* Read this run, the lines it had unread were counted while it
+         * was closed; from a checkpoint, what followed the offset is not
+         * known. */
+        f->lost_unknown = !f->opened;
+        f->lost_records = f->opened ? lv_tail_file_lost(f, &f->lost_bytes) : 0;
+        f->lost_bytes = f->opened ? f->lost_bytes : 0;
         forget_tail(f);
+    }
     set_fp(f, head, (size_t)n);
     f->fd = fd;
     f->offset = f->read_to = off;
@@ -488,7 +503,8 @@ int lv_tail_file_open(struct lv_tail_file *f)
     f->size = (uint64_t)st.st_size;
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, off);
     f->eof = f->flushed = false;
-    f->verified = true;
+    f->verified = f->opened = true;
+    f->ahead_from = f->ahead_to = 0;
     lv_debug("input %s: following %s from offset %" PRIu64, f->input_name, f->path, off);
     return rc;
 }
@@ -518,6 +534,7 @@ static void restart(struct lv_tail_file *f, const char *what)
 {
     char head[FP_MAX];
     count_truncation(f, what);
+    note_truncation_loss(f);
     lv_tail_file_free(f->before);
     f->before = before_truncation(f);
     lv_source_close(f->src);
@@ -575,6 +592,31 @@ bool lv_tail_file_check(struct lv_tail_file *f)
     return false;
 }
 
+/* A compressed file damaged part way: what its trailer says followed the
+ * damage cannot be read. Its lines are not known; one record is counted
+ * (nothing when only the checksum at the very end is wrong). */
+static void gz_damaged(struct lv_tail_file *f, const char *what)
+{
+    if (f->error_logged)
+        return;
+    f->error_logged = true;
+    uint32_t left = f->gz_size32 - (uint32_t)f->gz_pos; /* modulo 2^32, as the trailer */
+    if (f->gz_size_known && left == 0) {
+        lv_warn("input %s: cannot decompress %s: %s (after all of its content)", f->input_name,
+                f->path, what);
+        return;
+    }
+    lv_metrics_drop(LV_DROP_GZ_CORRUPT, LV_LEVEL_UNKNOWN);
+    if (f->gz_size_known)
+        lv_warn("input %s: cannot decompress %s past byte %" PRIu64 ": %s; the %" PRIu32
+                " bytes its trailer says follow are lost, counted as one record (gz_corrupt)",
+                f->input_name, f->path, f->gz_pos, what, left);
+    else
+        lv_warn("input %s: cannot decompress %s past byte %" PRIu64 ": %s; what follows is "
+                "lost, counted as one record (gz_corrupt)",
+                f->input_name, f->path, f->gz_pos, what);
+}
+
 /* Decompresses one chunk: skipped while short of the source's offset (a
  * resumed checkpoint), fed after. */
 static enum lv_tail_read read_gz(struct lv_tail_file *f, char *buf, size_t len)
@@ -586,9 +628,7 @@ static enum lv_tail_read read_gz(struct lv_tail_file *f, char *buf, size_t len)
     const char *what = NULL;
     ssize_t n = lv_tail_gz_read(f->gzf, buf, len, &what);
     if (n < 0) {
-        if (!f->error_logged)
-            lv_warn("input %s: cannot decompress %s: %s", f->input_name, f->path, what);
-        f->error_logged = true;
+        gz_damaged(f, what);
         /* A damaged stream does not mend: what was read is all there is. */
         f->size = f->gz_pos;
         f->eof = true;
@@ -642,23 +682,69 @@ static void reset_count(struct lv_tail_file *f)
     f->unread_lines = 0;
 }
 
-/* Counts the newlines in [from, to) of the file open on `fd`, from where
- * the count stopped. */
-static void count_lines(struct lv_tail_file *f, int fd, uint64_t from, uint64_t to)
+/* Counts the newlines in [from, to) of the file open on `fd` into *lines,
+ * *end just past the last one; returns how far it got. */
+static uint64_t count_newlines(int fd, uint64_t from, uint64_t to, uint64_t *lines,
+                               uint64_t *end)
 {
     char buf[65536];
     while (from < to) {
         size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
         ssize_t n = pread_all(fd, buf, want, from);
         if (n <= 0)
-            return;
-        for (char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t)(end - p))); p++) {
-            f->unread_lines++;
-            f->line_end = from + (uint64_t)(p - buf) + 1;
+            break;
+        for (char *p = buf, *e = buf + n; (p = memchr(p, '\n', (size_t)(e - p))); p++) {
+            (*lines)++;
+            *end = from + (uint64_t)(p - buf) + 1;
         }
         from += (uint64_t)n;
-        f->counted_to = from;
     }
+    return from;
+}
+
+/* Counts the newlines in [from, to) of the file open on `fd`, from where
+ * the count stopped. */
+static void count_lines(struct lv_tail_file *f, int fd, uint64_t from, uint64_t to)
+{
+    f->counted_to = count_newlines(fd, from, to, &f->unread_lines, &f->line_end);
+}
+
+uint64_t lv_tail_file_count_ahead(struct lv_tail_file *f, uint64_t budget)
+{
+    if (!f->src || f->gz || f->fd < 0 || !budget)
+        return 0;
+    uint64_t r = lv_source_read_offset(f->src);
+    if (f->size <= r)
+        return 0;
+    if (f->ahead_to <= r || f->ahead_from > r) { /* none yet, or all read since */
+        f->ahead_from = f->ahead_to = f->ahead_end = r;
+        f->ahead_lines = 0;
+        f->ahead_base = lv_source_newlines(f->src);
+    }
+    uint64_t from = f->ahead_to;
+    if (from >= f->size)
+        return 0;
+    uint64_t to = f->size - from > budget ? from + budget : f->size;
+    f->ahead_to = count_newlines(f->fd, from, to, &f->ahead_lines, &f->ahead_end);
+    return f->ahead_to - from;
+}
+
+/* What a truncation of the open file takes: the lines counted ahead of the
+ * reader that it has not read, plus one for a line it had begun or bytes
+ * past the last counted newline. */
+static void note_truncation_loss(struct lv_tail_file *f)
+{
+    uint64_t r = lv_source_read_offset(f->src), lines = 0, last = r, end = r;
+    if (f->ahead_to > r && f->ahead_from <= r) {
+        uint64_t read = lv_source_newlines(f->src) - f->ahead_base;
+        lines = f->ahead_lines > read ? f->ahead_lines - read : 0; /* (rewritten meanwhile) */
+        last = lines ? f->ahead_end : r;
+        end = f->ahead_to;
+    }
+    f->lost_records = lines + (end > last || (lines == 0 && lv_source_mid_line(f->src)));
+    f->lost_bytes = end - r;
+    f->lost_unknown = false;
+    f->ahead_from = f->ahead_to = 0;
 }
 
 void lv_tail_file_count_held(struct lv_tail_file *f)

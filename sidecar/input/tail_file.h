@@ -67,12 +67,29 @@ struct lv_tail_file {
     bool gz;              /* gzip-compressed: offsets are in the decompressed stream */
     struct gzFile_s *gzf; /* gz while open (it owns the descriptor; fd stays -1) */
     uint64_t gz_pos;      /* decompressed bytes read from gzf */
+    uint32_t gz_size32;   /* the content length its trailer gives (modulo 2^32) */
+    bool gz_size_known;
     /* While closed with bytes unread: lines counted in them, in case the
      * file is deleted before it is read again. */
     uint64_t counted_to;   /* counted from `offset` up to here */
     uint64_t unread_lines; /* newlines found */
     uint64_t line_end;     /* just past the last of them (`offset` when none) */
     struct lv_tail_file *before; /* after a truncation: what it was (lv_tail_file_read()) */
+    /* While open and behind (its size past the read offset): newlines
+     * counted ahead of the reader, in [ahead_from, ahead_to), in case the
+     * file is truncated before they are read. */
+    uint64_t ahead_from, ahead_to;
+    uint64_t ahead_lines; /* newlines found */
+    uint64_t ahead_end;   /* just past the last of them */
+    uint64_t ahead_base;  /* the source's newlines read when the count began */
+    /* At the last truncation, or reset to 0 at open: what was lost unless a
+     * copy holds it (records, a lower bound, and bytes); `lost_unknown`
+     * when the file had not been read this run (only the checkpoint knew
+     * it, and not how much followed its offset). */
+    uint64_t lost_records, lost_bytes;
+    bool lost_unknown;
+    bool opened;      /* opened this run */
+    bool had_unread;  /* the checkpoint it came from said bytes were unread */
 
     /* the input's bookkeeping */
     bool rotated;         /* renamed out of the globs: read to its end while it exists */
@@ -103,8 +120,10 @@ void lv_tail_file_free(struct lv_tail_file *f);
  * holds a plain file becomes that plain file. */
 bool lv_tail_file_probe_changed(struct lv_tail_file *f);
 /* Opens it for reading at `offset`: 0; 1 when the offset was reset to 0
- * (its content changed, or it is shorter than the offset); or -errno
- * (ENOENT and ESTALE, "replaced since the scan", are not logged). */
+ * (its content changed, or it is shorter than the offset: lost_records,
+ * lost_bytes and lost_unknown say what was lost unless a copy holds it);
+ * or -errno (ENOENT and ESTALE, "replaced since the scan", are not
+ * logged). */
 int lv_tail_file_open(struct lv_tail_file *f);
 /* Closes the descriptor and the source, without flushing; `offset` becomes
  * the acknowledged offset, where the next open resumes, and the bytes
@@ -147,6 +166,10 @@ bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const st
 void lv_tail_file_continue_in(struct lv_tail_file *f, const char *path, const struct stat *st,
                               bool gz);
 
+/* An open file behind its size: counts the newlines in at most `budget`
+ * more of the bytes it has not read; the bytes counted. */
+uint64_t lv_tail_file_count_ahead(struct lv_tail_file *f, uint64_t budget);
+
 /* Evicting an open file: counts the lines it holds unprocessed (an
  * unterminated last line) before it is closed. */
 void lv_tail_file_count_held(struct lv_tail_file *f);
@@ -162,7 +185,12 @@ uint64_t lv_tail_file_lost(const struct lv_tail_file *f, uint64_t *bytes);
  * LV_TAIL_READ_RESTARTED (and lv_tail_file_check() true), `before` may hold
  * a closed file standing for the content before the truncation, at its
  * acknowledged offset, for the caller to take: a copy made by copytruncate
- * may hold its unread end. */
+ * may hold its unread end. Without one, lost_records and lost_bytes say
+ * what the truncation took: the lines counted ahead of the reader in the
+ * bytes it had not read, plus one for a line cut short or bytes not
+ * counted (a lower bound: what was written after the last count is not
+ * known). A compressed file damaged part way is read up to the damage;
+ * what its trailer says followed is counted as one record (gz_corrupt). */
 enum lv_tail_read lv_tail_file_read(struct lv_tail_file *f, char *buf, size_t len);
 /* At a scan: detects truncation and rewriting, and fingerprints a short file
  * that grew. True when the file was restarted at 0. */

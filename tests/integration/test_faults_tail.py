@@ -5,7 +5,8 @@ writes, rotates, compresses, truncates and deletes while logveil is down or
 busy, and every scenario is judged by sequence numbers:
 
 - missing records are exactly the ones counted in
-  logveil_records_dropped_total{reason="deleted_unread"} (zero elsewhere);
+  logveil_records_dropped_total{reason="deleted_unread"} (zero elsewhere),
+  or under the reason a scenario is about;
 - duplicates are reported, and bounded (zero here);
 - the checkpoint is never ahead of delivery: every record in a followed
   file below its checkpointed offset was delivered, checked on the file's
@@ -34,6 +35,12 @@ Families:
   down.
 - files deleted unread: files waiting behind max_open_files, an evicted
   file's unterminated last line, an evicted file that grew while closed.
+- losses counted (logveil_records_dropped_total): a truncation while
+  logveil is behind with no copy (truncated_unread, line for line); a
+  followed file gone when logveil starts again (deleted_unread, one record:
+  the live file, written to while down; a rotated file with bytes unread;
+  nothing for a rotated file read to its end); a damaged .gz generation
+  (gz_corrupt); a damaged checkpoint (everything read again, nothing lost).
 
 Usage: test_faults_tail.py --binary PATH --source REPO
 """
@@ -46,6 +53,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cri_writer  # noqa: E402
@@ -278,7 +286,10 @@ def check_checkpoint_behind(c, name, sc, delivered):
             continue
         if (st.st_dev, st.st_ino) != (dev, ino) or off == 0:
             continue
-        text = file_bytes(path)[:off].decode(errors="replace")
+        try:
+            text = file_bytes(path)[:off].decode(errors="replace")
+        except (EOFError, zlib.error, gzip.BadGzipFile):
+            continue  # a damaged compressed file (a scenario made it so)
         for line in text[:text.rfind("\n") + 1].splitlines():
             s = line_seq(line, sc.fmt)
             checked += s is not None
@@ -288,9 +299,13 @@ def check_checkpoint_behind(c, name, sc, delivered):
             not ahead, f"{len(ahead)} undelivered below the checkpoint: {ahead[:10]}")
 
 
-def account(c, name, sc, want, lost=(), dup_bound=0):
+LOSS_REASONS = ("deleted_unread", "truncated_unread", "gz_corrupt")
+
+
+def account(c, name, sc, want, lost=(), dup_bound=0, reason="deleted_unread"):
     """Judges one scenario by sequence number: what is missing is exactly
-    `lost`, counted as deleted_unread; duplicates reported and bounded."""
+    `lost`, counted under `reason` (and nothing under the other reasons a
+    tail input counts); duplicates reported and bounded."""
     want, lost = set(want), set(lost)
     got = sc.wait_delivered(want - lost)
     time.sleep(0.5)  # room for duplicates to show up
@@ -298,13 +313,16 @@ def account(c, name, sc, want, lost=(), dup_bound=0):
     missing = sorted(want - set(got))
     dups = sum(k - 1 for k in got.values() if k > 1)
     extra = sorted(set(got) - want)
-    counted = sc.dropped("deleted_unread")
+    counted = sc.dropped(reason)
+    others = {r: sc.dropped(r) for r in LOSS_REASONS if r != reason}
     c.check(f"{name}: missing records are exactly the ones lost ({len(missing)} missing, "
             f"{len(lost)} lost)", set(missing) == lost and not extra,
             f"missing {missing[:10]} ({len(missing)}), expected lost {sorted(lost)[:10]} "
             f"({len(lost)}), unexpected {extra[:10]}")
-    c.check(f"{name}: deleted_unread counts them ({counted})", counted == len(lost),
+    c.check(f"{name}: {reason} counts them ({counted})", counted == len(lost),
             f"counted {counted}, lost {len(lost)}")
+    c.check(f"{name}: no loss counted under another reason", not any(others.values()),
+            str(others))
     c.check(f"{name}: duplicates {dups} (bound {dup_bound})", dups <= dup_bound,
             f"duplicated {sorted(s for s, k in got.items() if k > 1)[:10]}")
     return got
@@ -549,6 +567,217 @@ def copytruncate_behind(args, c, tmp):
         sc.close()
 
 
+def copytruncate_no_copy(args, c, tmp):
+    """A truncation while logveil is behind (output stalled, buffer full),
+    with no copy anywhere it looks: what it had not read is lost, and
+    counted, line for line, as truncated_unread."""
+    name = "truncated while behind, no copy"
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    p = os.path.join(logs, "c.log")
+    write_seqs(p, range(0, 1000))
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")], fifo=True,
+                 extra=["buffer:", "  max_bytes: 64KiB", "limits:", "  max_line: 4096"])
+    try:
+        sc.reader.go.set()
+        sc.start()
+        sc.wait_delivered(range(1000))
+        settle(sc)
+        sc.reader.go.clear()
+        write_seqs(p, range(1000, 21000))
+        time.sleep(1.0)  # logveil reads until its buffer is full, and pauses
+        os.truncate(p, 0)
+        write_seqs(p, range(30000, 30100))
+        c.check(f"{name}: the truncation is seen", sc.wait_log("was truncated"))
+        c.check(f"{name}: the loss is logged", sc.wait_log("truncated_unread"))
+        sc.reader.go.set()
+        sc.wait_delivered(range(30000, 30100))
+        time.sleep(0.5)
+        got = sc.delivered()
+        want = set(range(21000)) | set(range(30000, 30100))
+        missing = sorted(want - set(got))
+        counted = sc.dropped("truncated_unread")
+        figure = f"{len(missing)} missing ({missing[:1]}..{missing[-1:]}), {counted} counted"
+        print(f"FIGURE: {name}: {figure}", flush=True)
+        c.check(f"{name}: something was lost (the reader was behind): {figure}",
+                len(missing) > 1000)
+        c.check(f"{name}: the missing records are the end of what was written before the "
+                f"truncation", missing == list(range(21000 - len(missing), 21000)), figure)
+        c.check(f"{name}: truncated_unread counts every one of them: {figure}",
+                counted == len(missing))
+        stop_and_check(c, name, sc)
+    finally:
+        sc.close()
+
+
+def gone_while_down_body(args, c, tmp, name, logs, *, rotated, unread, reuse=False):
+    """A followed file is gone when logveil starts again, with nothing
+    holding its content. `rotated`: it had been renamed out of the globs
+    (nobody writes to it any more); else it is the live file, which the
+    application wrote to while logveil was down before it was rotated away
+    (a new file at its path) and the rotated generation pruned. `unread`:
+    logveil had not read it to its end when it stopped (its checkpoint says
+    so). `reuse`: on ext4, where a new file takes the gone file's inode at
+    once (its identity then names another content)."""
+    os.makedirs(logs)
+    live = os.path.join(logs, "c.log")
+    want = set(range(500))
+    write_seqs(live, range(500))
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")], rotate_wait=60,
+                 extra=["buffer:", "  max_bytes: 64KiB", "limits:", "  max_line: 4096",
+                        "shutdown_timeout: 1"])
+    # The output is a symlink: to a file (up), or to /dev/full (every write
+    # fails, so the buffer fills and the input stops reading).
+    real = sc.out + ".real"
+    out_up = lambda: (os.path.lexists(sc.out + ".new") and os.unlink(sc.out + ".new"),
+                      os.symlink(real, sc.out + ".new"), os.replace(sc.out + ".new", sc.out))
+    out_down = lambda: (os.symlink("/dev/full", sc.out + ".new"),
+                        os.replace(sc.out + ".new", sc.out))
+    try:
+        if unread:  # the output is down from the start: the buffer fills, the rest waits
+            out_down()
+            write_seqs(live, range(500, 20500))
+            want |= set(range(500, 20500))
+            sc.start()
+            time.sleep(1.5)
+        else:
+            out_up()
+            sc.start()
+            sc.wait_delivered(range(500))
+        if rotated:
+            os.rename(live, live + ".1")  # out of the globs; followed for 60 s more
+            c.check(f"{name}: the rotation is seen", sc.wait_log("was rotated to"))
+        if not unread:
+            settle(sc)
+        rc = sc.stop()  # with the output down: at the 1 s deadline, not 0 then
+        c.check(f"{name}: exits on SIGTERM (status {rc})", rc is not None and (rc == 0 or unread))
+        gone = live + ".1" if rotated else live
+        gone_ino = os.stat(gone).st_ino
+        if not rotated:
+            write_seqs(gone, range(30000, 30100))  # the application goes on meanwhile,
+            want |= set(range(30000, 30100))
+            os.rename(gone, gone + ".2")           # its log is rotated,
+            write_seqs(gone, range(30100, 30110))  # a new one started
+            want |= set(range(30100, 30110))
+            gone += ".2"                           # and the generation pruned
+        os.unlink(gone)
+        write_seqs(os.path.join(logs, "d.log"), range(40000, 40010))
+        want |= set(range(40000, 40010))
+        if reuse:
+            c.check(f"{name}: a new file took the gone file's inode",
+                    os.stat(os.path.join(logs, "d.log")).st_ino == gone_ino)
+        out_up()
+        sc.start()
+        sc.wait_delivered(range(40000, 40010))
+        time.sleep(0.5)
+        missing = sorted(want - set(sc.delivered()))
+        counted = sc.dropped("deleted_unread")
+        figure = f"{len(missing)} missing, {counted} counted"
+        print(f"FIGURE: {name}: {figure}", flush=True)
+        if missing:
+            c.check(f"{name}: the loss is logged", sc.wait_log("counted as one record lost"))
+            c.check(f"{name}: it is counted, as one record (a lower bound): {figure}",
+                    counted == 1)
+        else:
+            c.check(f"{name}: nothing is lost, and nothing is counted: {figure}", counted == 0)
+        stop_and_check(c, name, sc)
+    finally:
+        sc.close()
+
+
+gone_on_tmpfs = on_scratch("tmpfs", gone_while_down_body)  # inodes never reused
+gone_on_ext4 = on_scratch("ext4", gone_while_down_body)    # reused at once
+
+
+def gone_while_down_live(args, c, tmp):
+    gone_on_tmpfs(args, c, tmp, "gone while down, live", rotated=False, unread=False)
+
+
+def gone_while_down_rotated_read(args, c, tmp):
+    gone_on_tmpfs(args, c, tmp, "gone while down, rotated, read to its end", rotated=True,
+                  unread=False)
+
+
+def gone_while_down_rotated_unread(args, c, tmp):
+    gone_on_tmpfs(args, c, tmp, "gone while down, rotated, bytes unread", rotated=True,
+                  unread=True)
+
+
+def gone_while_down_reused_inode(args, c, tmp):
+    gone_on_ext4(args, c, tmp, "gone while down, rotated, bytes unread, inode reused",
+                 rotated=True, unread=True, reuse=True)
+
+
+def corrupt_checkpoint(args, c, tmp):
+    """The checkpoint cannot be read (damaged on disk) when logveil starts:
+    it does not know what it read, so it reads everything again, the
+    generations rotated meanwhile included (duplicates, never a loss)."""
+    name = "corrupt checkpoint"
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    live = os.path.join(logs, "0.log")
+    w = writer(live, 0)
+    w.write(300)
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")])
+    sc.start()
+    sc.wait_delivered(range(300))
+    settle(sc)
+    stop_and_check(c, name, sc)
+    w.write(200)  # while down, then a rotation: 300-499 only in the generation
+    w.rotate_now()
+    w.write(100)
+    with open(sc.ckpt, "r+b") as f:
+        f.seek(os.path.getsize(sc.ckpt) // 2)
+        f.write(b"#")
+    sc.start()
+    c.check(f"{name}: the damaged checkpoint is reported", sc.wait_log("ignoring checkpoint"))
+    end = w.seq
+    w.close()
+    account(c, name, sc, range(end), dup_bound=end)
+    stop_and_check(c, name, sc)
+
+
+def gz_corrupt(args, c, tmp):
+    """A compressed generation rotated while logveil was down is damaged
+    half way: what cannot be decompressed is counted (gz_corrupt)."""
+    name = "damaged gz generation"
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    live = os.path.join(logs, "0.log")
+    w = writer(live, 0, compress=True)
+    w.write(100)
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")])
+    sc.start()
+    sc.wait_delivered(range(100))
+    settle(sc)
+    stop_and_check(c, name, sc)
+    w.rotate_now()  # 0-99 read, rotated
+    w.write(5000)   # only in the next generation, compressed at the next rotation
+    w.rotate_now()
+    w.write(10)
+    w.rotate_now()  # the generation holding 100-5099 is gzipped now
+    w.write(10)
+    end = w.seq
+    w.close()
+    gz = sorted(n for n in os.listdir(logs) if n.endswith(".gz"))
+    data = bytearray(open(os.path.join(logs, gz[-1]), "rb").read())
+    for k in range(len(data) // 2, len(data) // 2 + 64):
+        data[k] ^= 0x55
+    with open(os.path.join(logs, gz[-1]), "wb") as f:
+        f.write(data)
+    sc.start()
+    c.check(f"{name}: the damage is reported", sc.wait_log("gz_corrupt"))
+    got = sc.wait_delivered(range(5100, end))
+    time.sleep(0.5)
+    got = sc.delivered()
+    missing = sorted(set(range(end)) - set(got))
+    counted = sc.dropped("gz_corrupt")
+    c.check(f"{name}: the records past the damage are missing, and counted (at least one: "
+            f"{len(missing)} missing, {counted} counted)", missing and 1 <= counted <= len(missing)
+            and set(missing) <= set(range(100, 5100)))
+    stop_and_check(c, name, sc)
+
+
 # ---- clock steps (item 7) ------------------------------------------------------------------
 
 
@@ -657,6 +886,9 @@ def evicted_deleted(args, c, tmp):
 
 SCENARIOS = [rotations_down_plain, rotations_down_gz, rotations_down_plain_reuse,
              rotations_down_gz_reuse, banner_reused_inode, banner_copytruncate, copytruncate_behind,
+             copytruncate_no_copy, gone_while_down_live, gone_while_down_rotated_read,
+             gone_while_down_rotated_unread, gone_while_down_reused_inode, corrupt_checkpoint,
+             gz_corrupt,
              clock_step_back, waiting_deleted, evicted_deleted]
 
 

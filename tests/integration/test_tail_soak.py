@@ -31,7 +31,8 @@ Scenarios (--only picks some, by name):
   stall         the output fails (RLIMIT_FSIZE, so EFBIG) until the test
                 raises the limit with prlimit: the buffer fills, the input
                 pauses (logveil_input_paused_total > 0) and stops reading,
-                RSS stays bounded; after the raise it resumes and delivers
+                RSS stays bounded (not checked in an ASan build, whose RSS is the
+                sanitizer's); after the raise it resumes and delivers
                 every record exactly once.
 
 Every wait is bounded; each scenario must finish within 2 minutes and the
@@ -84,21 +85,6 @@ FULL_SLOW_BYTES = 200 * MIB
 BUFFER_MAX = 16 * MIB
 RSS_OVERHEAD = 32 * MIB
 
-
-def sanitized(binary):
-    """Whether `binary` was built with AddressSanitizer: its RSS is then the
-    sanitizer's (redzones, a quarantine of freed memory), not logveil's, and
-    an RSS bound is printed rather than checked (as test_faults_delivery.py
-    does)."""
-    with open(binary, "rb") as f:
-        return b"__asan_init" in f.read()
-
-
-def check_rss(c, binary, name, ok, detail):
-    if sanitized(binary):
-        print(f"skip {name} (ASan build: RSS is the sanitizer's): {detail}", flush=True)
-        return True
-    return c.check(name, ok, detail)
 ROTATE_BYTES = 5 * MIB
 CHECKPOINT_INTERVAL = 1.0  # protocols.md 1.5 rule 2: "every ~1 s"
 SCAN_INTERVAL = 0.2
@@ -1028,9 +1014,10 @@ def scenario_slow(ctx, dl):
     latencies = poller.latencies
     unanswered = poller.unanswered
     bound = BUFFER_MAX + RSS_OVERHEAD
-    check_rss(c, ctx.args.binary, f"{name}: peak RSS under buffer.max_bytes + "
-              f"{RSS_OVERHEAD // MIB} MiB while the sink is slow", peak is not None and peak < bound,
-              f"peak {mib(peak)} MiB, bound {bound / MIB:.0f} MiB")
+    harness.check_rss(c, ctx.args.binary, f"{name}: peak RSS under buffer.max_bytes + "
+                      f"{RSS_OVERHEAD // MIB} MiB while the sink is slow",
+                      peak is not None and peak < bound,
+                      f"peak {mib(peak)} MiB, bound {bound / MIB:.0f} MiB")
     read_bytes = m_slow.get("logveil_input_bytes_total")
     # Backpressure: what was read is what was delivered plus at most the
     # buffer and a few read chunks, not the 200 MB on disk. (`delivered` is
@@ -1150,9 +1137,10 @@ def scenario_stall(ctx, dl):
             f"{m2.get('logveil_buffer_bytes')}")
     peak = rss.peak()
     bound = BUFFER_MAX + RSS_OVERHEAD
-    check_rss(c, ctx.args.binary, f"{name}: peak RSS under buffer.max_bytes + "
-              f"{RSS_OVERHEAD // MIB} MiB while the output fails", peak is not None and peak < bound,
-              f"peak {mib(peak)} MiB, bound {bound / MIB:.0f} MiB")
+    harness.check_rss(c, ctx.args.binary, f"{name}: peak RSS under buffer.max_bytes + "
+                      f"{RSS_OVERHEAD // MIB} MiB while the output fails",
+                      peak is not None and peak < bound,
+                      f"peak {mib(peak)} MiB, bound {bound / MIB:.0f} MiB")
     c.check(f"{name}: the input did not read everything while paused",
             r2 is not None and r2 < res["bytes"],
             f"read {r2} of {res['bytes']} bytes")

@@ -152,6 +152,35 @@ static void any_settling_order_gives_the_model_checkpoint(void **state)
     }
 }
 
+/* The buffer's budget counts what acknowledgement holds for a batch in
+ * flight: more with each source's mark, twice a mark's size each (the test
+ * above shows a list never holds more than twice its unsettled marks), and
+ * no mark once the batch is settled. */
+static void a_batch_counts_its_marks_in_the_budget(void **state)
+{
+    struct lv_batch b;
+    struct lv_ack_marks *marks[8];
+    size_t last = 0;
+    (void)state;
+    memset(&b, 0, sizeof b);
+    for (size_t k = 0; k < 8; k++) {
+        marks[k] = lv_ack_marks_new(0);
+        lv_ack_mark(marks[k], 10, &b);
+        size_t now = lv_ack_batch_bytes(&b);
+        assert_true(now >= last + 2 * (sizeof(uint64_t) + 3 * sizeof(void *)));
+        last = now;
+    }
+    lv_ack_batch_open(&b, 1);
+    assert_true(lv_ack_batch_done(&b, 0));
+    lv_ack_batch_settle(&b);
+    assert_int_equal(lv_ack_batch_bytes(&b), b.capmarks * sizeof *b.marks);
+    for (size_t k = 0; k < 8; k++) {
+        assert_int_equal(lv_ack_acked(marks[k]), 10);
+        lv_ack_marks_close(marks[k]);
+    }
+    lv_ack_batch_free(&b);
+}
+
 static void a_forgotten_batch_is_never_passed(void **state)
 {
     (void)state;
@@ -244,6 +273,7 @@ int main(void)
         cmocka_unit_test(the_checkpoint_follows_settled_batches_in_order_only),
         cmocka_unit_test(a_waiting_batch_holds_the_checkpoint_however_many_settle_after_it),
         cmocka_unit_test(any_settling_order_gives_the_model_checkpoint),
+        cmocka_unit_test(a_batch_counts_its_marks_in_the_budget),
         cmocka_unit_test(a_forgotten_batch_is_never_passed),
         cmocka_unit_test(a_closed_source_leaves_its_marks_to_their_batches),
         cmocka_unit_test(settling_twice_for_one_output_aborts),

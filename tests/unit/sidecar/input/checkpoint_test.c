@@ -29,6 +29,8 @@ static const struct lv_checkpoint_entry sample[] = {
      LV_CHECKPOINT_DONE},
     {7, 18446744073709551615ull, 0, 0, 0, "odd\\name\nwith newline", 0, 0, LV_CHECKPOINT_GZ},
     {1, 2, 3, 4, 5, "", 18446744073709551615ull, 8, LV_CHECKPOINT_DONE | LV_CHECKPOINT_GZ},
+    {9, 10, 11, 12, 13, "/u", 14, 15, LV_CHECKPOINT_UNREAD},
+    {9, 11, 11, 12, 13, "/zu", 14, 8, LV_CHECKPOINT_GZ | LV_CHECKPOINT_UNREAD},
 };
 
 static int setup(void **state)
@@ -113,16 +115,18 @@ static void format_writes_version_2_lines(void **state)
     struct lv_buf b;
     (void)state;
     lv_buf_init(&b, 0, 0);
-    assert_int_equal(lv_checkpoint_format(sample + 1, 3, &b), 0);
+    assert_int_equal(lv_checkpoint_format(sample + 1, 5, &b), 0);
     const char *want = "logveil-tail-checkpoint 2\n"
                        "2049 42 fedcba9876543210 17 17 0000000000000007 17 d "
                        "/var/log/containers/with space.log\n"
                        "7 18446744073709551615 0000000000000000 0 0 0000000000000000 0 z "
                        "odd\\\\name\\nwith newline\n"
-                       "1 2 0000000000000003 4 5 ffffffffffffffff 8 dz \n";
+                       "1 2 0000000000000003 4 5 ffffffffffffffff 8 dz \n"
+                       "9 10 000000000000000b 12 13 000000000000000e 15 u /u\n"
+                       "9 11 000000000000000b 12 13 000000000000000e 8 zu /zu\n";
     assert_true(b.len > strlen(want));
     assert_memory_equal(b.data, want, strlen(want));
-    assert_memory_equal(b.data + strlen(want), "end 3 ", 6);
+    assert_memory_equal(b.data + strlen(want), "end 5 ", 6);
     lv_buf_free(&b);
 }
 
@@ -152,12 +156,12 @@ static void version_1_file_is_read(void **state)
     lv_checkpoint_free(&cp);
 }
 
-/* Flags are one of "-", "d", "z", "dz": anything else refuses the file,
- * even with a checksum that matches. */
+/* Flags are "-" or letters among d, z, u in that order: anything else
+ * refuses the file, even with a checksum that matches. */
 static void unknown_flags_are_refused(void **state)
 {
     struct fixture *f = *state;
-    const char *bad[] = {"zd", "x", "dd", "", "d-"};
+    const char *bad[] = {"zd", "x", "dd", "", "d-", "ud", "uu", "-u"};
     for (size_t i = 0; i < LV_ARRAY_LEN(bad); i++) {
         struct lv_checkpoint cp;
         char body[256], text[320];
