@@ -26,7 +26,9 @@ current ones) and cleared with {} :
   pad_response: bytes              answers carry a padding field this large
   down: true                       every request is reset (until cleared)
 GET /_fake/stats answers {"requests", "docs", "attempts", "violations",
-"secrets", "bodies"}; GET /_fake/docs answers every stored source, one per
+"secrets", "bodies", "connections", "max_in_flight", "conflicts"}
+(conflicts: creates answered 409; connections: TCP
+connections accepted; max_in_flight: the most requests answered at once); GET /_fake/docs answers every stored source, one per
 line as {"_index","_id","source"}.
 
 With --minimal (for benchmarks) it only decompresses and counts the action
@@ -59,6 +61,10 @@ class State:
         self.violations = []
         self.secret_hits = 0
         self.bodies = 0
+        self.connections = 0    # TCP connections accepted
+        self.in_flight = 0      # _bulk requests being answered now
+        self.max_in_flight = 0
+        self.conflicts = 0      # creates of an _id already stored (409)
 
 
 def violation(st, what):
@@ -125,6 +131,7 @@ def item(st, name, meta, text, source, n):
             _id = f"auto-{len(st.docs)}"
             key = (meta["_index"], _id)
         if name == "create" and key in st.docs:
+            st.conflicts += 1
             return {"status": 409, "error": {"type": "version_conflict_engine_exception",
                                              "reason": f"[{_id}]: version conflict, document "
                                                        "already exists"}}
@@ -138,6 +145,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
+
+    def setup(self):
+        super().setup()
+        with self.server.st.lock:
+            self.server.st.connections += 1
 
     def answer(self, status, obj):
         body = json.dumps(obj).encode()
@@ -154,7 +166,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.answer(200, {"requests": st.requests, "docs": len(st.docs),
                                   "attempts": sum(st.attempts.values()),
                                   "violations": st.violations, "secrets": st.secret_hits,
-                                  "bodies": st.bodies})
+                                  "bodies": st.bodies, "connections": st.connections,
+                                  "max_in_flight": st.max_in_flight,
+                                  "conflicts": st.conflicts})
         elif self.path == "/_fake/docs":
             with st.lock:
                 lines = [json.dumps({"_index": k[0], "_id": k[1], "source": v})
@@ -172,6 +186,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n)
 
     def do_POST(self):
+        st = self.server.st
+        with st.lock:
+            st.in_flight += 1
+            st.max_in_flight = max(st.max_in_flight, st.in_flight)
+        try:
+            self.post()
+        finally:
+            with st.lock:
+                st.in_flight -= 1
+
+    def post(self):
         st = self.server.st
         raw = self.read_body()
         if self.path == "/_fake/faults":
