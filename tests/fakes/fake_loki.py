@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""A protocol-faithful fake of Loki's push API (standard library only; no
-Loki server can be installed here).
+"""A protocol-faithful fake of Loki's push API (no Loki server can be
+installed here).
 
 POST /loki/api/v1/push is validated strictly:
 - Content-Type application/x-protobuf: the body is snappy's block format
-  (not the framed format), decoded here in pure Python, holding a
-  logproto.PushRequest decoded by the schema of Loki's pkg/push/push.proto
-  (field numbers and wire types below; a field of the wrong wire type or an
-  unknown field is a violation);
+  (not the framed format), decompressed by cramjam, holding a
+  logproto.PushRequest parsed by the protobuf library with the classes
+  protoc compiled from Loki's own pkg/push/push.proto (tests/loki/proto.py
+  fetches and compiles them into a cache); a field push.proto does not
+  have, or one of the wrong wire type (which the library keeps aside as an
+  unknown field), at any depth, is a violation, and so is bad UTF-8;
 - Content-Type application/json (Content-Encoding gzip allowed):
   {"streams":[{"stream":{..},"values":[["<ns>","<line>",{..}?],..]}]};
 - labels in Prometheus syntax {name="value", ...}: valid names, escaped
@@ -27,6 +29,10 @@ GET /loki/api/v1/fake/stats and /loki/api/v1/fake/entries (one JSON per line).
 
 With --minimal (for benchmarks) a push is answered 204 unread.
 
+It runs in the venv tests/loki/proto.py prepares (proto.python() names its
+interpreter); started by another python, it starts itself again with that
+one, and exits with status 2 if the preparation was never done.
+
 Usage: fake_loki.py --port-file PATH [--tenant T] [--secrets FILE] [--minimal]
 """
 import argparse
@@ -39,110 +45,63 @@ import socketserver
 import sys
 import threading
 
-# logproto (pkg/push/push.proto): field number -> (name, kind, message type).
-# Kinds: "msg" (length-delimited message), "str", "varint".
-SCHEMA = {
-    "PushRequest": {1: ("streams", "msg", "StreamAdapter"), 2: ("format", "str", None)},
-    "StreamAdapter": {1: ("labels", "str", None), 2: ("entries", "msg", "EntryAdapter"),
-                      3: ("hash", "varint", None)},
-    "EntryAdapter": {1: ("timestamp", "msg", "Timestamp"), 2: ("line", "str", None),
-                     3: ("structuredMetadata", "msg", "LabelPairAdapter"),
-                     4: ("parsed", "msg", "LabelPairAdapter")},
-    "LabelPairAdapter": {1: ("name", "str", None), 2: ("value", "str", None)},
-    # google.protobuf.Timestamp
-    "Timestamp": {1: ("seconds", "varint", None), 2: ("nanos", "varint", None)},
-}
-REPEATED = {"streams", "entries", "structuredMetadata", "parsed"}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "loki"))
+import proto  # noqa: E402  (standard library only)
+
+if os.path.realpath(sys.prefix) != os.path.realpath(proto.venv_dir()):
+    if not proto.ready():
+        sys.exit("fake_loki.py: Loki's push.proto and the decoders are not prepared: "
+                 "run tests/loki/proto.py --prepare")
+    os.execv(proto.venv_python(), [proto.venv_python(), os.path.abspath(__file__),
+                                   *sys.argv[1:]])
+sys.path.insert(0, proto.gen_dir())
+import cramjam  # noqa: E402
+import push_pb2  # noqa: E402  (compiled from Loki's push.proto)
+from google.protobuf.message import DecodeError as PbDecodeError, Message  # noqa: E402
+from google.protobuf.unknown_fields import UnknownFieldSet  # noqa: E402
 
 
 class DecodeError(Exception):
     pass
 
 
-def varint(b, i):
-    shift = v = 0
-    while True:
-        if i >= len(b) or shift > 63:
-            raise DecodeError("truncated varint")
-        c = b[i]
-        i += 1
-        v |= (c & 0x7F) << shift
-        if not c & 0x80:
-            return v, i
-        shift += 7
+WIRE = {0: "varint", 1: "64-bit", 2: "length-delimited", 3: "group start", 4: "group end",
+        5: "32-bit"}
 
 
-def decode(b, mtype):
-    """A message as a dict, by SCHEMA; raises DecodeError."""
-    out, i, fields = {}, 0, SCHEMA[mtype]
-    while i < len(b):
-        key, i = varint(b, i)
-        num, wire = key >> 3, key & 7
-        if num not in fields:
-            raise DecodeError(f"{mtype}: unknown field {num}")
-        name, kind, sub = fields[num]
-        if kind == "varint":
-            if wire != 0:
-                raise DecodeError(f"{mtype}.{name}: wire type {wire}, expected varint")
-            v, i = varint(b, i)
-            if name == "seconds" and v >= 1 << 63:
-                v -= 1 << 64
-        else:
-            if wire != 2:
-                raise DecodeError(f"{mtype}.{name}: wire type {wire}, expected length-delimited")
-            n, i = varint(b, i)
-            if i + n > len(b):
-                raise DecodeError(f"{mtype}.{name}: length past the end")
-            raw = b[i:i + n]
-            i += n
-            v = decode(raw, sub) if kind == "msg" else raw.decode("utf-8")
-        if name in REPEATED:
-            out.setdefault(name, []).append(v)
-        else:
-            out[name] = v
-    return out
-
-
-def snappy_decompress(b):
-    """Snappy block format (format_description.txt): a varint length, then
-    literals and copies."""
-    if b[:1] == b"\xff":
-        raise DecodeError("framed snappy stream, expected the block format")
-    n, i = varint(b, 0)
-    out = bytearray()
-    while i < len(b):
-        tag = b[i]
-        i += 1
-        t = tag & 3
-        if t == 0:
-            ln = tag >> 2
-            if ln >= 60:
-                extra = ln - 59
-                ln = int.from_bytes(b[i:i + extra], "little")
-                i += extra
-            ln += 1
-            out += b[i:i + ln]
-            i += ln
+def strict(msg, path):
+    """Raises DecodeError if msg, or a message in it, holds a field that
+    the schema does not have or that came with the wrong wire type."""
+    for f in UnknownFieldSet(msg):
+        known = msg.DESCRIPTOR.fields_by_number.get(f.field_number)
+        wire = WIRE.get(f.wire_type, f.wire_type)
+        if known is None:
+            raise DecodeError(f"{path}: unknown field {f.field_number} ({wire})")
+        raise DecodeError(f"{path}.{known.name}: wrong wire type {wire}")
+    for fd, v in msg.ListFields():
+        if fd.message_type is None:
             continue
-        if t == 1:
-            ln = ((tag >> 2) & 7) + 4
-            off = ((tag >> 5) << 8) | b[i]
-            i += 1
-        elif t == 2:
-            ln = (tag >> 2) + 1
-            off = int.from_bytes(b[i:i + 2], "little")
-            i += 2
-        else:
-            ln = (tag >> 2) + 1
-            off = int.from_bytes(b[i:i + 4], "little")
-            i += 4
-        if off == 0 or off > len(out):
-            raise DecodeError("bad copy offset")
-        for _ in range(ln):
-            out.append(out[-off])
-    if len(out) != n:
-        raise DecodeError(f"length {len(out)}, header said {n}")
-    return bytes(out)
+        for i, sub in enumerate([v] if isinstance(v, Message) else v):
+            strict(sub, f"{path}.{fd.name}[{i}]" if not isinstance(v, Message)
+                   else f"{path}.{fd.name}")
+
+
+def decode_push(body):
+    """A logproto.PushRequest from a snappy-compressed body; raises
+    DecodeError."""
+    if body[:1] == b"\xff":
+        raise DecodeError("framed snappy stream, expected the block format")
+    try:
+        raw = bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as e:
+        raise DecodeError(f"snappy block format: {e}") from None
+    req = push_pb2.PushRequest()
+    try:
+        req.ParseFromString(raw)
+    except PbDecodeError as e:
+        raise DecodeError(f"protobuf: {e}") from None
+    strict(req, "PushRequest")
+    return req
 
 
 LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|})')
@@ -221,16 +180,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def streams_of(self, body, ctype):
         """[(labels text, [(ns, line, {meta})])] of a push."""
         if ctype == "application/x-protobuf":
-            req = decode(snappy_decompress(body), "PushRequest")
             out = []
-            for s in req.get("streams", []):
-                ents = []
-                for e in s.get("entries", []):
-                    ts = e.get("timestamp", {})
-                    ns = ts.get("seconds", 0) * 10**9 + ts.get("nanos", 0)
-                    meta = {p["name"]: p["value"] for p in e.get("structuredMetadata", [])}
-                    ents.append((ns, e.get("line", ""), meta))
-                out.append((s.get("labels", ""), ents))
+            for st in decode_push(body).streams:
+                ents = [(e.timestamp.seconds * 10**9 + e.timestamp.nanos, e.line,
+                         {p.name: p.value for p in e.structuredMetadata}) for e in st.entries]
+                out.append((st.labels, ents))
             return out
         doc = json.loads(body)
         out = []

@@ -56,8 +56,12 @@ def gen_dir():
     return os.path.join(cache_dir(), "gen")
 
 
+def venv_dir():
+    return os.path.join(cache_dir(), "venv")
+
+
 def venv_python():
-    return os.path.join(cache_dir(), "venv", "bin", "python")
+    return os.path.join(venv_dir(), "bin", "python")
 
 
 def ready():
