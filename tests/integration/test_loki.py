@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
 """The Loki output against a protocol-faithful fake (tests/fakes/fake_loki.py,
-which decodes snappy and protobuf by Loki's push.proto in pure Python and
-checks label syntax and per-stream time order), and several outputs at once.
+which decodes snappy with cramjam and protobuf with the protobuf library and
+the classes compiled from Loki's own push.proto, prepared by
+tests/loki/proto.py, and checks label syntax and per-stream time order), and
+several outputs at once.
+
+- corrupt: the fake itself, given bodies made by hand here: a valid push is
+  stored as sent; a field push.proto lacks, a field of the wrong wire type,
+  a bad snappy block, a framed snappy stream, an uncompressed body are
+  refused (400) and counted as violations;
 
 - protobuf: the default format; records out of time order in the input,
   labels from the allow-list only (environment, kubernetes.namespace,
@@ -27,10 +34,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "loki"))
 import harness  # noqa: E402
+import proto  # noqa: E402
 
 SECRET = "PLANTED-loki-pw-4411"
 K8S = {"POD_NAMESPACE": "shop", "POD_NAME": "api-7d9", "CONTAINER_NAME": "api"}
@@ -42,8 +52,9 @@ class Fake:
         secrets = os.path.join(tmp, "secrets")
         with open(secrets, "w") as f:
             f.write(SECRET + "\n")
-        self.proc = subprocess.Popen([sys.executable, os.path.join(a.source, "tests", "fakes",
-                                                                   script),
+        # The fake Loki runs in the venv with its decoders (prepared before).
+        python = proto.venv_python() if "loki" in script else sys.executable
+        self.proc = subprocess.Popen([python, os.path.join(a.source, "tests", "fakes", script),
                                       "--port-file", pf, "--secrets", secrets, *extra])
         harness.wait_for(lambda: os.path.exists(pf), 10)
         self.url = f"http://127.0.0.1:{open(pf).read()}"
@@ -234,6 +245,81 @@ def scenario_fanout(c, a, loki, es, tmp):
     c.check("fanout: the file has each record once", seqs == list(range(4000)))
 
 
+def varint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def pb_bytes(num, data):
+    return varint(num << 3 | 2) + varint(len(data)) + data
+
+
+def pb_varint(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def snappy_literal(raw):
+    """Snappy's block format, all of raw as one literal."""
+    n = len(raw) - 1
+    tag = bytes([n << 2]) if n < 60 else bytes([62 << 2]) + n.to_bytes(3, "little")
+    return varint(len(raw)) + tag + raw
+
+
+def hand_push(entry_extra=b"", ts_extra=b""):
+    """A PushRequest made here field by field (push.proto's numbers)."""
+    ts = pb_varint(1, 1764000000) + pb_varint(2, 5) + ts_extra
+    entry = (pb_bytes(1, ts) + pb_bytes(2, b'{"tag": "hand"}') +
+             pb_bytes(3, pb_bytes(1, b"trace_id") + pb_bytes(2, b"t-1")) + entry_extra)
+    return pb_bytes(1, pb_bytes(1, b'{app="x", env="e"}') + pb_bytes(2, entry))
+
+
+def post(url, body, ctype="application/x-protobuf"):
+    r = urllib.request.Request(f"{url}/loki/api/v1/push", data=body, headers={
+        "Content-Type": ctype, "X-Scope-OrgID": "team-a"})
+    try:
+        with urllib.request.urlopen(r, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def scenario_corrupt(c, a, loki, es, tmp):
+    fake = Fake(a, tmp, "fake_loki.py", "loki-hand", "--tenant", "team-a")
+    try:
+        status, _ = post(fake.url, snappy_literal(hand_push()))
+        got = fake.entries()
+        c.check("corrupt: a valid push made by hand is stored as sent", status == 204 and got == [
+            {"labels": {"app": "x", "env": "e"}, "ns": 1764000000 * 10**9 + 5,
+             "line": '{"tag": "hand"}', "meta": {"trace_id": "t-1"}}], f"{status} {got}")
+        bad = [("a field number push.proto lacks (EntryAdapter 9)",
+                snappy_literal(hand_push(pb_bytes(9, b"zz"))), "unknown field 9"),
+               ("an unknown field in the timestamp (3)",
+                snappy_literal(hand_push(ts_extra=pb_varint(3, 1))), "unknown field 3"),
+               ("line (2) sent as a varint", snappy_literal(hand_push(pb_varint(2, 7))),
+                "wrong wire type"),
+               ("bad UTF-8 in a string", snappy_literal(hand_push(pb_bytes(2, b"\xff\xfe"))),
+                "protobuf"),
+               ("a snappy block cut short", snappy_literal(hand_push())[:-4], "snappy"),
+               ("a snappy length header that lies",
+                b"\x7f" + snappy_literal(hand_push())[1:], "snappy"),
+               ("a framed snappy stream", b"\xff\x06\x00\x00sNaPpY" + hand_push(),
+                "framed"),
+               ("protobuf not compressed", hand_push(), "snappy")]
+        for what, body, says in bad:
+            status, text = post(fake.url, body)
+            c.check(f"corrupt: {what} is refused", status == 400 and says in text,
+                    f"{status} {text.strip()[:200]}")
+        st = fake.stats()
+        c.check("corrupt: each refusal counted as a violation, nothing more stored",
+                len(st["violations"]) == len(bad) and st["entries"] == 1,
+                f"{len(st['violations'])} violations, {st['entries']} entries")
+    finally:
+        fake.stop()
+
+
 def reap(p):
     """Stops a logveil left running by a scenario that failed part-way."""
     if p.poll() is None:
@@ -251,11 +337,16 @@ RUNNING = []
 def main():
     a = harness.parser(__doc__).parse_args()
     c = harness.Checks()
+    try:
+        proto.python()
+    except RuntimeError as e:
+        c.check("the fake Loki's decoders are prepared", False, str(e))
+        return c.report()
     tmp = tempfile.mkdtemp(prefix="lv-loki-test-")
     loki = Fake(a, tmp, "fake_loki.py", "loki", "--tenant", "team-a")
     es = Fake(a, tmp, "fake_es.py", "es")
     try:
-        for s in (scenario_formats, scenario_guard, scenario_faults, scenario_fanout):
+        for s in (scenario_corrupt, scenario_formats, scenario_guard, scenario_faults, scenario_fanout):
             t = time.monotonic()
             try:
                 s(c, a, loki, es, tmp)
