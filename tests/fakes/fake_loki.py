@@ -29,9 +29,10 @@ GET /loki/api/v1/fake/stats and /loki/api/v1/fake/entries (one JSON per line).
 
 With --minimal (for benchmarks) a push is answered 204 unread.
 
-It runs in the venv tests/loki/proto.py prepares (proto.python() names its
-interpreter); started by another python, it starts itself again with that
-one, and exits with status 2 if the preparation was never done.
+Unless --minimal, it runs in the venv tests/loki/proto.py prepares
+(proto.python() names its interpreter): started by another python, it
+starts itself again with that one, and exits with status 2 if the
+preparation was never done. --minimal reads no body and needs neither.
 
 Usage: fake_loki.py --port-file PATH [--tenant T] [--secrets FILE] [--minimal]
 """
@@ -48,18 +49,26 @@ import threading
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "loki"))
 import proto  # noqa: E402  (standard library only)
 
-if os.path.realpath(sys.prefix) != os.path.realpath(proto.venv_dir()):
-    if not proto.ready():
-        sys.exit("fake_loki.py: Loki's push.proto and the decoders are not prepared: "
-                 "run tests/loki/proto.py --prepare")
-    os.execv(proto.venv_python(), [proto.venv_python(), os.path.abspath(__file__),
-                                   *sys.argv[1:]])
-sys.path.insert(0, proto.gen_dir())
-import cramjam  # noqa: E402
-import push_pb2  # noqa: E402  (compiled from Loki's push.proto)
-from google.protobuf.message import DecodeError as PbDecodeError, Message  # noqa: E402
-from google.protobuf.unknown_fields import UnknownFieldSet  # noqa: E402
+cramjam = push_pb2 = PbDecodeError = Message = UnknownFieldSet = None
 
+
+def load_decoders():
+    """Imports cramjam, protobuf and push_pb2 from the prepared venv,
+    starting this script again with the venv's python when another one
+    runs it; exits with status 2 when nothing was prepared."""
+    global cramjam, push_pb2, PbDecodeError, Message, UnknownFieldSet
+    if os.path.realpath(sys.prefix) != os.path.realpath(proto.venv_dir()):
+        if not proto.ready():
+            sys.stderr.write("fake_loki.py: Loki's push.proto and the decoders are not "
+                             "prepared: run tests/loki/proto.py --prepare\n")
+            sys.exit(2)
+        os.execv(proto.venv_python(), [proto.venv_python(), os.path.abspath(__file__),
+                                       *sys.argv[1:]])
+    sys.path.insert(0, proto.gen_dir())
+    import cramjam
+    import push_pb2  # compiled from Loki's push.proto
+    from google.protobuf.message import DecodeError as PbDecodeError, Message
+    from google.protobuf.unknown_fields import UnknownFieldSet
 
 class DecodeError(Exception):
     pass
@@ -282,6 +291,8 @@ def main():
     ap.add_argument("--secrets")
     ap.add_argument("--minimal", action="store_true")
     a = ap.parse_args()
+    if not a.minimal:  # --minimal answers unread: it needs no decoder
+        load_decoders()
     secrets = [s.encode() for s in open(a.secrets).read().split("\n") if s] if a.secrets else []
     srv = Server(("127.0.0.1", 0), Handler)
     srv.st = State(a.tenant, secrets)
