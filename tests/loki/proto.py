@@ -42,9 +42,12 @@ MODULES = [
      "dd2b73f163c8183941626360196c8f844addd95423d341a0412e1b22d0104ff7",
      {"gogoproto/gogo.proto": "gogoproto/gogo.proto", "LICENSE": "LICENSE.gogo-protobuf"}),
 ]
+# grpcio-tools brings grpcio, protobuf and setuptools; grpcio typing_extensions.
 PACKAGES = ["grpcio-tools==1.85.4", "grpcio==1.85.4", "protobuf==7.36.2", "cramjam==2.14.0",
-            "typing_extensions==4.16.0"]
-PINS = "push-20250630-94c0ba7b0952.gogo-1.3.2.grpcio-tools-1.85.4.protobuf-7.36.2.cramjam-2.14.0"
+            "setuptools==84.2.1", "typing_extensions==4.16.0"]
+# The cache's name: any change of a pin above makes a new one.
+PINS = "push-94c0ba7b0952.protobuf-7.36.2.cramjam-2.14.0." + hashlib.sha256(
+    repr((MODULES, PACKAGES)).encode()).hexdigest()[:12]
 
 
 def cache_dir():
