@@ -115,6 +115,12 @@ struct lv_http_client {
     char *name;
     char **urls;                 /* without a trailing '/' */
     size_t nurls, next_url;
+    /* Per endpoint: after a failure it is passed over until down_until
+     * (ev_now) while another one is not, for down_for seconds doubling up
+     * to retry_max_delay; a success clears it. */
+    struct endpoint_state {
+        double down_until, down_for;
+    } *eps;
     struct curl_slist *auth;     /* Authorization and tenant headers; hold secrets */
     char *userpwd;               /* "user:password" for basic auth; a secret */
     size_t userpwd_len;
@@ -274,6 +280,39 @@ static void breaker_outcome(struct lv_http_client *c, bool probe, bool failed)
         breaker_open(c);
 }
 
+/* ---- endpoints ---------------------------------------------------------------------------------- */
+
+/* Round-robin over the endpoints not passed over after a failure; when
+ * every one is, the one that failed longest ago. */
+static size_t pick_endpoint(struct lv_http_client *c)
+{
+    double now = ev_now(c->h->loop);
+    size_t best = c->next_url;
+    for (size_t k = 0; k < c->nurls; k++) {
+        size_t i = (c->next_url + k) % c->nurls;
+        if (c->eps[i].down_until <= now) {
+            best = i;
+            break;
+        }
+        if (c->eps[i].down_until < c->eps[best].down_until)
+            best = i;
+    }
+    c->next_url = (best + 1) % c->nurls;
+    return best;
+}
+
+static void endpoint_outcome(struct lv_http_client *c, size_t i, bool failed)
+{
+    struct endpoint_state *e = &c->eps[i];
+    if (!failed) {
+        e->down_until = e->down_for = 0;
+        return;
+    }
+    double max = c->conf->retry_max_delay > 0 ? c->conf->retry_max_delay : 30;
+    e->down_for = e->down_for ? fmin(e->down_for * 2, max) : fmin(1.0, max);
+    e->down_until = ev_now(c->h->loop) + e->down_for;
+}
+
 /* ---- requests ---------------------------------------------------------------------------------- */
 
 static size_t on_write(char *data, size_t size, size_t n, void *arg)
@@ -314,8 +353,11 @@ static void finish(struct lv_http_req *r, long status, const char *error)
     r->easy = NULL;
     r->headers = NULL;
     bool failed = endpoint_failed(status, error);
-    if (!r->cancelled)
+    if (!r->cancelled) {
+        if (c->nurls > 1)
+            endpoint_outcome(c, r->endpoint, failed);
         breaker_outcome(c, r->probe, failed);
+    }
     bool ready = !r->cancelled && !failed;
     r->on_done(r, status, error);
     if (ready && c->ready)
@@ -381,8 +423,8 @@ static CURL *make_easy(struct lv_http_client *c, struct lv_http_req *r)
     CURL *e = curl_easy_init();
     if (!e)
         abort();
-    snprintf(url, sizeof url, "%s%s", c->urls[c->next_url], r->path);
-    c->next_url = (c->next_url + 1) % c->nurls;
+    r->endpoint = pick_endpoint(c);
+    snprintf(url, sizeof url, "%s%s", c->urls[r->endpoint], r->path);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -518,6 +560,7 @@ struct lv_http_client *lv_http_client_new(struct ev_loop *loop, const struct lv_
     c->conf = conf;
     c->name = lv_xstrdup(name);
     c->urls = lv_xcalloc(n, sizeof *c->urls);
+    c->eps = lv_xcalloc(n, sizeof *c->eps);
     if (conf->url)
         c->urls[c->nurls++] = trimmed_url(conf->url);
     for (size_t i = 0; i < conf->nurls; i++)
@@ -544,6 +587,7 @@ void lv_http_client_free(struct lv_http_client *c)
     for (size_t i = 0; i < c->nurls; i++)
         free(c->urls[i]);
     free(c->urls);
+    free(c->eps);
     for (struct curl_slist *a = c->auth; a; a = a->next)
         explicit_bzero(a->data, strlen(a->data));
     curl_slist_free_all(c->auth);

@@ -7,6 +7,11 @@
  * by default, credentials from files or the environment, and a circuit
  * breaker per client.
  *
+ * Several URLs: requests go round-robin; an endpoint whose request failed
+ * for its own sake is passed over while another is not, for 1 s doubling
+ * up to retry_max_delay, so a dead node among live ones costs one failed
+ * request per pause, not every other request.
+ *
  * The breaker: after LV_HTTP_BREAKER_FAILURES requests in a row that failed
  * for the endpoint's sake (no connection, a timeout, 429 or 5xx), the
  * client opens: lv_http_send() refuses at once (-EAGAIN) instead of
@@ -124,6 +129,7 @@ struct lv_http_req {
     char errbuf[256];
     bool cancelled;               /* true in on_done when cancelled */
     bool probe;
+    size_t endpoint;              /* index of the URL it went to */
     struct lv_http_req *next, *prev;
 };
 

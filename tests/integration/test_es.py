@@ -20,6 +20,8 @@ Scenarios (--only picks some):
             sample, each record before the acknowledged offset is stored
   pool      concurrency 3 against slow answers: 3 requests in flight, never
             more, over as many kept-alive connections (not one per request)
+  failover  urls: a dead node first and a live one: every record exactly
+            once on the live one; the dead one gets a few requests, not half
   memory    the sink down for a minute while a 100 MB file is tailed: RSS
             stays bounded, nothing is lost, then every record arrives once
 Always: no planted secret in any request body.
@@ -360,8 +362,34 @@ def scenario_pool(c, a, fake_unused, tmp):
         fake.stop()
 
 
+def scenario_failover(c, a, fake_unused, tmp):
+    dead, live = Fake(a.source, tmp, "dead"), Fake(a.source, tmp, "live")
+    try:
+        dead.faults({"down": True})
+        cfg = config(tmp, "failover", "x", "[{type: stdin}]")
+        with open(cfg) as f:
+            text = f.read().replace("    url: x\n", f"    urls: [{dead.url}, {live.url}]\n")
+        with open(cfg, "w") as f:
+            f.write(text)
+        t0 = time.monotonic()
+        r = run_stdin(a.binary, cfg, records(20000))
+        took = time.monotonic() - t0
+        c.check("failover: exit 0", r.returncode == 0, r.stderr.decode()[-300:])
+        exactly_once(c, "failover (first node dead)", live.docs("t-failover"), 20000)
+        sd, sl = dead.stats(), live.stats()
+        # 40 requests of 500 records; the dead node is tried again after
+        # 1 s, then 2 s (retry_max_delay 1: every second) while they go.
+        c.check("failover: the dead node is passed over after a failure",
+                sd["requests"] <= 2 + int(took) and sl["requests"] >= 40,
+                f"dead {sd['requests']}, live {sl['requests']} requests in {took:.1f} s")
+    finally:
+        dead.stop()
+        live.stop()
+
+
 SCENARIOS = {"items": scenario_items, "requests": scenario_requests, "slow": scenario_slow,
-             "tls": scenario_tls, "pool": scenario_pool, "checkpoint": scenario_checkpoint, "memory": scenario_memory}
+             "tls": scenario_tls, "pool": scenario_pool,
+             "failover": scenario_failover, "checkpoint": scenario_checkpoint, "memory": scenario_memory}
 
 
 def reap(p):
@@ -397,7 +425,7 @@ def main():
                 c.check(f"{name} ran to the end", False, repr(e))
             print(f"     ({name}: {time.monotonic() - t:.0f} s)", flush=True)
         st = fake.stats()
-        own_fake = {"pool", "tls"}  # scenarios that bring their own fake
+        own_fake = {"pool", "tls", "failover"}  # scenarios that bring their own fake
         c.check("no planted secret in any request body", st["secrets"] == 0 and
                 (st["bodies"] > 0 or not set(names) - own_fake),
                 f"{st['secrets']} in {st['bodies']} bodies")
