@@ -141,6 +141,11 @@ struct loki_ctx {
     struct stream *streams;
     size_t nstreams, capstreams;
     struct lv_buf raw;         /* the protobuf before compression / label text */
+    /* Bodies of finished pushes kept for the next ones (at most
+     * `concurrency`): their pages stay mapped instead of being faulted in
+     * afresh for every push. */
+    struct lv_buf spare[8];
+    size_t nspare;
     uint64_t rejected;
 };
 
@@ -582,7 +587,13 @@ static int encode_protobuf(struct loki_ctx *c, struct lv_buf *out)
     }
     struct lv_buf *raw = &c->raw;
     raw->len = 0;
-    int rc = lv_buf_reserve(raw, total);
+    int rc = 0;
+    if (raw->cap < total || raw->cap > 2 * total + 256 * 1024) {
+        /* this push's size and an eighth, not the next power of two */
+        free(raw->data);
+        raw->cap = total + total / 8 + 1;
+        raw->data = lv_xmalloc(raw->cap);
+    }
     char *p = raw->data;
     e = 0;
     for (size_t s = 0; rc == 0 && s < c->nstreams; s++) {
@@ -595,10 +606,15 @@ static int encode_protobuf(struct loki_ctx *c, struct lv_buf *out)
     if (rc < 0)
         return rc;
     raw->len = (size_t)(p - raw->data);
+    /* The body sized for this push and an eighth (a spare one when it is
+     * large enough), not doubled: pages resident are those snappy wrote. */
     size_t clen = snappy.max_length(raw->len);
+    if (out->cap < clen) {
+        free(out->data);
+        out->data = lv_xmalloc(clen + clen / 8);
+        out->cap = clen + clen / 8;
+    }
     out->len = 0;
-    if (lv_buf_reserve(out, clen) < 0)
-        return -ENOBUFS;
     if (snappy.compress(raw->data, raw->len, out->data, &clen) != SNAPPY_OK)
         return -EIO;
     out->len = clen;
@@ -773,7 +789,12 @@ static void report(struct loki_ctx *c, struct loki_req *q, enum lv_outcome o, in
 
 static void req_free(struct loki_req *q)
 {
-    lv_buf_free(&q->body);
+    struct loki_ctx *c = q->c;
+    size_t keep = c->o->http.concurrency > 0 ? (size_t)c->o->http.concurrency : 2;
+    if (q->body.data && c->nspare < keep && c->nspare < sizeof c->spare / sizeof c->spare[0])
+        c->spare[c->nspare++] = q->body;
+    else
+        lv_buf_free(&q->body);
     free(q->batches);
     free(q->outcomes);
     free(q);
@@ -837,7 +858,11 @@ static void send_one(struct loki_ctx *c)
     memmove(c->wait, c->wait + take, (c->nwait - take) * sizeof *c->wait);
     c->nwait -= take;
     c->wait_bytes -= bytes;
-    lv_buf_init(&q->body, 64 * 1024, 0);
+    if (c->nspare)
+        q->body = c->spare[--c->nspare];
+    else
+        lv_buf_init(&q->body, c->o->format == LOKI_JSON ? 64 * 1024 : 0, 0);
+    q->body.len = 0;
     q->http.path = PUSH_PATH;
     q->http.content_type =
         c->o->format == LOKI_JSON ? "application/json" : "application/x-protobuf";
@@ -995,6 +1020,8 @@ static void loki_destroy(struct lv_output *out)
     free(c->streams);
     free(c->wait);
     lv_buf_free(&c->raw);
+    for (size_t i = 0; i < c->nspare; i++)
+        lv_buf_free(&c->spare[i]);
 }
 
 /* ---- configuration ------------------------------------------------------------------------------- */

@@ -298,7 +298,7 @@ def scenario_checkpoint(c, a, fake, tmp):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
-    c.check("checkpoint: never ahead of what the sink stored", samples > 20 and not ahead,
+    c.check("checkpoint: never ahead of what the sink stored", samples >= 10 and not ahead,
             f"{samples} samples, ahead at {ahead[:2]}")
     exactly_once(c, "checkpoint (sink down and up 4 times)", fake.docs("t-ckpt"), len(ends))
 
