@@ -152,8 +152,20 @@ static int file_open(struct lv_output *out)
     c->size = size;
     c->pipe = S_ISFIFO(st.st_mode);
     c->reopen = false;
-    if (c->pipe && out->loop)
+    if (c->pipe && out->loop) {
         c->pump = lv_pump_new(out, fd, false, pipe_error);
+        /* A reader that keeps the FIFO open across our restarts sees one
+         * stream: a record cut at the last run's deadline is marked in the
+         * state directory, and this run starts on a new line. */
+        const struct lv_conf *conf = out->pipeline ? lv_pipeline_conf(out->pipeline) : NULL;
+        if (conf && conf->state_dir) {
+            char marker[4096];
+            const char *name = out->conf->name ? out->conf->name : out->type->name;
+            if (snprintf(marker, sizeof marker, "%s/torn-%s", conf->state_dir, name) <
+                (int)sizeof marker)
+                lv_pump_set_marker(c->pump, marker);
+        }
+    }
     return 0;
 }
 

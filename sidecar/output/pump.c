@@ -6,11 +6,14 @@
  * from inside pump() only queues (the loop in pump() takes it).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <ev.h>
 
+#include "logveil/log.h"
+#include "logveil/util.h"
 #include "pump.h"
 
 struct lv_pump {
@@ -25,6 +28,12 @@ struct lv_pump {
     bool pumping;
     bool was_full; /* -EAGAIN was answered: call lv_output_ready() when there is room */
     bool failing;  /* the last write failed */
+    /* A record was cut in the middle (at the deadline, or by a write error):
+     * the next bytes written start with a newline, so the cut piece stands
+     * alone in the reader's stream instead of being glued to the next
+     * record. `marker` (a file) carries this to the next run. */
+    bool newline_first;
+    char *marker;
 };
 
 static void sent(struct lv_pump *pu, struct lv_batch *b)
@@ -55,11 +64,35 @@ static void report_partly(struct lv_output *out, struct lv_batch *b, size_t writ
     free(outcomes);
 }
 
+/* The head batch was cut after `written` bytes: inside a record? */
+static bool cut_inside(const struct lv_batch *b, size_t written)
+{
+    size_t end = 0;
+    for (size_t r = 0; r < b->n && b->recs[r].off + b->recs[r].len + 1u <= written; r++)
+        end = b->recs[r].off + b->recs[r].len + 1u;
+    return written > end;
+}
+
+static void mark_torn(struct lv_pump *pu)
+{
+    pu->newline_first = true;
+    if (!pu->marker)
+        return;
+    int fd = open(pu->marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    lv_warn("output %s: a record was cut in the middle of its write; the next write starts on "
+            "a new line (the record is sent again whole)",
+            pu->out->conf && pu->out->conf->name ? pu->out->conf->name : pu->out->type->name);
+}
+
 /* Empties the queue, then reports every batch that was in it. */
 static void hand_back(struct lv_pump *pu, enum lv_outcome outcome)
 {
     struct lv_batch *q[LV_PUMP_QUEUE];
     size_t n = pu->n, written = pu->written;
+    if (n && written && cut_inside(pu->queue[pu->head], written))
+        mark_torn(pu);
     for (size_t k = 0; k < n; k++)
         q[k] = pu->queue[(pu->head + k) % LV_PUMP_QUEUE];
     pu->n = pu->head = pu->written = 0;
@@ -81,6 +114,22 @@ static void pump(struct lv_pump *pu)
     if (pu->pumping)
         return; /* a report submitted more: the loop below takes it */
     pu->pumping = true;
+    while (pu->n && pu->newline_first && pu->written == 0) {
+        ssize_t w = put(pu, "\n", 1);
+        if (w == 1) {
+            pu->newline_first = false;
+            if (pu->marker)
+                unlink(pu->marker);
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ev_io_start(pu->out->loop, &pu->io);
+            pu->pumping = false;
+            return;
+        } else {
+            break; /* the batch's write below meets the error */
+        }
+    }
     while (pu->n) {
         struct lv_batch *b = pu->queue[pu->head];
         ssize_t w = put(pu, b->data.data + pu->written, b->data.len - pu->written);
@@ -142,7 +191,16 @@ void lv_pump_free(struct lv_pump *pu)
         return;
     if (pu->out->loop)
         ev_io_stop(pu->out->loop, &pu->io);
+    free(pu->marker);
     free(pu);
+}
+
+void lv_pump_set_marker(struct lv_pump *pu, const char *path)
+{
+    free(pu->marker);
+    pu->marker = lv_xstrdup(path);
+    if (access(path, F_OK) == 0)
+        pu->newline_first = true; /* the last run left a record cut in this stream */
 }
 
 int lv_pump_submit(struct lv_pump *pu, struct lv_batch *b)

@@ -10,7 +10,11 @@
  * at once: the records of a batch already written whole are reported
  * LV_SENT, the others get the outcome the owner's error function chooses
  * (LV_RETRY when cancelled). A record cut in the middle stays cut in the
- * reader's stream; it is reported with the others, so it is sent again.
+ * reader's stream; it is reported with the others, so it is sent again, and
+ * the next write starts with a newline so that the cut piece is a line of
+ * its own rather than glued to the next record; with a marker file
+ * (lv_pump_set_marker) this holds across a restart, for a reader that keeps
+ * the same FIFO open.
  *
  * Ownership: the pump belongs to one output, holds the batches it queued
  * until it reports them, and does not own the descriptor.
@@ -39,6 +43,10 @@ struct lv_pump *lv_pump_new(struct lv_output *out, int fd, bool socket, lv_pump_
 void lv_pump_free(struct lv_pump *pu);
 /* Queues `b`; 0, or -EAGAIN when full. */
 int lv_pump_submit(struct lv_pump *pu, struct lv_batch *b);
+/* `path`: a file that says a record was left cut in this stream (created
+ * when one is, removed once the newline after it is written); when it
+ * exists now, the first write starts with a newline. */
+void lv_pump_set_marker(struct lv_pump *pu, const char *path);
 /* Hands back every queued batch (LV_RETRY for what is not out). */
 void lv_pump_cancel(struct lv_pump *pu);
 bool lv_pump_idle(const struct lv_pump *pu);

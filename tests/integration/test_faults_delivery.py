@@ -1531,6 +1531,81 @@ def fifo_stalled(args, c, tmp):
     stalled_sink(args, c, tmp, "fifo")
 
 
+def fifo_torn_restart(args, c, tmp):
+    """A reader that keeps a FIFO open across logveil's restarts, stalled at
+    the shutdown deadline so a record is cut in the middle of its write: the
+    next run starts on a new line, so the cut piece stands alone and the
+    records after it arrive whole (not glued to it)."""
+    n = 20000
+    fifo = os.path.join(tmp, "out.fifo")
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    text = config(inputs=tail_input(), outputs="[{type: file, path: %s}]" % fifo, shutdown=1)
+    log = LogFile(os.path.join(tmp, "logs", "0.log"))
+    for s in range(n):
+        log.add(s, json_line(s, pad=300) + b"\n")
+    sc = Sidecar(args, tmp, text)
+    sc.ready()
+    time.sleep(1.5)  # the pipe fills: a write of a batch stops part way
+    rc, secs = sc.term(timeout=12)
+    c.check("fifo_torn_restart: exit at the deadline (status %s, %.1f s)" % (rc, secs),
+            rc is not None)
+    marker = os.path.exists(os.path.join(tmp, "state", "torn-file"))
+    # The next run, read as fast as it writes, on the same open FIFO.
+    sc = Sidecar(args, tmp, text)
+    chunks = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30:
+        try:
+            b = os.read(rfd, 1 << 20)
+        except BlockingIOError:
+            b = None
+        if b:
+            chunks.append(b)
+            if b"".join(chunks[-2:]).count(b'"seq":%d,' % (n - 1)):
+                break
+        else:
+            time.sleep(0.01)
+    time.sleep(0.5)
+    try:
+        while True:
+            b = os.read(rfd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    except BlockingIOError:
+        pass
+    sc.term()
+    os.close(rfd)
+    got, cut, glued = [], [], []
+    for line in b"".join(chunks).split(b"\n"):
+        if not line:
+            continue
+        try:
+            got.append(json.loads(line)["seq"])
+            continue
+        except (ValueError, KeyError):
+            cut.append(line)
+        # Glued: a whole record at the end of a cut piece.
+        for i in range(1, len(line)):
+            if line[i:i + 1] == b"{":
+                try:
+                    glued.append(json.loads(line[i:])["seq"])
+                    break
+                except (ValueError, KeyError):
+                    pass
+    figure("fifo_torn_restart: %d cut pieces, marker left %s, %d glued records"
+           % (len(cut), marker, len(glued)))
+    c.check("fifo_torn_restart: the scenario cut a record (marker left for the next run)",
+            len(cut) >= 1 and marker, "%d cut, marker %s" % (len(cut), marker))
+    c.check("fifo_torn_restart: the cut piece stands alone: no record glued to it",
+            not glued, "glued %s" % glued[:3])
+    missing, dups, _ = tally(got, range(n))
+    c.check("fifo_torn_restart: every record arrives whole", not missing, ranges(missing))
+    c.check("fifo_torn_restart: the marker is gone once the new line is written",
+            not os.path.exists(os.path.join(tmp, "state", "torn-file")))
+
+
 def file_torn_tail(args, c, tmp):
     n = 300
     outpath = os.path.join(tmp, "out.log")
@@ -1575,7 +1650,8 @@ SCENARIOS = [ring_block_sampled, ring_drop_newest, ring_drop_oldest, ring_shed, 
              partial_cri_files, stdin_over_budget, stdin_left_in_pipe, docker_big_lines,
              rss_json, rss_cri, rss_docker, rss_partials_json, rss_partials_cri,
              rss_partials_docker, cri_partial_forever, frozen_cri_tail, frozen_stdin,
-             frozen_multiline, slow_sink_fair, stdout_stalled, fifo_stalled, file_torn_tail]
+             frozen_multiline, slow_sink_fair, stdout_stalled, fifo_stalled, fifo_torn_restart,
+             file_torn_tail]
 
 
 def bounded(fn):
