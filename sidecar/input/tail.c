@@ -362,14 +362,15 @@ static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
             t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
         }
         t->files[t->nfiles++] = was;
+        /* Several copytruncates may have come and gone since the last read
+         * (the input paused, or logveil down): the copies after the one
+         * that continues `was` hold lines nothing read. (Without `was`,
+         * nothing tells the copy of what was read from the others.) */
+        want_generations(t, f->path);
     } else {
         lv_tail_file_free(was);
         count_truncated(t, f);
     }
-    /* Several copytruncates may have come and gone since the last read (the
-     * input paused, or logveil down): the copies between the one that
-     * continues `was` and now hold lines nothing read. */
-    want_generations(t, f->path);
     write_checkpoint(t);
 }
 

@@ -517,7 +517,10 @@ int lv_tail_file_open(struct lv_tail_file *f)
  * holds it. */
 static struct lv_tail_file *before_truncation(const struct lv_tail_file *f)
 {
-    if (f->gz || !f->fp_known || f->fp_len == 0 || f->tail_len == 0)
+    /* Without the bytes before an offset (none noted yet: truncated within
+     * a second of being opened), a first-bytes fingerprint of full length
+     * still tells a copy of this content from other files. */
+    if (f->gz || !f->fp_known || f->fp_len == 0 || (f->tail_len == 0 && f->fp_len < FP_MAX))
         return NULL;
     struct lv_tail_file *was = lv_tail_file_new(f->in, f->input_name, f->path, 0, 0);
     was->fp = f->fp;
