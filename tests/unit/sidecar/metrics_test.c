@@ -97,7 +97,7 @@ static const char *skip_labels(const char *p, const char *line)
 static void check_exposition(const char *text)
 {
     char family[128] = "";
-    bool typed = false;
+    bool typed = false, histogram = false;
     char declared[4096] = " ";
     char *series = lv_xstrdup(" ");
     for (const char *line = text; *line; line = strchr(line, '\n') + 1) {
@@ -126,13 +126,24 @@ static void check_exposition(const char *text)
                 fail_msg("no logveil_ prefix: %s", name);
             size_t nl = strlen(name);
             bool total = nl > 6 && strcmp(name + nl - 6, "_total") == 0;
-            if (strcmp(type, "counter") == 0 ? !total : strcmp(type, "gauge") != 0 || total)
-                fail_msg("counter names end in _total, gauges do not: %s %s", name, type);
+            histogram = strcmp(type, "histogram") == 0;
+            if (strcmp(type, "counter") == 0 ? !total
+                                             : (strcmp(type, "gauge") != 0 && !histogram) || total)
+                fail_msg("counter names end in _total, gauges and histograms do not: %s %s",
+                         name, type);
             typed = true;
             continue;
         }
         size_t nlen = strcspn(buf, "{ ");
-        if (!typed || nlen != strlen(family) || strncmp(buf, family, nlen) != 0)
+        size_t flen = strlen(family);
+        /* A histogram's samples are <family>_bucket, _sum and _count. */
+        bool in_family = nlen == flen ||
+                         (histogram && nlen > flen &&
+                          (!strncmp(buf + flen, "_bucket", nlen - flen) ||
+                           !strncmp(buf + flen, "_sum", nlen - flen) ||
+                           !strncmp(buf + flen, "_count", nlen - flen)) &&
+                          (nlen - flen == 7 || nlen - flen == 4 || nlen - flen == 6));
+        if (!typed || !in_family || strncmp(buf, family, flen) != 0)
             fail_msg("sample outside its family %s: %s", family, buf);
         const char *p = skip_labels(buf + nlen, buf);
         if (*p != ' ')
