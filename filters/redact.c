@@ -19,8 +19,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <limits.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +28,7 @@
 #include "logveil/metrics.h"
 #include "nested.h"
 #include "prefilter.h"
+#include "pseudonym.h"
 #include "redact.h"
 
 #define MAX_RULES 64
@@ -107,8 +106,7 @@ struct lv_redactor {
     bool vector;             /* pf has a vector implementation on this CPU */
     struct lv_scan always;     /* what every scan reports (short words) */
     char *replacement;
-    char *hmac_key;
-    size_t hmac_key_len;
+    struct lv_pseudonym *pseudonyms; /* NULL: no key, action hash fails closed */
     pcre2_match_data *md;
     struct lv_buf scratch; /* the rewritten string */
     struct lv_buf keybuf;
@@ -335,7 +333,7 @@ static char *pair_pattern(const struct lv_redactor *r)
     /* Runs and repeats are possessive: a repeat of one character at a time
      * costs the JIT a frame per character, and a value of 2 KB overflowed
      * its stack (the record was withheld). */
-    lv_buf_puts(&b, "|hmac:[0-9a-f]{16})(?:[\\s\"'&;,}\\]]|$))(?|"
+    lv_buf_puts(&b, "|hmac:[A-Za-z0-9_.-]{1,32}:[0-9a-f]{8,64})(?:[\\s\"'&;,}\\]]|$))(?|"
                     "\"((?:[^\"\\\\]++|\\\\.)*+)\"?"
                     "|\\\\+\"((?:[^\"\\\\]++|\\\\++[^\"\\\\])*+)"
                     "|'((?:[^'\\\\]++|\\\\.)*+)'?"
@@ -591,11 +589,7 @@ struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, 
         init_norm_table();
     struct lv_redactor *r = lv_xcalloc(1, sizeof *r);
     r->replacement = lv_xstrdup(conf->replacement ? conf->replacement : "[REDACTED]");
-    if (conf->hmac_key_len) {
-        r->hmac_key = lv_xmalloc(conf->hmac_key_len);
-        memcpy(r->hmac_key, conf->hmac_key, conf->hmac_key_len);
-        r->hmac_key_len = conf->hmac_key_len;
-    }
+    r->pseudonyms = lv_pseudonym_new(conf);
     add_key_rules(r, conf);
     if (conf->builtin_patterns && add_builtin_rules(r, conf, err, errlen) < 0)
         goto err;
@@ -645,9 +639,7 @@ void lv_redact_free(struct lv_redactor *r)
     }
     free(r->strs);
     lv_nested_free(r->nested);
-    if (r->hmac_key)
-        OPENSSL_cleanse(r->hmac_key, r->hmac_key_len);
-    free(r->hmac_key);
+    lv_pseudonym_free(r->pseudonyms);
     free(r->replacement);
     free(r);
 }
@@ -924,25 +916,10 @@ enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule)
     return r->keys[rule].action;
 }
 
-/* "hmac:" and the first 16 hex digits of HMAC-SHA256(key, text). */
+/* The pseudonym of `text` under the active key: "hmac:<id>:<hex>". */
 static int put_hmac(const struct lv_redactor *r, const char *text, size_t len, struct lv_buf *out)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!r->hmac_key ||
-        !HMAC(EVP_sha256(), r->hmac_key, (int)r->hmac_key_len, (const unsigned char *)text, len,
-              md, &mdlen))
-        return -EIO;
-    /* Digits by hand: snprintf's NUL after the last pair wrote one byte
-     * past the buffer. */
-    static const char digits[] = "0123456789abcdef";
-    char hex[5 + 16];
-    memcpy(hex, "hmac:", 5);
-    for (int i = 0; i < 8; i++) {
-        hex[5 + 2 * i] = digits[md[i] >> 4];
-        hex[6 + 2 * i] = digits[md[i] & 15];
-    }
-    return lv_buf_append(out, hex, sizeof hex);
+    return lv_pseudonym_put(r->pseudonyms, 0, text, len, out);
 }
 
 /* The value that replaces one redacted by key rule `rule`: JSON, or (for a
