@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "audit.h"
 #include "enrich.h"
 #include "json_text.h"
 #include "json_write.h"
@@ -39,6 +40,7 @@ struct lv_chain {
     struct lv_json *json;
     struct lv_sampler *sampler;
     struct lv_enricher *enricher;
+    struct lv_audit *audit; /* NULL: no audit trail */
     const struct lv_keep_rule *keep;
     size_t nkeep;
     struct needle *keep_needles;
@@ -62,6 +64,11 @@ struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errl
     struct lv_chain *c = lv_xcalloc(1, sizeof *c);
     c->redactor = lv_redact_new(&conf->redact, err, errlen);
     if (!c->redactor) {
+        lv_chain_free(c);
+        return NULL;
+    }
+    c->audit = lv_audit_new(conf, err, errlen);
+    if (!c->audit && err[0]) {
         lv_chain_free(c);
         return NULL;
     }
@@ -90,6 +97,7 @@ void lv_chain_free(struct lv_chain *c)
     lv_redact_free(c->redactor);
     lv_sample_free(c->sampler);
     lv_enrich_free(c->enricher);
+    lv_audit_free(c->audit);
     free(c->keep_needles);
     free(c);
 }
@@ -97,6 +105,11 @@ void lv_chain_free(struct lv_chain *c)
 size_t lv_chain_record_cap(const struct lv_chain *c)
 {
     return c->record_cap;
+}
+
+struct lv_audit *lv_chain_audit(struct lv_chain *c)
+{
+    return c->audit;
 }
 
 /* ---- sampling ------------------------------------------------------------------ */
@@ -345,7 +358,12 @@ static int finish(struct lv_chain *c, size_t start, struct lv_buf *out,
         .truncated = l->truncated != 0,
     };
     bool first = res->empty || out->len - start == 1;
-    if (lv_enrich_append(c->enricher, &in, first, out) < 0 || lv_buf_puts(out, "}\n") < 0)
+    if (lv_enrich_append(c->enricher, &in, first, out) < 0)
+        return -ENOBUFS;
+    /* Last, so that the chain covers the record as it is shipped. */
+    if (res->keep && c->audit && lv_audit_append(c->audit, out, start) < 0)
+        return -ENOBUFS;
+    if (lv_buf_puts(out, "}\n") < 0)
         return -ENOBUFS;
     *rec = (struct lv_record){
         .off = start,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <ev.h>
 
+#include "cmd_compliance.h"
 #include "logveil/conf.h"
 #include "logveil/log.h"
 #include "logveil/metrics.h"
@@ -32,6 +33,12 @@ static const char usage_text[] =
     "      --format FORMAT        input framing: json (default), cri or docker\n"
     "      --stats                print the counters to stderr at the end\n"
     "  check-config FILE          validate FILE; print every problem as file:line\n"
+    "  pseudonym --config FILE [VALUE...]\n"
+    "                             print the pseudonym of each VALUE (or of each line of\n"
+    "                             stdin) under every key of FILE, active key first\n"
+    "  verify-audit --key-file K [--from-seq N] [--expect-last N] < EXPORT\n"
+    "                             check the audit chain of an export; exit 0 only when\n"
+    "                             it is whole\n"
     "\n"
     "  --version                  print the version\n"
     "  --help                     print this help\n"
@@ -41,14 +48,14 @@ static const char usage_text[] =
     "  kubectl logs my-pod | logveil filter --config configs/staging.yaml\n"
     "  logveil check-config configs/production.yaml\n";
 
-static int usage_error(const char *what, const char *arg)
+int lv_cmd_usage_error(const char *what, const char *arg)
 {
     fprintf(stderr, "logveil: %s%s%s\nTry 'logveil --help'.\n", what, arg ? ": " : "",
             arg ? arg : "");
     return 2;
 }
 
-static int print_errors(struct lv_conf_errors *errors)
+int lv_cmd_print_errors(struct lv_conf_errors *errors)
 {
     for (size_t i = 0; i < errors->n; i++)
         fprintf(stderr, "%s\n", errors->msgs[i]);
@@ -61,7 +68,7 @@ static int load(const char *path, const char *env, struct lv_conf *conf)
     struct lv_conf_errors errors = {0};
     if (path) {
         if (lv_conf_load(path, conf, &errors) < 0)
-            return print_errors(&errors);
+            return lv_cmd_print_errors(&errors);
     } else {
         lv_conf_defaults(conf, env);
     }
@@ -167,13 +174,13 @@ static int cmd_filter(int argc, char **argv)
         case 'f':
             format = parse_format(optarg);
             if (format < 0)
-                return usage_error("unknown format, expected json, cri or docker", optarg);
+                return lv_cmd_usage_error("unknown format, expected json, cri or docker", optarg);
             break;
-        default: return usage_error("bad option for filter", NULL);
+        default: return lv_cmd_usage_error("bad option for filter", NULL);
         }
     }
     if (optind < argc)
-        return usage_error("unexpected argument", argv[optind]);
+        return lv_cmd_usage_error("unexpected argument", argv[optind]);
     struct lv_conf conf;
     int rc = load(path, env, &conf);
     if (rc == 0) {
@@ -198,10 +205,10 @@ static int cmd_run(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         } else
-            return usage_error("bad option for run", NULL);
+            return lv_cmd_usage_error("bad option for run", NULL);
     }
     if (!path)
-        return usage_error("run needs --config FILE", NULL);
+        return lv_cmd_usage_error("run needs --config FILE", NULL);
     struct lv_conf conf;
     int rc = load(path, NULL, &conf);
     if (rc == 0)
@@ -213,13 +220,13 @@ static int cmd_run(int argc, char **argv)
 static int cmd_check(int argc, char **argv)
 {
     if (argc != 2)
-        return usage_error("check-config needs exactly one FILE", NULL);
+        return lv_cmd_usage_error("check-config needs exactly one FILE", NULL);
     struct lv_conf conf;
     struct lv_conf_errors errors = {0};
     int rc = lv_conf_load(argv[1], &conf, &errors);
     lv_conf_free(&conf);
     if (rc < 0)
-        return print_errors(&errors);
+        return lv_cmd_print_errors(&errors);
     lv_conf_errors_free(&errors);
     printf("%s: ok\n", argv[1]);
     return 0;
@@ -247,5 +254,11 @@ int main(int argc, char **argv)
         return cmd_filter(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check(argc - 1, argv + 1);
-    return usage_error("unknown command, expected run, filter or check-config", cmd);
+    if (strcmp(cmd, "pseudonym") == 0)
+        return lv_cmd_pseudonym(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify-audit") == 0)
+        return lv_cmd_verify_audit(argc - 1, argv + 1);
+    return lv_cmd_usage_error("unknown command, expected run, filter, check-config, pseudonym "
+                              "or verify-audit",
+                              cmd);
 }

@@ -237,6 +237,12 @@ static const struct {
      offsetof(struct lv_metrics, spool_corrupt)},
     {"logveil_batches_total", "counter", "Batches sealed from the inputs.",
      offsetof(struct lv_metrics, batches)},
+    {"logveil_audit_last_seq", "gauge",
+     "Seq of the last audit record chained (verify-audit --expect-last).",
+     offsetof(struct lv_metrics, audit_last_seq)},
+    {"logveil_audit_state_errors_total", "counter",
+     "Writes of the audit chain's state file that failed.",
+     offsetof(struct lv_metrics, audit_state_errors)},
 };
 
 static const struct {

@@ -33,6 +33,10 @@ void lv_chain_free(struct lv_chain *c);
  * beyond its current length (its limit), or the record is replaced. */
 size_t lv_chain_record_cap(const struct lv_chain *c);
 
+/* The audit trail (filters/audit.h), or NULL when none is configured. */
+struct lv_audit;
+struct lv_audit *lv_chain_audit(struct lv_chain *c);
+
 /* Runs the filters on `line`. When the record is kept, appends its JSON text
  * and '\n' to `out`, fills *rec (rec->off is the offset in `out`) and
  * returns 1; returns 0 when it was dropped (and counted). */

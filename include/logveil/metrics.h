@@ -73,6 +73,8 @@ struct lv_metrics {
     uint64_t checkpoint_lag_bytes; /* tail: gauge, bytes read but not yet acknowledged */
     uint64_t spool_corrupt;       /* spool: batches skipped, damaged on disk */
     uint64_t batches;             /* batches sealed from the inputs */
+    uint64_t audit_last_seq;      /* gauge: seq of the last audit record chained */
+    uint64_t audit_state_errors;  /* audit state file writes that failed */
 };
 
 extern struct lv_metrics lv_metrics;
