@@ -93,6 +93,15 @@ int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_
  * where the CPU has one (off, the default). Both report the same. */
 void lv_redact_plain_scan(struct lv_redactor *r, bool on);
 
+/* The policy: every rule in the order it applies, one line each,
+ * "kind:name TAB match TAB action TAB replacement TAB pattern" (key rules
+ * first, then value rules, built-in then user), then the default
+ * replacement and the active pseudonym key and length. The digest is the
+ * first 8 hex digits of its SHA-256: records, /metrics and check-config
+ * --print-policy name the rule set by it. */
+const char *lv_redact_policy(const struct lv_redactor *r, size_t *len);
+const char *lv_redact_policy_digest(const struct lv_redactor *r);
+
 /* The text that replaces what a rule masks ("[REDACTED]"). */
 const char *lv_redact_replacement(const struct lv_redactor *r);
 

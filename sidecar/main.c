@@ -16,6 +16,7 @@
 #include "logveil/log.h"
 #include "logveil/metrics.h"
 #include "pipeline.h"
+#include "redact.h"
 
 static const char usage_text[] =
     "usage: logveil <command> [options]\n"
@@ -32,7 +33,9 @@ static const char usage_text[] =
     "                             (development, staging, canary, production)\n"
     "      --format FORMAT        input framing: json (default), cri or docker\n"
     "      --stats                print the counters to stderr at the end\n"
-    "  check-config FILE          validate FILE; print every problem as file:line\n"
+    "  check-config [--print-policy] FILE\n"
+    "                             validate FILE; print every problem as file:line;\n"
+    "                             --print-policy: the redaction policy's digest and rules\n"
     "  pseudonym --config FILE [VALUE...]\n"
     "                             print the pseudonym of each VALUE (or of each line of\n"
     "                             stdin) under every key of FILE, active key first\n"
@@ -217,19 +220,50 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
+/* The policy digest and its rules, one per line, numbered in order. */
+static int print_policy(const struct lv_conf *conf)
+{
+    char err[512] = "";
+    struct lv_redactor *r = lv_redact_new(&conf->redact, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "logveil: %s\n", err);
+        return 1;
+    }
+    size_t len;
+    const char *text = lv_redact_policy(r, &len);
+    printf("policy %s\n", lv_redact_policy_digest(r));
+    unsigned order = 0;
+    for (const char *l = text, *end = text + len; l < end;) {
+        const char *nl = memchr(l, '\n', (size_t)(end - l));
+        size_t n = nl ? (size_t)(nl - l) : (size_t)(end - l);
+        printf("%u\t%.*s\n", order++, (int)n, l);
+        l += n + 1;
+    }
+    lv_redact_free(r);
+    return 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
-    if (argc != 2)
-        return lv_cmd_usage_error("check-config needs exactly one FILE", NULL);
+    bool policy = argc == 3 && !strcmp(argv[1], "--print-policy");
+    if (argc != 2 && !policy)
+        return lv_cmd_usage_error("check-config needs exactly one FILE (and --print-policy "
+                                  "before it to print the redaction policy)",
+                                  NULL);
+    const char *path = argv[argc - 1];
     struct lv_conf conf;
     struct lv_conf_errors errors = {0};
-    int rc = lv_conf_load(argv[1], &conf, &errors);
-    lv_conf_free(&conf);
-    if (rc < 0)
+    int rc = lv_conf_load(path, &conf, &errors);
+    if (rc < 0) {
+        lv_conf_free(&conf);
         return lv_cmd_print_errors(&errors);
+    }
     lv_conf_errors_free(&errors);
-    printf("%s: ok\n", argv[1]);
-    return 0;
+    rc = policy ? print_policy(&conf) : 0;
+    if (!policy)
+        printf("%s: ok\n", path);
+    lv_conf_free(&conf);
+    return rc;
 }
 
 int main(int argc, char **argv)

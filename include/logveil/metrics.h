@@ -79,6 +79,11 @@ struct lv_metrics {
 
 extern struct lv_metrics lv_metrics;
 
+/* The redaction policy (filters/redact.h: its digest and its rule lines),
+ * rendered as the info metrics logveil_redaction_policy_info and
+ * logveil_redaction_rule_info. Copied; the last call wins. */
+void lv_metrics_set_policy(const char *digest, const char *rules, size_t len);
+
 /* A counter for one redaction rule, registered once at start. Never NULL:
  * past the table's size, rules share a last "other" slot. */
 uint64_t *lv_metrics_rule(const char *name);
