@@ -116,6 +116,11 @@ size_t lv_chain_record_cap(const struct lv_chain *c)
     return c->record_cap;
 }
 
+struct lv_redactor *lv_chain_redactor(struct lv_chain *c)
+{
+    return c->redactor;
+}
+
 struct lv_audit *lv_chain_audit(struct lv_chain *c)
 {
     return c->audit;

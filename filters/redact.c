@@ -967,6 +967,11 @@ int lv_redact_key(struct lv_redactor *r, const char *key, size_t len)
     return found ? __builtin_ctzll(found) : -1; /* the first rule in order */
 }
 
+const char *lv_redact_key_word(const struct lv_redactor *r, int rule)
+{
+    return r->keys[rule].word;
+}
+
 enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule)
 {
     return r->keys[rule].action;

@@ -69,6 +69,8 @@ bool lv_redact_key_possible(const struct lv_redactor *r, const struct lv_scan *s
                             const char *key, size_t len);
 /* The key rule matching this (decoded) key, or -1. */
 int lv_redact_key(struct lv_redactor *r, const char *key, size_t len);
+/* The (normalised) word of key rule `rule`. */
+const char *lv_redact_key_word(const struct lv_redactor *r, int rule);
 /* The action of key rule `rule`. */
 enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule);
 /* Appends the JSON value that replaces a value redacted by key rule `rule`.

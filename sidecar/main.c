@@ -33,6 +33,11 @@ static const char usage_text[] =
     "                             (development, staging, canary, production)\n"
     "      --format FORMAT        input framing: json (default), cri or docker\n"
     "      --stats                print the counters to stderr at the end\n"
+    "      --explain              instead of the records, one JSON line per line read\n"
+    "                             naming what was redacted (paths, spans, rules), never\n"
+    "                             a value\n"
+    "      --report               instead of the records, a summary: records, records\n"
+    "                             touched, counts per rule and action, drops per level\n"
     "  check-config [--print-policy] FILE\n"
     "                             validate FILE; print every problem as file:line;\n"
     "                             --print-policy: the redaction policy's digest and rules\n"
@@ -163,13 +168,18 @@ static int cmd_filter(int argc, char **argv)
                                          {"env", required_argument, 0, 'e'},
                                          {"format", required_argument, 0, 'f'},
                                          {"stats", no_argument, 0, 's'},
+                                         {"explain", no_argument, 0, 'x'},
+                                         {"report", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *path = NULL, *env = NULL;
     int format = -1, c;
     bool stats = false;
+    int tool = 0; /* 'x': --explain, 'r': --report */
     while ((c = getopt_long(argc, argv, "c:e:f:sh", opts, NULL)) != -1) {
         switch (c) {
+        case 'x':
+        case 'r': tool = c; break;
         case 'c': path = optarg; break;
         case 'e': env = optarg; break;
         case 's': stats = true; break;
@@ -188,7 +198,7 @@ static int cmd_filter(int argc, char **argv)
     int rc = load(path, env, &conf);
     if (rc == 0) {
         as_filter(&conf, format);
-        rc = run_pipeline(&conf, stats);
+        rc = tool ? lv_cmd_explain(&conf, tool == 'x') : run_pipeline(&conf, stats);
     }
     lv_conf_free(&conf);
     return rc;

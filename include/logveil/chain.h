@@ -33,6 +33,10 @@ void lv_chain_free(struct lv_chain *c);
  * beyond its current length (its limit), or the record is replaced. */
 size_t lv_chain_record_cap(const struct lv_chain *c);
 
+/* The chain's redactor (filters/redact.h), for tools that explain it. */
+struct lv_redactor;
+struct lv_redactor *lv_chain_redactor(struct lv_chain *c);
+
 /* The audit trail (filters/audit.h), or NULL when none is configured. */
 struct lv_audit;
 struct lv_audit *lv_chain_audit(struct lv_chain *c);
