@@ -57,15 +57,15 @@ struct lv_verify {
     struct arec *recs;
     size_t n, cap;
     uint64_t malformed;
-    uint64_t malformed_listed;
-    FILE *notes; /* where malformed lines are reported as they come */
+    struct {
+        uint64_t lineno;
+        const char *why; /* a static string */
+    } notes[MAX_LISTED]; /* the first malformed lines, for the report */
 };
 
 struct lv_verify *lv_verify_new(void)
 {
-    struct lv_verify *v = lv_xcalloc(1, sizeof *v);
-    v->notes = stdout;
-    return v;
+    return lv_xcalloc(1, sizeof(struct lv_verify));
 }
 
 void lv_verify_free(struct lv_verify *v)
@@ -325,9 +325,11 @@ static uint32_t stream_index(struct lv_verify *v, const char *name)
 
 static int malformed(struct lv_verify *v, uint64_t lineno, const char *why)
 {
+    if (v->malformed < MAX_LISTED) {
+        v->notes[v->malformed].lineno = lineno;
+        v->notes[v->malformed].why = why;
+    }
     v->malformed++;
-    if (v->malformed_listed++ < MAX_LISTED)
-        fprintf(v->notes, "malformed line %" PRIu64 ": %s\n", lineno, why);
     return -EINVAL;
 }
 
@@ -655,6 +657,8 @@ bool lv_verify_report(struct lv_verify *v, uint64_t from, uint64_t expect_last, 
 {
     bool whole = v->malformed == 0;
     size_t kept = 0;
+    for (uint64_t i = 0; i < v->malformed && i < MAX_LISTED; i++)
+        fprintf(out, "malformed line %" PRIu64 ": %s\n", v->notes[i].lineno, v->notes[i].why);
     if (from < 1)
         from = 1;
     for (size_t i = 0; i < v->n; i++) {
@@ -664,7 +668,8 @@ bool lv_verify_report(struct lv_verify *v, uint64_t from, uint64_t expect_last, 
             free(v->recs[i].msg);
     }
     v->n = kept;
-    qsort(v->recs, v->n, sizeof *v->recs, by_stream_seq);
+    if (v->n) /* recs is NULL when nothing was read */
+        qsort(v->recs, v->n, sizeof *v->recs, by_stream_seq);
     if (v->n == 0) {
         fprintf(out, "no audit records%s\n", from > 1 ? " from that seq" : "");
         whole = false;
