@@ -345,7 +345,8 @@ static int take(struct lv_verify *v, const struct scan *s, const char *text, siz
         return malformed(v, lineno, s->why);
     if (!s->has_seq || !s->has_chain || !s->has_stream || !s->has_key)
         return malformed(v, lineno, "audit lacks one of stream, key, seq, chain");
-    if (memcmp(text + s->audit_at, "\"audit\"", 7) != 0 || s->chain_at + CHAIN_HEX + 3 != s->top_end ||
+    if (memcmp(text + s->audit_at, "\"audit\"", 7) != 0 || s->chain_at == 0 ||
+        text[s->chain_at - 1] != '"' || s->chain_at + CHAIN_HEX + 3 != s->top_end ||
         s->audit_end + 1 != s->top_end || memcmp(text + s->chain_at + CHAIN_HEX, "\"}}", 3) != 0)
         return malformed(v, lineno, "the audit member is not the record's last, with chain last");
     uint32_t stream = stream_index(v, s->stream);
