@@ -7,6 +7,10 @@
   when the case expects its value changed (redacted);
 - no explain line holds a planted secret: none of the cases' `absent:` texts
   occurs anywhere in the explain output, raw or JSON-decoded;
+- the policy: `check-config --print-policy`, the "redaction" member of each
+  record under configs/production.yaml and the info metrics give the same
+  digest; the count is the number of values redacted; swapping two rules
+  changes the digest;
 - --report's counts (records, records touched, redactions, each rule, each
   drop reason and level) equal the counters /metrics would show, taken here
   from `filter --stats` on the same input: in development (nothing sampled)
@@ -136,9 +140,49 @@ def compare_report(args, c, name, stdin, *argv):
     return got
 
 
+def check_policy(args, c, tmp):
+    prod = os.path.join(args.source, "configs", "production.yaml")
+    r = subprocess.run([args.binary, "check-config", "--print-policy", prod], capture_output=True,
+                       text=True, timeout=30)
+    lines = r.stdout.splitlines()
+    m = re.fullmatch(r"policy ([0-9a-f]{8})", lines[0]) if lines else None
+    c.check("check-config --print-policy: the digest, then the rules numbered in order",
+            r.returncode == 0 and m and lines[1].startswith("0\tkey:password\t") and
+            all(l.split("\t")[0] == str(i) for i, l in enumerate(lines[1:])), r.stdout[:300])
+    digest = m.group(1) if m else "?"
+    recs = [{"level": "error", "password": "p", "token": "t", "msg": "clean"},
+            {"level": "error", "msg": "nothing here"},
+            {"level": "error", "msg": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz"}]
+    st = run(args, "--config", prod, "--stats",
+             stdin="".join(json.dumps(x) + "\n" for x in recs).encode())
+    out = [json.loads(l) for l in st.stdout.decode().splitlines()]
+    c.check("production.yaml: every record says which policy and how many values it redacted",
+            [o.get("redaction") for o in out] ==
+            [{"policy": digest, "count": n} for n in (2, 0, 1)], str([o.get("redaction") for o in out]))
+    m = harness.parse_metrics(st.stderr.decode())
+    rules = [k for k in m if k.startswith("logveil_redaction_rule_info{")]
+    c.check("/metrics: the policy info carries the same digest, one rule_info per rule",
+            m.get(f'logveil_redaction_policy_info{{policy="{digest}"}}') == 1 and
+            len(rules) == len(lines) - 1 and all(f'policy="{digest}"' in k for k in rules),
+            f"{len(rules)} rule samples for {len(lines) - 1} rules")
+    swapped = os.path.join(tmp, "swapped.yaml")
+    with open(prod) as f:
+        text = f.read()
+    with open(swapped, "w") as f:
+        f.write(text.replace("keys: [password, passwd,", "keys: [passwd, password,", 1))
+    r2 = subprocess.run([args.binary, "check-config", "--print-policy", swapped],
+                        capture_output=True, text=True, timeout=30)
+    new = r2.stdout.splitlines()
+    strip = lambda ls: sorted(l.split("\t", 1)[1] for l in ls[1:] if "\tkey:" in l)
+    c.check("the digest changes when two key rules change places (same rules, other order)",
+            r2.returncode == 0 and new and new[0] != lines[0] and strip(new) == strip(lines),
+            r2.stdout[:100])
+
+
 def main():
     args = harness.parser(__doc__).parse_args()
     c = harness.Checks()
+    harness.run_in_tmp(c, "logveil-policy-", lambda tmp: check_policy(args, c, tmp))
     picked = load_cases(args.source)
     check_explain(args, c, picked)
     stdin = b"".join(case.input + b"\n" for case, _ in picked)
