@@ -2,8 +2,8 @@
  * The audit chain. One HMAC context keyed at start is re-initialised for
  * each audit record; the record is fed as it lies in the batch, so nothing
  * is copied. Batches holding audit records wait in a FIFO, in the order
- * they were sealed (the order of their seqs), until they settle; the state
- * written is that of the newest batch settled with all before it.
+ * they were sealed (the order of their seqs), until they settle; the
+ * settled link is that of the newest batch settled with all before it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,7 +22,9 @@
 #include "logveil/log.h"
 #include "logveil/metrics.h"
 
-#define STATE_MAGIC "logveil-audit-state 1"
+#define STATE_MAGIC "logveil-audit-state 2"
+
+static void save(struct lv_audit *a);
 
 struct link {
     uint64_t seq;
@@ -40,9 +42,15 @@ struct lv_audit {
     char *stream;
     char *key_id;
     struct lv_buf head;     /* ,"audit":{"stream":"S","key":"K","seq": */
-    struct link cur;        /* the last record chained */
-    struct link saved;      /* what the state file holds */
+    struct link cur;        /* the last record chained: seq and chain */
+    struct link prev;       /* what the next record links to (cur, but after an
+                               unclean stop the last settled record) */
+    struct link settled;    /* the last record whose batch every output settled */
+    struct link reserved;   /* the last record of a batch handed to the outputs */
+    uint64_t restart_from;  /* > 0: the next record declares restart_from..
+                               reserved.seq in flight at an unclean stop */
     bool unsealed;          /* records chained since the last seal */
+    uint64_t saved_settled, saved_reserved; /* what the state file holds */
     struct pending *fifo;   /* sealed batches with audit records, oldest first */
     size_t head_i, n, cap;
     char *state_path;
@@ -116,21 +124,47 @@ static char *state_path(const char *dir, const char *stream)
     return path;
 }
 
-static int format_state(const struct lv_audit *a, const struct link *l, struct lv_buf *b)
+static int put_link(struct lv_buf *b, const char *name, const struct link *l)
 {
-    char hex[65];
+    char hex[65], text[128];
     to_hex(l->chain, 32, hex);
     hex[64] = '\0';
-    char text[160];
-    int n = snprintf(text, sizeof text, STATE_MAGIC "\nseq %" PRIu64 "\nchain %s\nstream ", l->seq,
-                     hex);
-    if (lv_buf_append(b, text, (size_t)n) < 0 || lv_buf_append(b, a->stream, strlen(a->stream)) < 0)
+    int n = snprintf(text, sizeof text, "%s %" PRIu64 " %s\n", name, l->seq, hex);
+    return lv_buf_append(b, text, (size_t)n);
+}
+
+/* The state file:
+ *     logveil-audit-state 2
+ *     settled <seq> <chain hex>
+ *     reserved <seq> <chain hex>
+ *     stream <name>
+ *     end */
+static int format_state(const struct lv_audit *a, struct lv_buf *b)
+{
+    if (lv_buf_puts(b, STATE_MAGIC "\n") < 0 || put_link(b, "settled", &a->settled) < 0 ||
+        put_link(b, "reserved", &a->reserved) < 0 || lv_buf_puts(b, "stream ") < 0 ||
+        lv_buf_append(b, a->stream, strlen(a->stream)) < 0)
         return -ENOBUFS;
     return lv_buf_puts(b, "\nend\n");
 }
 
+static int parse_link(const char **p, const char *name, struct link *l)
+{
+    char hex[65] = "";
+    int used = 0;
+    size_t n = strlen(name);
+    if (strncmp(*p, name, n) != 0 || (*p)[n] != ' ')
+        return -EINVAL;
+    if (sscanf(*p + n, " %" SCNu64 " %64[0-9a-f]\n%n", &l->seq, hex, &used) != 2 || used == 0 ||
+        strlen(hex) != 64 || from_hex(hex, l->chain, 32) < 0)
+        return -EINVAL;
+    *p += n + (size_t)used;
+    return 0;
+}
+
 /* Reads the state: 0 (a missing file is a new chain), or -EINVAL when it is
- * damaged or names another stream: starting over would fork the chain. */
+ * damaged or names another stream: starting over would fork the chain. The
+ * text must be exactly what format_state() writes for what was read. */
 static int load_state(struct lv_audit *a, char *err, size_t errlen)
 {
     char *data = NULL;
@@ -142,17 +176,14 @@ static int load_state(struct lv_audit *a, char *err, size_t errlen)
         snprintf(err, errlen, "audit: cannot read its state %s: %s", a->state_path, strerror(-rc));
         return rc;
     }
-    char hex[65] = "";
-    uint64_t seq = 0;
-    int used = 0;
-    struct lv_buf want;
+    const char *p = data;
     rc = -EINVAL;
-    if (sscanf(data, STATE_MAGIC "\nseq %" SCNu64 "\nchain %64[0-9a-f]\n%n", &seq, hex, &used) ==
-            2 &&
-        used > 0 && strlen(hex) == 64 && from_hex(hex, a->saved.chain, 32) == 0) {
-        a->saved.seq = seq;
+    if (!strncmp(p, STATE_MAGIC "\n", sizeof STATE_MAGIC) &&
+        (p += sizeof STATE_MAGIC, parse_link(&p, "settled", &a->settled) == 0) &&
+        parse_link(&p, "reserved", &a->reserved) == 0 && a->settled.seq <= a->reserved.seq) {
+        struct lv_buf want;
         lv_buf_init(&want, 256, 0);
-        format_state(a, &a->saved, &want);
+        format_state(a, &want);
         rc = want.len == len && memcmp(want.data, data, len) == 0 ? 0 : -EINVAL;
         lv_buf_free(&want);
     }
@@ -191,7 +222,16 @@ struct lv_audit *lv_audit_new(const struct lv_conf *conf, char *err, size_t errl
     a->state_path = state_path(conf->state_dir, a->stream);
     if (load_state(a, err, errlen) < 0)
         goto err;
-    a->cur = a->saved;
+    /* Batches handed to the outputs and not settled when the last process
+     * stopped may or may not have reached the store: their seqs are never
+     * used again, and the next record links to the last settled one,
+     * declaring the range between (see audit.h). */
+    a->saved_settled = a->settled.seq;
+    a->saved_reserved = a->reserved.seq;
+    a->cur = a->reserved;
+    a->prev = a->settled;
+    if (a->reserved.seq > a->settled.seq)
+        a->restart_from = a->settled.seq + 1;
     lv_metrics.audit_last_seq = a->cur.seq;
     render_head(a);
     return a;
@@ -204,6 +244,9 @@ void lv_audit_free(struct lv_audit *a)
 {
     if (!a)
         return;
+    if (a->head.data &&
+        (a->settled.seq != a->saved_settled || a->reserved.seq != a->saved_reserved))
+        save(a); /* the settled state as of the end: a clean stop declares nothing */
     EVP_MAC_CTX_free(a->mac); /* cleanses the key it holds */
     lv_buf_free(&a->head);
     free(a->stream);
@@ -221,15 +264,19 @@ const char *lv_audit_state_path(const struct lv_audit *a)
 int lv_audit_append(struct lv_audit *a, struct lv_buf *out, size_t start)
 {
     static const unsigned char tail[] = "\"}}";
-    char seq[24];
+    char seq[96];
     unsigned char md[32];
     size_t mdlen = 0;
     bool empty = out->len > start && out->data[out->len - 1] == '{';
-    int n = snprintf(seq, sizeof seq, "%" PRIu64 ",\"chain\":\"", a->cur.seq + 1);
+    int n = a->restart_from
+                ? snprintf(seq, sizeof seq, "%" PRIu64 ",\"restart\":[%" PRIu64 ",%" PRIu64
+                                            "],\"chain\":\"",
+                           a->cur.seq + 1, a->restart_from, a->cur.seq)
+                : snprintf(seq, sizeof seq, "%" PRIu64 ",\"chain\":\"", a->cur.seq + 1);
     if ((!empty && lv_buf_putc(out, ',') < 0) || lv_buf_append(out, a->head.data, a->head.len) < 0 ||
         lv_buf_append(out, seq, (size_t)n) < 0 || lv_buf_reserve(out, LV_AUDIT_CHAIN_HEX + 4) < 0)
         return -ENOBUFS;
-    if (!EVP_MAC_init(a->mac, NULL, 0, NULL) || !EVP_MAC_update(a->mac, a->cur.chain, 32) ||
+    if (!EVP_MAC_init(a->mac, NULL, 0, NULL) || !EVP_MAC_update(a->mac, a->prev.chain, 32) ||
         !EVP_MAC_update(a->mac, (const unsigned char *)out->data + start, out->len - start) ||
         !EVP_MAC_update(a->mac, tail, 3) || !EVP_MAC_final(a->mac, md, &mdlen, 32))
         return -EIO;
@@ -238,9 +285,35 @@ int lv_audit_append(struct lv_audit *a, struct lv_buf *out, size_t start)
     lv_buf_puts(out, "\"}"); /* reserved above, with the record's "}\n" */
     a->cur.seq++;
     memcpy(a->cur.chain, md, 32);
+    a->prev = a->cur;
+    a->restart_from = 0;
     a->unsealed = true;
     lv_metrics.audit_last_seq = a->cur.seq;
     return 0;
+}
+
+static void save(struct lv_audit *a)
+{
+    struct lv_buf b;
+    lv_buf_init(&b, 256, 0);
+    int rc = format_state(a, &b);
+    if (rc == 0)
+        rc = lv_checkpoint_write(a->state_path, b.data, b.len);
+    if (rc == -ENOENT && lv_checkpoint_mkdir(a->state_path) == 0)
+        rc = lv_checkpoint_write(a->state_path, b.data, b.len);
+    lv_buf_free(&b);
+    if (rc < 0) {
+        lv_metrics.audit_state_errors++;
+        if (!a->state_failing)
+            lv_error("audit: cannot write its state %s: %s (a restart may fork the chain)",
+                     a->state_path, strerror(-rc));
+    } else {
+        if (a->state_failing)
+            lv_info("audit: state %s written again", a->state_path);
+        a->saved_settled = a->settled.seq;
+        a->saved_reserved = a->reserved.seq;
+    }
+    a->state_failing = rc < 0;
 }
 
 void lv_audit_sealed(struct lv_audit *a, uint64_t batch_seq)
@@ -258,45 +331,24 @@ void lv_audit_sealed(struct lv_audit *a, uint64_t batch_seq)
         }
     }
     a->fifo[a->head_i + a->n++] = (struct pending){batch_seq, a->cur, false};
-}
-
-static void save(struct lv_audit *a)
-{
-    struct lv_buf b;
-    lv_buf_init(&b, 256, 0);
-    int rc = format_state(a, &a->saved, &b);
-    if (rc == 0)
-        rc = lv_checkpoint_write(a->state_path, b.data, b.len);
-    if (rc == -ENOENT && lv_checkpoint_mkdir(a->state_path) == 0)
-        rc = lv_checkpoint_write(a->state_path, b.data, b.len);
-    lv_buf_free(&b);
-    if (rc < 0) {
-        lv_metrics.audit_state_errors++;
-        if (!a->state_failing)
-            lv_error("audit: cannot write its state %s: %s (a restart may fork the chain)",
-                     a->state_path, strerror(-rc));
-    } else if (a->state_failing) {
-        lv_info("audit: state %s written again", a->state_path);
-    }
-    a->state_failing = rc < 0;
+    a->reserved = a->cur;
+    save(a); /* before any output has the batch */
 }
 
 void lv_audit_settled(struct lv_audit *a, uint64_t batch_seq)
 {
     if (!a)
         return;
-    bool moved = false;
     for (size_t i = 0; i < a->n; i++)
         if (a->fifo[a->head_i + i].batch == batch_seq)
             a->fifo[a->head_i + i].settled = true;
+    /* Written with the next reservation, or at exit: a settled state that
+     * is older than it could be only widens what a restart declares. */
     while (a->n && a->fifo[a->head_i].settled) {
-        a->saved = a->fifo[a->head_i].last;
+        a->settled = a->fifo[a->head_i].last;
         a->head_i++;
         a->n--;
-        moved = true;
     }
     if (!a->n)
         a->head_i = 0;
-    if (moved)
-        save(a);
 }

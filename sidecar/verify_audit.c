@@ -44,6 +44,8 @@ struct arec {
     char key_id[LV_PSEUDONYM_ID_MAX + 1];
     char *msg;
     size_t len, audit_at;
+    uint64_t restart_from; /* > 0: declares restart_from..seq-1 in flight at an unclean
+                              stop, and links to restart_from - 1 */
     int state; /* enum below, set by the check */
 };
 
@@ -123,8 +125,10 @@ struct scan {
     size_t source_start, source_end;
     char *line;      /* decoded "line" member */
     size_t line_len;
-    bool has_seq, has_chain, has_stream, has_key, bad;
+    bool has_seq, has_chain, has_stream, has_key, has_restart, bad;
     long long seq;
+    long long restart[2];
+    int nrestart; /* integers in "restart"; -1: it is not an array */
     size_t chain_at; /* offset of the chain's first hex digit */
     char stream[256];
     char key_id[LV_PSEUDONYM_ID_MAX + 1];
@@ -156,6 +160,8 @@ static int on_key(void *ctx, const unsigned char *k, size_t len)
             s->audit_at = at(s) - 7;
             s->audit_end = 0;
             s->has_seq = s->has_chain = s->has_stream = s->has_key = s->bad = false;
+            s->nrestart = 0;
+            s->has_restart = false;
             s->why = NULL;
         } else if (len == 7 && !memcmp(k, "_source", 7)) {
             s->in = IN_SOURCE;
@@ -163,9 +169,9 @@ static int on_key(void *ctx, const unsigned char *k, size_t len)
             s->in = IN_LINE;
         }
     } else if (s->depth == 2 && s->in == IN_AUDIT) {
-        static const char *const names[] = {"stream", "key", "seq", "chain"};
+        static const char *const names[] = {"stream", "key", "seq", "chain", "restart"};
         s->audit_key = -1;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
             if (strlen(names[i]) == len && !memcmp(k, names[i], len))
                 s->audit_key = i;
     }
@@ -180,6 +186,8 @@ static int on_start_map(void *ctx)
         s->source_start = at(s) - 1;
     if (s->depth == 2 && s->in == IN_AUDIT)
         s->audit_key = -1;
+    else if (s->depth == 3 && s->in == IN_AUDIT && s->audit_key == 4)
+        fail(s, "audit.restart is not two seqs");
     return 1;
 }
 
@@ -200,6 +208,10 @@ static int on_start_array(void *ctx)
 {
     struct scan *s = ctx;
     s->depth++;
+    if (s->depth == 3 && s->in == IN_AUDIT && s->audit_key == 4)
+        s->has_restart = true;
+    else if (s->depth > 3 && s->in == IN_AUDIT && s->audit_key == 4)
+        fail(s, "audit.restart is not two seqs");
     return 1;
 }
 
@@ -234,6 +246,7 @@ static void audit_string(struct scan *s, const unsigned char *v, size_t len)
             fail(s, "audit.chain is not 64 lower-case hex digits");
         break;
     case 2: fail(s, "audit.seq is not a number"); break;
+    case 4: fail(s, "audit.restart is not two seqs"); break;
     default: break;
     }
 }
@@ -241,7 +254,7 @@ static void audit_string(struct scan *s, const unsigned char *v, size_t len)
 static int on_string(void *ctx, const unsigned char *v, size_t len)
 {
     struct scan *s = ctx;
-    if (s->depth == 2 && s->in == IN_AUDIT)
+    if ((s->depth == 2 || (s->depth == 3 && s->audit_key == 4)) && s->in == IN_AUDIT)
         audit_string(s, v, len);
     else if (s->depth == 1 && s->in == IN_LINE && !s->line) {
         s->line = lv_xstrndup((const char *)v, len);
@@ -253,6 +266,17 @@ static int on_string(void *ctx, const unsigned char *v, size_t len)
 static int on_integer(void *ctx, long long n)
 {
     struct scan *s = ctx;
+    if (s->depth == 3 && s->in == IN_AUDIT && s->audit_key == 4) {
+        if (s->nrestart == 2 || n < 1)
+            fail(s, "audit.restart is not two seqs");
+        else
+            s->restart[s->nrestart++] = n;
+        return 1;
+    }
+    if (s->depth == 2 && s->in == IN_AUDIT && s->audit_key == 4) {
+        fail(s, "audit.restart is not two seqs");
+        return 1;
+    }
     if (s->depth == 2 && s->in == IN_AUDIT && s->audit_key == 2) {
         s->has_seq = true;
         s->seq = n;
@@ -267,7 +291,7 @@ static int on_integer(void *ctx, long long n)
 static int on_other(void *ctx)
 {
     struct scan *s = ctx;
-    if (s->depth == 2 && s->in == IN_AUDIT && s->audit_key >= 0)
+    if (s->depth >= 2 && s->in == IN_AUDIT && s->audit_key >= 0)
         fail(s, "an audit member has the wrong type");
     return 1;
 }
@@ -349,6 +373,9 @@ static int take(struct lv_verify *v, const struct scan *s, const char *text, siz
         text[s->chain_at - 1] != '"' || s->chain_at + CHAIN_HEX + 3 != s->top_end ||
         s->audit_end + 1 != s->top_end || memcmp(text + s->chain_at + CHAIN_HEX, "\"}}", 3) != 0)
         return malformed(v, lineno, "the audit member is not the record's last, with chain last");
+    if (s->has_restart && (s->nrestart != 2 || s->restart[0] > s->restart[1] ||
+                           s->restart[1] + 1 != s->seq))
+        return malformed(v, lineno, "audit.restart is not [from, seq - 1]");
     uint32_t stream = stream_index(v, s->stream);
     if (stream == UINT32_MAX)
         return malformed(v, lineno, "too many streams");
@@ -360,6 +387,7 @@ static int take(struct lv_verify *v, const struct scan *s, const char *text, siz
     memset(r, 0, sizeof *r);
     r->stream = stream;
     r->seq = (uint64_t)s->seq;
+    r->restart_from = s->has_restart ? (uint64_t)s->restart[0] : 0;
     r->lineno = lineno;
     snprintf(r->key_id, sizeof r->key_id, "%s", s->key_id);
     for (int i = 0; i < 32; i++) {
@@ -453,7 +481,7 @@ static int by_stream_seq(const void *a, const void *b)
 
 struct tally {
     uint64_t first, last, records, verified, unverifiable, gaps, missing, altered, moved,
-        duplicates, forked, replayed;
+        duplicates, forked, replayed, declared;
     uint64_t listed[8];
     FILE *out;
     const char *stream;
@@ -482,36 +510,73 @@ static void mark_duplicates(struct arec *recs, size_t i, size_t j, struct tally 
             }
 }
 
-/* Checks the versions recs[i..j) of one seq against those of the seq before
- * (recs[pi..pj), empty when it is missing). */
-static void check_seq(const struct lv_verify *v, struct arec *recs, size_t i, size_t j, size_t pi,
-                      size_t pj, bool first, struct tally *t)
+/* The versions of `seq` in recs[0..n) (sorted by seq): [*i, *j), empty when
+ * it is missing. */
+static void group_of(const struct arec *recs, size_t n, uint64_t seq, size_t *i, size_t *j)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (recs[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *i = *j = lo;
+    while (*j < n && recs[*j].seq == seq)
+        (*j)++;
+}
+
+/* The seq a record links to: the one before it, or, when it declares a
+ * restart, the one before the range it declares. */
+static uint64_t linked_seq(const struct arec *r)
+{
+    return (r->restart_from ? r->restart_from : r->seq) - 1;
+}
+
+static bool verifies_after(const struct lv_verify *v, const struct arec *recs, size_t n,
+                           const struct arec *r, bool *prev_missing)
 {
     static const unsigned char zero[32];
+    uint64_t prev = linked_seq(r);
+    size_t pi, pj;
+    if (prev == 0)
+        return *prev_missing = false, verifies(v, r, zero);
+    group_of(recs, n, prev, &pi, &pj);
+    *prev_missing = pi == pj;
+    for (size_t p = pi; p < pj; p++)
+        if (recs[p].state != DUPLICATE && verifies(v, r, recs[p].chain))
+            return true;
+    return false;
+}
+
+/* Checks the versions recs[i..j) of one seq against those of the seq they
+ * link to. `anchor`: the first seq looked at (--from-seq), whose
+ * predecessor is not expected. */
+static void check_seq(const struct lv_verify *v, struct arec *recs, size_t n, size_t i, size_t j,
+                      bool anchor, struct tally *t)
+{
     size_t valid = 0;
     for (size_t a = i; a < j; a++) {
         struct arec *r = &recs[a];
+        bool missing = false;
         if (r->state == DUPLICATE)
             continue;
-        bool ok = false;
-        if (r->seq == 1)
-            ok = verifies(v, r, zero);
-        for (size_t p = pi; p < pj && !ok; p++)
-            if (recs[p].state != DUPLICATE)
-                ok = verifies(v, r, recs[p].chain);
-        if (ok) {
+        if (verifies_after(v, recs, n, r, &missing)) {
             r->state = VERIFIED;
             t->verified++;
             valid++;
-        } else if (pi == pj && r->seq != 1) {
-            /* Nothing to check it against: the first seq looked at, or
-             * the one after a gap (reported as the gap). */
+        } else if (missing) {
+            /* Nothing to check it against: the record it links to is not
+             * in the export. */
             r->state = UNVERIFIABLE;
+            if (anchor)
+                continue;
             t->unverifiable++;
-            if (!first && list(t, 1))
+            if (list(t, 1))
                 fprintf(t->out, "  unverifiable seq %" PRIu64 " line %" PRIu64
-                                " (the record before it is missing)\n",
-                        r->seq, r->lineno);
+                                " (the record it links to, seq %" PRIu64 ", is missing)\n",
+                        r->seq, r->lineno, linked_seq(r));
         } else {
             r->state = ALTERED;
         }
@@ -531,7 +596,7 @@ static bool belongs_at(const struct lv_verify *v, const struct arec *recs, size_
 {
     for (size_t p = 0; p < nrecs; p++) {
         const struct arec *prev = &recs[p];
-        if (prev->seq + 1 != y->seq || prev->state == DUPLICATE)
+        if (prev->seq != linked_seq(y) || prev->state == DUPLICATE)
             continue;
         if (mac_ok(v, y->key_id, prev->chain, x->msg, x->audit_at, y->msg + y->audit_at,
                    y->len - y->audit_at, y->chain))
@@ -617,31 +682,70 @@ static void report_gap(struct tally *t, uint64_t from, uint64_t to)
                 to - from + 1);
 }
 
+struct window {
+    uint64_t from, to, by;
+};
+
+static int by_from(const void *a, const void *b)
+{
+    const struct window *x = a, *y = b;
+    return x->from < y->from ? -1 : x->from > y->from;
+}
+
+/* Missing seqs from..to: declared by a verified restart record (in flight
+ * at an unclean stop), or a gap. */
+static void report_missing(struct tally *t, const struct window *w, size_t nw, uint64_t from,
+                           uint64_t to)
+{
+    uint64_t cur = from;
+    for (size_t k = 0; k < nw && cur <= to; k++) {
+        if (w[k].to < cur)
+            continue;
+        if (w[k].from > to)
+            break;
+        if (w[k].from > cur)
+            report_gap(t, cur, w[k].from - 1);
+        uint64_t lo = w[k].from > cur ? w[k].from : cur, hi = w[k].to < to ? w[k].to : to;
+        t->declared += hi - lo + 1;
+        if (list(t, 7))
+            fprintf(t->out, "  in flight at an unclean stop, declared by seq %" PRIu64
+                            ": seq %" PRIu64 "..%" PRIu64 " missing\n",
+                    w[k].by, lo, hi);
+        cur = hi + 1;
+    }
+    if (cur <= to)
+        report_gap(t, cur, to);
+}
+
 static void check_stream(const struct lv_verify *v, struct arec *recs, size_t n, uint64_t from,
                          uint64_t expect_last, struct tally *t)
 {
-    size_t pi = 0, pj = 0;
-    uint64_t expect = from;
     t->first = n ? recs[0].seq : 0;
     t->last = n ? recs[n - 1].seq : 0;
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && recs[j].seq == recs[i].seq)
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i; j < n && recs[j].seq == recs[i].seq;)
             j++;
-        uint64_t seq = recs[i].seq;
-        bool after_prev = pj > pi && recs[pi].seq + 1 == seq;
-        if (seq > expect)
-            report_gap(t, expect, seq - 1);
         mark_duplicates(recs, i, j, t);
-        check_seq(v, recs, i, j, after_prev ? pi : j, after_prev ? pj : j, i == 0 && seq == from, t);
+        check_seq(v, recs, n, i, j, i == 0 && recs[i].seq == from, t);
         t->records += j - i;
-        expect = seq + 1;
-        pi = i;
-        pj = j;
-        i = j;
+    }
+    struct window *w = lv_xmalloc((n ? n : 1) * sizeof *w);
+    size_t nw = 0;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].state == VERIFIED && recs[i].restart_from)
+            w[nw++] = (struct window){recs[i].restart_from, recs[i].seq - 1, recs[i].seq};
+    if (nw)
+        qsort(w, nw, sizeof *w, by_from);
+    uint64_t expect = from;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].seq > expect)
+            report_missing(t, w, nw, expect, recs[i].seq - 1);
+        if (recs[i].seq >= expect)
+            expect = recs[i].seq + 1;
     }
     if (expect_last && expect <= expect_last)
-        report_gap(t, expect, expect_last);
+        report_missing(t, w, nw, expect, expect_last);
+    free(w);
     find_moves(v, recs, n, t);
     find_replays(recs, n, t);
     for (size_t i = 0; i < n; i++)
@@ -682,14 +786,16 @@ bool lv_verify_report(struct lv_verify *v, uint64_t from, uint64_t expect_last, 
         struct tally t = {.out = out, .stream = v->streams[v->recs[i].stream]};
         fprintf(out, "stream \"%s\"\n", t.stream);
         check_stream(v, v->recs + i, j - i, from, expect_last, &t);
-        bool ok = !t.gaps && !t.altered && !t.moved && !t.forked;
+        bool ok = !t.gaps && !t.altered && !t.moved && !t.forked && !t.unverifiable;
         fprintf(out,
                 "stream \"%s\": seq %" PRIu64 "..%" PRIu64 ", records %" PRIu64
                 ", links verified %" PRIu64 ", gaps %" PRIu64 " (%" PRIu64
                 " missing), altered %" PRIu64 ", reordered %" PRIu64 ", duplicates %" PRIu64
-                ", forked %" PRIu64 ", replayed %" PRIu64 ": %s\n",
+                ", forked %" PRIu64 ", unverifiable %" PRIu64 ", replayed %" PRIu64
+                ", declared in flight %" PRIu64 ": %s\n",
                 t.stream, t.first, t.last, t.records, t.verified, t.gaps, t.missing, t.altered,
-                t.moved, t.duplicates, t.forked, t.replayed, ok ? "whole" : "BROKEN");
+                t.moved, t.duplicates, t.forked, t.unverifiable, t.replayed, t.declared,
+                ok ? "whole" : "BROKEN");
         whole &= ok;
         i = j;
     }

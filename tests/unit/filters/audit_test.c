@@ -1,8 +1,9 @@
 /*
  * The audit chain (filters/audit.c): the member it appends, the chain value
  * (checked with OpenSSL's one-shot HMAC over the bytes the README names),
- * and the state file: written only over batches settled in order, read back
- * by the next process, refused when damaged.
+ * and the state file: seqs reserved before a batch goes out, the settled
+ * link moving only over batches settled in order, an unclean stop declared
+ * by the next record, a damaged file refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,34 +127,56 @@ static void member_is_last_and_chain_is_the_hmac_of_prev_and_the_line(void **sta
     lv_audit_free(a);
 }
 
-static uint64_t saved_seq(struct fixture *f)
+/* The "settled" and "reserved" seqs of the state file; -1 when it is absent. */
+static void state_seqs(struct lv_audit *a, long long *settled, long long *reserved)
 {
-    struct lv_audit *a = open_audit(f);
-    char *line = chained(a, "{");
-    uint64_t seq = strtoull(strstr(line, "\"seq\":") + 6, NULL, 10) - 1;
-    free(line);
-    lv_audit_free(a); /* nothing settled: the file is as it was */
-    return seq;
+    FILE *fp = fopen(lv_audit_state_path(a), "r");
+    *settled = *reserved = -1;
+    if (!fp)
+        return;
+    char hex[80];
+    assert_int_equal(fscanf(fp, "logveil-audit-state 2 settled %lld %64s reserved %lld", settled,
+                            hex, reserved),
+                     3);
+    fclose(fp);
 }
 
-static void state_moves_only_over_batches_settled_in_order(void **state)
+static void seqs_are_reserved_before_the_outputs_and_settled_in_order(void **state)
 {
     struct fixture *f = *state;
     struct lv_audit *a = open_audit(f);
+    long long settled, reserved;
+    char *lines[7] = {0};
     for (uint64_t batch = 1; batch <= 3; batch++) {
         for (int i = 0; i < 2; i++)
-            free(chained(a, "{\"x\":1"));
+            lines[2 * batch - 1 + (uint64_t)i] = chained(a, "{\"x\":1");
         lv_audit_sealed(a, batch); /* batch 1: seq 1-2, 2: 3-4, 3: 5-6 */
+        state_seqs(a, &settled, &reserved);
+        assert_int_equal(reserved, (long long)batch * 2); /* on disk before any output has it */
+        assert_int_equal(settled, 0);
     }
-    lv_audit_sealed(a, 4); /* nothing chained since: not a batch of ours */
-    assert_int_equal(access(lv_audit_state_path(a), F_OK), -1);
     lv_audit_settled(a, 2);
-    assert_int_equal(access(lv_audit_state_path(a), F_OK), -1); /* batch 1 is still out */
     lv_audit_settled(a, 1);
-    assert_int_equal(saved_seq(f), 4);
-    lv_audit_settled(a, 4);
-    lv_audit_settled(a, 3);
-    assert_int_equal(saved_seq(f), 6);
+    lv_audit_sealed(a, 4); /* nothing chained since: not a batch of ours */
+    lv_audit_free(a);      /* batch 3 never settled: an unclean stop */
+    a = open_audit(f);
+    state_seqs(a, &settled, &reserved);
+    assert_int_equal(settled, 4);
+    assert_int_equal(reserved, 6);
+    /* The next record declares 5..6 in flight and links to seq 4. */
+    char *next = chained(a, "{\"x\":2");
+    assert_non_null(strstr(next, "\"seq\":7,\"restart\":[5,6],\"chain\":\""));
+    unsigned char prev[32];
+    char want[65];
+    chain_value(lines[4], prev);
+    expected_chain(prev, next, want);
+    assert_memory_equal(strstr(next, "\"chain\":\"") + 9, want, 64);
+    char *after = chained(a, "{\"x\":3"); /* declared once only */
+    assert_non_null(strstr(after, "\"seq\":8,\"chain\":\""));
+    for (int i = 1; i <= 6; i++)
+        free(lines[i]);
+    free(next);
+    free(after);
     lv_audit_free(a);
 }
 
@@ -216,8 +239,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(member_is_last_and_chain_is_the_hmac_of_prev_and_the_line,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(state_moves_only_over_batches_settled_in_order, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(seqs_are_reserved_before_the_outputs_and_settled_in_order,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(next_process_continues_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_or_foreign_state_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(no_audit_section_means_no_audit_trail, setup, teardown),
