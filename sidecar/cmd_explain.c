@@ -55,7 +55,8 @@ struct explain {
     bool explain;
     int nfields;
     char path[MAX_PATH];
-    const char *replacement;
+    char *replacements[64]; /* every rule's replacement text, the default first */
+    size_t nreplacements;
 };
 
 /* ---- the rules that fired --------------------------------------------------------------- */
@@ -130,12 +131,51 @@ static void key_field(struct explain *e, int rule)
     lv_buf_putc(&e->line, '}');
 }
 
+/* The replacement texts of the policy (its 4th field), distinct, longest
+ * first, so that a replacement that begins another is not taken for it. */
+static void collect_replacements(struct explain *e)
+{
+    size_t len;
+    const char *p = lv_redact_policy(e->redactor, &len), *end = p + len;
+    while (p < end && e->nreplacements < LV_ARRAY_LEN(e->replacements)) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *f = p;
+        if (!nl)
+            break;
+        for (int k = 0; k < 3 && f; k++) {
+            f = memchr(f, '\t', (size_t)(nl - f));
+            f = f ? f + 1 : NULL;
+        }
+        const char *fe = f ? memchr(f, '\t', (size_t)(nl - f)) : NULL;
+        if (f && fe && fe > f) {
+            char *r = lv_xstrndup(f, (size_t)(fe - f));
+            bool seen = false;
+            for (size_t i = 0; i < e->nreplacements && !seen; i++)
+                seen = !strcmp(e->replacements[i], r);
+            if (seen)
+                free(r);
+            else
+                e->replacements[e->nreplacements++] = r;
+        }
+        p = nl + 1;
+    }
+    for (size_t i = 1; i < e->nreplacements; i++) /* longest first */
+        for (size_t j = i; j > 0 && strlen(e->replacements[j]) > strlen(e->replacements[j - 1]);
+             j--) {
+            char *t = e->replacements[j];
+            e->replacements[j] = e->replacements[j - 1];
+            e->replacements[j - 1] = t;
+        }
+}
+
 /* The length of a replacement starting at out[o], or 0. */
 static size_t replacement_at(const struct explain *e, const char *out, size_t o, size_t olen)
 {
-    size_t rl = strlen(e->replacement);
-    if (olen - o >= rl && !memcmp(out + o, e->replacement, rl))
-        return rl;
+    for (size_t i = 0; i < e->nreplacements; i++) {
+        size_t rl = strlen(e->replacements[i]);
+        if (olen - o >= rl && !memcmp(out + o, e->replacements[i], rl))
+            return rl;
+    }
     if (olen - o > 5 && !memcmp(out + o, "hmac:", 5)) {
         size_t k = o + 5;
         while (k < olen && out[k] != ':' && k - o < 40)
@@ -164,7 +204,11 @@ static void put_spans(struct explain *e, const char *in, size_t ilen, const char
         }
         size_t r = replacement_at(e, out, o, olen), start = i;
         o += r;
-        size_t want = olen - o < 8 ? olen - o : 8;
+        /* The output's next bytes, up to 8 and never into the next
+         * replacement, say where the input resumes. */
+        size_t want = 0;
+        while (want < 8 && o + want < olen && !replacement_at(e, out, o + want, olen))
+            want++;
         const char *next = NULL;
         if (want)
             for (size_t k = i + (r ? 1 : 0); k + want <= ilen && !next; k++)
@@ -184,7 +228,10 @@ static void put_spans(struct explain *e, const char *in, size_t ilen, const char
 
 static bool has_marker(const struct explain *e, const char *s)
 {
-    return strstr(s, e->replacement) || strstr(s, "hmac:");
+    for (size_t i = 0; i < e->nreplacements; i++)
+        if (strstr(s, e->replacements[i]))
+            return true;
+    return strstr(s, "hmac:") != NULL;
 }
 
 static void string_field(struct explain *e, const char *in, const char *out)
@@ -364,7 +411,7 @@ int lv_cmd_explain(const struct lv_conf *conf, bool explain)
         return 1;
     }
     e.redactor = lv_chain_redactor(e.chain);
-    e.replacement = lv_redact_replacement(e.redactor);
+    collect_replacements(&e);
     lv_buf_init(&e.out, 4096, lv_chain_record_cap(e.chain) + 2);
     lv_buf_init(&e.line, 1024, 0);
     enum lv_format format = conf->ninputs ? conf->inputs[0].format : LV_FORMAT_JSON;
@@ -380,6 +427,8 @@ int lv_cmd_explain(const struct lv_conf *conf, bool explain)
     lv_frame_free(f);
     lv_buf_free(&e.out);
     lv_buf_free(&e.line);
+    for (size_t i = 0; i < e.nreplacements; i++)
+        free(e.replacements[i]);
     lv_chain_free(e.chain);
     return fflush(stdout) == 0 && n == 0 ? 0 : 1;
 }
