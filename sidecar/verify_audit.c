@@ -374,7 +374,7 @@ static int take(struct lv_verify *v, const struct scan *s, const char *text, siz
         s->audit_end + 1 != s->top_end || memcmp(text + s->chain_at + CHAIN_HEX, "\"}}", 3) != 0)
         return malformed(v, lineno, "the audit member is not the record's last, with chain last");
     if (s->has_restart && (s->nrestart != 2 || s->restart[0] > s->restart[1] ||
-                           s->restart[1] + 1 != s->seq))
+                           s->restart[1] != s->seq - 1))
         return malformed(v, lineno, "audit.restart is not [from, seq - 1]");
     uint32_t stream = stream_index(v, s->stream);
     if (stream == UINT32_MAX)
