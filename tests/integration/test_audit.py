@@ -403,6 +403,19 @@ def key_rotation(args, c, tmp):
     res = oracle(out, open(keys["a2025"], "rb").read())
     c.check("key rotation: the Python oracle with the old key verifies exactly the old records",
             res["rot"][0] == 10 and res["rot"][1] == set(range(11, 21)), str(res["rot"][:2]))
+    cfg = os.path.join(tmp, "other-stream.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"state_dir: {json.dumps(os.path.join(tmp, 'state'))}\n"
+                f"audit: {{key_file: {json.dumps(keys['a2026'])}, key_id: a2026, stream: rot2}}\n")
+    other = subprocess.run([args.binary, "filter", "--config", cfg],
+                           input='{"log":{"type":"audit"},"n":99}\n' * 3, capture_output=True,
+                           text=True, timeout=30).stdout.splitlines(keepends=True)
+    mixed = [l for pair in zip(out, other) for l in pair] + out[len(other):]
+    r = subprocess.run([args.binary, "verify-audit", *both], input="".join(mixed),
+                       capture_output=True, text=True, timeout=30)
+    c.check("two streams interleaved in one export: each checked on its own, both whole",
+            r.returncode == 0 and 'stream "rot": seq 1..20, records 20' in r.stdout and
+            'stream "rot2": seq 1..3, records 3' in r.stdout, r.stdout[-600:])
     r = subprocess.run([args.binary, "verify-audit", "--key-file", f"a2025={keys['a2025']}"],
                        input="".join(out), capture_output=True, text=True, timeout=30)
     c.check("key rotation: without the new key, its records do not verify (exit 1)",
