@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "audit.h"
 #include "enrich.h"
 #include "json_text.h"
 #include "json_write.h"
@@ -39,10 +40,13 @@ struct lv_chain {
     struct lv_json *json;
     struct lv_sampler *sampler;
     struct lv_enricher *enricher;
+    struct lv_audit *audit; /* NULL: no audit trail */
     const struct lv_keep_rule *keep;
     size_t nkeep;
     struct needle *keep_needles;
     bool count_field;
+    char summary[64];   /* "redaction":{"policy":"<digest>","count": ; "" when off */
+    size_t summary_len;
     bool may_drop;
     int max_depth;
     size_t record_cap;
@@ -65,6 +69,11 @@ struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errl
         lv_chain_free(c);
         return NULL;
     }
+    c->audit = lv_audit_new(conf, err, errlen);
+    if (!c->audit && err[0]) {
+        lv_chain_free(c);
+        return NULL;
+    }
     c->json = lv_json_new(conf, c->redactor);
     c->sampler = lv_sample_new(&conf->sample, lv_conf_profile(conf));
     c->enricher = lv_enrich_new(conf);
@@ -77,6 +86,13 @@ struct lv_chain *lv_chain_new(const struct lv_conf *conf, char *err, size_t errl
         c->keep_needles[i] = (struct needle){t, strlen(t), pivot_of(t, strlen(t))};
     }
     c->count_field = conf->redact.count_field;
+    const char *digest = lv_redact_policy_digest(c->redactor);
+    size_t plen;
+    const char *policy = lv_redact_policy(c->redactor, &plen);
+    lv_metrics_set_policy(digest, policy, plen);
+    if (conf->redact.summary_field)
+        c->summary_len = (size_t)snprintf(c->summary, sizeof c->summary,
+                                          "\"redaction\":{\"policy\":\"%s\",\"count\":", digest);
     c->max_depth = conf->limits.max_depth;
     c->record_cap = 6 * (conf->limits.max_line ? conf->limits.max_line : 1 << 20) + 65536;
     return c;
@@ -90,6 +106,7 @@ void lv_chain_free(struct lv_chain *c)
     lv_redact_free(c->redactor);
     lv_sample_free(c->sampler);
     lv_enrich_free(c->enricher);
+    lv_audit_free(c->audit);
     free(c->keep_needles);
     free(c);
 }
@@ -97,6 +114,23 @@ void lv_chain_free(struct lv_chain *c)
 size_t lv_chain_record_cap(const struct lv_chain *c)
 {
     return c->record_cap;
+}
+
+struct lv_redactor *lv_chain_redactor(struct lv_chain *c)
+{
+    return c->redactor;
+}
+
+struct lv_audit *lv_chain_audit(struct lv_chain *c)
+{
+    return c->audit;
+}
+
+void lv_chain_hand_audit(struct lv_chain *from, struct lv_chain *to)
+{
+    lv_audit_free(to->audit);
+    to->audit = from->audit;
+    from->audit = NULL;
 }
 
 /* ---- sampling ------------------------------------------------------------------ */
@@ -328,6 +362,18 @@ static bool body(struct lv_chain *c, size_t start, struct lv_buf *out, struct lv
     return true;
 }
 
+/* "redaction":{"policy":"<digest>","count":N}, the rule set and what it did. */
+static int put_summary(const struct lv_chain *c, int count, struct lv_buf *out)
+{
+    char num[16];
+    int n = snprintf(num, sizeof num, "%d}", count > 0 ? count : 0);
+    if (out->data[out->len - 1] != '{' && lv_buf_putc(out, ',') < 0)
+        return -ENOBUFS;
+    if (lv_buf_append(out, c->summary, c->summary_len) < 0)
+        return -ENOBUFS;
+    return lv_buf_append(out, num, (size_t)n);
+}
+
 static int finish(struct lv_chain *c, size_t start, struct lv_buf *out,
                   const struct lv_json_result *res, struct lv_record *rec)
 {
@@ -346,7 +392,14 @@ static int finish(struct lv_chain *c, size_t start, struct lv_buf *out,
         .body = start,
     };
     bool first = res->empty || out->len - start == 1;
-    if (lv_enrich_append(c->enricher, &in, first, out) < 0 || lv_buf_puts(out, "}\n") < 0)
+    if (lv_enrich_append(c->enricher, &in, first, out) < 0)
+        return -ENOBUFS;
+    if (c->summary_len && put_summary(c, res->redactions, out) < 0)
+        return -ENOBUFS;
+    /* Last, so that the chain covers the record as it is shipped. */
+    if (res->keep && c->audit && lv_audit_append(c->audit, out, start) < 0)
+        return -ENOBUFS;
+    if (lv_buf_puts(out, "}\n") < 0)
         return -ENOBUFS;
     *rec = (struct lv_record){
         .off = start,

@@ -20,7 +20,6 @@
 #include <ctype.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 #include "logveil/metrics.h"
 #include "nested.h"
 #include "prefilter.h"
+#include "pseudonym.h"
 #include "redact.h"
 
 #define MAX_RULES 64
@@ -107,8 +107,9 @@ struct lv_redactor {
     bool vector;             /* pf has a vector implementation on this CPU */
     struct lv_scan always;     /* what every scan reports (short words) */
     char *replacement;
-    char *hmac_key;
-    size_t hmac_key_len;
+    struct lv_pseudonym *pseudonyms; /* NULL: no key, action hash fails closed */
+    struct lv_buf policy;  /* the rules in order, one line each (lv_redact_policy) */
+    char digest[9];
     pcre2_match_data *md;
     struct lv_buf scratch; /* the rewritten string */
     struct lv_buf keybuf;
@@ -335,7 +336,7 @@ static char *pair_pattern(const struct lv_redactor *r)
     /* Runs and repeats are possessive: a repeat of one character at a time
      * costs the JIT a frame per character, and a value of 2 KB overflowed
      * its stack (the record was withheld). */
-    lv_buf_puts(&b, "|hmac:[0-9a-f]{16})(?:[\\s\"'&;,}\\]]|$))(?|"
+    lv_buf_puts(&b, "|hmac:[A-Za-z0-9_.-]{1,32}:[0-9a-f]{8,64})(?:[\\s\"'&;,}\\]]|$))(?|"
                     "\"((?:[^\"\\\\]++|\\\\.)*+)\"?"
                     "|\\\\+\"((?:[^\"\\\\]++|\\\\++[^\"\\\\])*+)"
                     "|'((?:[^'\\\\]++|\\\\.)*+)'?"
@@ -439,6 +440,27 @@ static struct word *add_word(struct lv_redactor *r, const char *text, uint8_t ta
 
 
 
+/* One rule of the policy: kind:name, match, action, replacement, pattern,
+ * tab-separated (tabs and newlines in a field become spaces). */
+static void put_field(struct lv_buf *b, const char *s)
+{
+    for (; *s; s++)
+        lv_buf_putc(b, *s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s);
+}
+
+static void describe(struct lv_redactor *r, const char *rule, const char *match,
+                     enum lv_action action, const char *replacement, const char *pattern)
+{
+    static const char *const actions[] = {"mask", "hash", "drop"};
+    const char *fields[] = {rule, match, actions[action], replacement ? replacement : "", pattern};
+    for (size_t i = 0; i < LV_ARRAY_LEN(fields); i++) {
+        if (i)
+            lv_buf_putc(&r->policy, '\t');
+        put_field(&r->policy, fields[i]);
+    }
+    lv_buf_putc(&r->policy, '\n');
+}
+
 static int compile_rule(struct lv_redactor *r, const char *name, const char *pattern,
                         const char *const *hints, const bool *exact, size_t nhints, int group,
                         enum lv_action action, const char *replacement, char *err, size_t errlen)
@@ -478,9 +500,11 @@ static int compile_rule(struct lv_redactor *r, const char *name, const char *pat
         add_word(r, v->hints[i], (uint8_t)r->nrules, exact && exact[i]);
     if (!v->nhints)
         r->always_rules |= 1ull << r->nrules;
-    char counter[64];
+    char counter[64], grp[16];
     snprintf(counter, sizeof counter, "value:%s", name);
     v->hits = lv_metrics_rule(counter);
+    snprintf(grp, sizeof grp, "group=%d", group);
+    describe(r, counter, grp, action, v->replacement, pattern);
     r->nrules++;
     return 0;
 }
@@ -502,6 +526,7 @@ static void add_key_rules(struct lv_redactor *r, const struct lv_redact_conf *co
         char counter[64];
         snprintf(counter, sizeof counter, "key:%s", k->word);
         k->hits = lv_metrics_rule(counter);
+        describe(r, counter, k->exact ? "exact" : "contains", k->action, k->replacement, "");
         add_word(r, k->word, KEY_TARGET, k->exact);
         if (k->exact)
             r->exact_keys |= 1ull << r->nkeys;
@@ -585,23 +610,47 @@ void lv_redact_plain_scan(struct lv_redactor *r, bool on)
     r->vector = !on && strcmp(lv_prefilter_impl(r->pf), "scalar") != 0;
 }
 
+/* What else decides a record's redacted text: the default replacement and
+ * the pseudonyms' active key and length. Then the digest. */
+static void finish_policy(struct lv_redactor *r, const struct lv_redact_conf *conf)
+{
+    char len[16];
+    snprintf(len, sizeof len, "digits=%d", conf->hmac_length ? conf->hmac_length : 16);
+    describe(r, "replacement", "", LV_ACTION_MASK, r->replacement, "");
+    if (lv_pseudonym_nkeys(r->pseudonyms))
+        describe(r, "hash_key", lv_pseudonym_key_id(r->pseudonyms, 0), LV_ACTION_HASH, len, "");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(r->policy.data, r->policy.len, md, &mdlen, EVP_sha256(), NULL);
+    snprintf(r->digest, sizeof r->digest, "%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+}
+
+const char *lv_redact_policy(const struct lv_redactor *r, size_t *len)
+{
+    *len = r->policy.len;
+    return r->policy.data;
+}
+
+const char *lv_redact_policy_digest(const struct lv_redactor *r)
+{
+    return r->digest;
+}
+
 struct lv_redactor *lv_redact_new(const struct lv_redact_conf *conf, char *err, size_t errlen)
 {
     if (!norm_table['a'])
         init_norm_table();
     struct lv_redactor *r = lv_xcalloc(1, sizeof *r);
     r->replacement = lv_xstrdup(conf->replacement ? conf->replacement : "[REDACTED]");
-    if (conf->hmac_key_len) {
-        r->hmac_key = lv_xmalloc(conf->hmac_key_len);
-        memcpy(r->hmac_key, conf->hmac_key, conf->hmac_key_len);
-        r->hmac_key_len = conf->hmac_key_len;
-    }
+    r->pseudonyms = lv_pseudonym_new(conf);
+    lv_buf_init(&r->policy, 4096, 0);
     add_key_rules(r, conf);
     if (conf->builtin_patterns && add_builtin_rules(r, conf, err, errlen) < 0)
         goto err;
     if (add_user_rules(r, conf, err, errlen) < 0)
         goto err;
     r->all_rules = r->nrules == 64 ? ~0ull : (1ull << r->nrules) - 1;
+    finish_policy(r, conf);
     make_prefilter(r);
     r->md = pcre2_match_data_create(16, NULL);
     lv_buf_init(&r->scratch, 4096, 16u << 20);
@@ -645,9 +694,8 @@ void lv_redact_free(struct lv_redactor *r)
     }
     free(r->strs);
     lv_nested_free(r->nested);
-    if (r->hmac_key)
-        OPENSSL_cleanse(r->hmac_key, r->hmac_key_len);
-    free(r->hmac_key);
+    lv_pseudonym_free(r->pseudonyms);
+    lv_buf_free(&r->policy);
     free(r->replacement);
     free(r);
 }
@@ -919,30 +967,20 @@ int lv_redact_key(struct lv_redactor *r, const char *key, size_t len)
     return found ? __builtin_ctzll(found) : -1; /* the first rule in order */
 }
 
+const char *lv_redact_key_word(const struct lv_redactor *r, int rule)
+{
+    return r->keys[rule].word;
+}
+
 enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule)
 {
     return r->keys[rule].action;
 }
 
-/* "hmac:" and the first 16 hex digits of HMAC-SHA256(key, text). */
+/* The pseudonym of `text` under the active key: "hmac:<id>:<hex>". */
 static int put_hmac(const struct lv_redactor *r, const char *text, size_t len, struct lv_buf *out)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!r->hmac_key ||
-        !HMAC(EVP_sha256(), r->hmac_key, (int)r->hmac_key_len, (const unsigned char *)text, len,
-              md, &mdlen))
-        return -EIO;
-    /* Digits by hand: snprintf's NUL after the last pair wrote one byte
-     * past the buffer. */
-    static const char digits[] = "0123456789abcdef";
-    char hex[5 + 16];
-    memcpy(hex, "hmac:", 5);
-    for (int i = 0; i < 8; i++) {
-        hex[5 + 2 * i] = digits[md[i] >> 4];
-        hex[6 + 2 * i] = digits[md[i] & 15];
-    }
-    return lv_buf_append(out, hex, sizeof hex);
+    return lv_pseudonym_put(r->pseudonyms, 0, text, len, out);
 }
 
 /* The value that replaces one redacted by key rule `rule`: JSON, or (for a

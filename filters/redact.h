@@ -69,6 +69,8 @@ bool lv_redact_key_possible(const struct lv_redactor *r, const struct lv_scan *s
                             const char *key, size_t len);
 /* The key rule matching this (decoded) key, or -1. */
 int lv_redact_key(struct lv_redactor *r, const char *key, size_t len);
+/* The (normalised) word of key rule `rule`. */
+const char *lv_redact_key_word(const struct lv_redactor *r, int rule);
 /* The action of key rule `rule`. */
 enum lv_action lv_redact_key_action(const struct lv_redactor *r, int rule);
 /* Appends the JSON value that replaces a value redacted by key rule `rule`.
@@ -92,6 +94,15 @@ int lv_redact_write(struct lv_redactor *r, const char *s, size_t len, struct lv_
 /* For tests: the pre-scan without the vectorised prefilter (on), or with it
  * where the CPU has one (off, the default). Both report the same. */
 void lv_redact_plain_scan(struct lv_redactor *r, bool on);
+
+/* The policy: every rule in the order it applies, one line each,
+ * "kind:name TAB match TAB action TAB replacement TAB pattern" (key rules
+ * first, then value rules, built-in then user), then the default
+ * replacement and the active pseudonym key and length. The digest is the
+ * first 8 hex digits of its SHA-256: records, /metrics and check-config
+ * --print-policy name the rule set by it. */
+const char *lv_redact_policy(const struct lv_redactor *r, size_t *len);
+const char *lv_redact_policy_digest(const struct lv_redactor *r);
 
 /* The text that replaces what a rule masks ("[REDACTED]"). */
 const char *lv_redact_replacement(const struct lv_redactor *r);

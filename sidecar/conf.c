@@ -26,6 +26,7 @@
 #include "logveil/conf.h"
 #include "logveil/util.h"
 
+#include "conf_compliance.h"
 #include "conf_map.h"
 #include "level.h"
 #include "registry.h"
@@ -373,10 +374,8 @@ static void redact_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, v
             r->keys[i].match = r->match;
         r->keys[i].action = r->action;
     }
-    if (r->hmac_key || !uses_hash(r))
-        return;
-    lv_conf_map_error(ctx, r->action == LV_ACTION_HASH && action ? action : node, where,
-                      "action hash needs hmac_key_file or hmac_key");
+    lv_conf_hmac_check(ctx, node, r->action == LV_ACTION_HASH && action ? action : node, r, where,
+                       uses_hash(r));
 }
 
 #define R(f) offsetof(struct lv_redact_conf, f)
@@ -387,8 +386,12 @@ static const struct lv_conf_map_key redact_keys[] = {
     {KEY("replacement", &lv_conf_map_str, R(replacement)), .flags = NONEMPTY},
     {KEY("hmac_key", &lv_conf_map_secret, R(hmac_key)), .off2 = R(hmac_key_len),
      .flags = LV_CONF_MAP_FILE},
+    {KEY("hmac_keys", &lv_conf_map_array, R(hmac_keys)), .off2 = R(nhmac_keys), .flags = NONEMPTY,
+     .array = &lv_conf_hmac_key_array},
+    {KEY("hmac_length", &lv_conf_map_int, R(hmac_length)), .min = 8, .max = 64},
     {KEY("builtin_patterns", &lv_conf_map_bool, R(builtin_patterns))},
     {KEY("count_field", &lv_conf_map_bool, R(count_field))},
+    {KEY("summary_field", &lv_conf_map_bool, R(summary_field))},
     {KEY("keys", &lv_conf_map_array, R(keys)), .off2 = R(nkeys), .array = &key_rule_array},
     {KEY("patterns", &lv_conf_map_array, R(patterns)), .off2 = R(npatterns),
      .array = &pattern_array},
@@ -660,6 +663,8 @@ static const struct lv_conf_map_key top_keys[] = {
     {KEY("limits", &lv_conf_map_map, C(limits)), .sub = limits_keys},
     {KEY("buffer", &lv_conf_map_map, 0), .sub = buffer_keys},
     {KEY("admin", &lv_conf_map_map, C(admin)), .sub = admin_keys, .check = admin_check},
+    {KEY("audit", &lv_conf_map_map, C(audit)), .sub = lv_conf_audit_keys,
+     .check = lv_conf_audit_check},
     {KEY("state_dir", &lv_conf_map_str, C(state_dir)), .flags = NONEMPTY},
     {KEY("shutdown_timeout", &lv_conf_map_double, C(shutdown_timeout)), .min = 0, .max = 3600},
     {KEY("outputs", &lv_conf_map_array, C(outputs)), .off2 = C(noutputs), .flags = NONEMPTY,
@@ -824,6 +829,7 @@ static void default_redact(struct lv_redact_conf *r)
     r->replacement = lv_xstrdup("[REDACTED]");
     r->builtin_patterns = true;
     r->count_field = false;
+    r->hmac_length = 16;
     r->keys = lv_xcalloc(LV_ARRAY_LEN(keys), sizeof *r->keys);
     r->nkeys = LV_ARRAY_LEN(keys);
     for (size_t i = 0; i < r->nkeys; i++)

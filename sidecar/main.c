@@ -11,10 +11,12 @@
 #include <string.h>
 #include <ev.h>
 
+#include "cmd_compliance.h"
 #include "logveil/conf.h"
 #include "logveil/log.h"
 #include "logveil/metrics.h"
 #include "pipeline.h"
+#include "redact.h"
 #include "reload.h"
 
 static const char usage_text[] =
@@ -33,7 +35,20 @@ static const char usage_text[] =
     "                             (development, staging, canary, production)\n"
     "      --format FORMAT        input framing: json (default), cri or docker\n"
     "      --stats                print the counters to stderr at the end\n"
-    "  check-config FILE          validate FILE; print every problem as file:line\n"
+    "      --explain              instead of the records, one JSON line per line read\n"
+    "                             naming what was redacted (paths, spans, rules), never\n"
+    "                             a value\n"
+    "      --report               instead of the records, a summary: records, records\n"
+    "                             touched, counts per rule and action, drops per level\n"
+    "  check-config [--print-policy] FILE\n"
+    "                             validate FILE; print every problem as file:line;\n"
+    "                             --print-policy: the redaction policy's digest and rules\n"
+    "  pseudonym --config FILE [VALUE...]\n"
+    "                             print the pseudonym of each VALUE (or of each line of\n"
+    "                             stdin) under every key of FILE, active key first\n"
+    "  verify-audit --key-file K [--from-seq N] [--expect-last N] < EXPORT\n"
+    "                             check the audit chain of an export; exit 0 only when\n"
+    "                             it is whole\n"
     "\n"
     "  --version                  print the version\n"
     "  --help                     print this help\n"
@@ -43,14 +58,14 @@ static const char usage_text[] =
     "  kubectl logs my-pod | logveil filter --config configs/staging.yaml\n"
     "  logveil check-config configs/production.yaml\n";
 
-static int usage_error(const char *what, const char *arg)
+int lv_cmd_usage_error(const char *what, const char *arg)
 {
     fprintf(stderr, "logveil: %s%s%s\nTry 'logveil --help'.\n", what, arg ? ": " : "",
             arg ? arg : "");
     return 2;
 }
 
-static int print_errors(struct lv_conf_errors *errors)
+int lv_cmd_print_errors(struct lv_conf_errors *errors)
 {
     for (size_t i = 0; i < errors->n; i++)
         fprintf(stderr, "%s\n", errors->msgs[i]);
@@ -63,7 +78,7 @@ static int load(const char *path, const char *env, struct lv_conf *conf)
     struct lv_conf_errors errors = {0};
     if (path) {
         if (lv_conf_load(path, conf, &errors) < 0)
-            return print_errors(&errors);
+            return lv_cmd_print_errors(&errors);
     } else {
         lv_conf_defaults(conf, env);
     }
@@ -161,13 +176,18 @@ static int cmd_filter(int argc, char **argv)
                                          {"env", required_argument, 0, 'e'},
                                          {"format", required_argument, 0, 'f'},
                                          {"stats", no_argument, 0, 's'},
+                                         {"explain", no_argument, 0, 'x'},
+                                         {"report", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *path = NULL, *env = NULL;
     int format = -1, c;
     bool stats = false;
+    int tool = 0; /* 'x': --explain, 'r': --report */
     while ((c = getopt_long(argc, argv, "c:e:f:sh", opts, NULL)) != -1) {
         switch (c) {
+        case 'x':
+        case 'r': tool = c; break;
         case 'c': path = optarg; break;
         case 'e': env = optarg; break;
         case 's': stats = true; break;
@@ -175,18 +195,18 @@ static int cmd_filter(int argc, char **argv)
         case 'f':
             format = parse_format(optarg);
             if (format < 0)
-                return usage_error("unknown format, expected json, cri or docker", optarg);
+                return lv_cmd_usage_error("unknown format, expected json, cri or docker", optarg);
             break;
-        default: return usage_error("bad option for filter", NULL);
+        default: return lv_cmd_usage_error("bad option for filter", NULL);
         }
     }
     if (optind < argc)
-        return usage_error("unexpected argument", argv[optind]);
+        return lv_cmd_usage_error("unexpected argument", argv[optind]);
     struct lv_conf conf;
     int rc = load(path, env, &conf);
     if (rc == 0) {
         as_filter(&conf, format);
-        rc = run_pipeline(&conf, stats, NULL, false);
+        rc = tool ? lv_cmd_explain(&conf, tool == 'x') : run_pipeline(&conf, stats, NULL, false);
     }
     lv_conf_free(&conf);
     return rc;
@@ -210,10 +230,10 @@ static int cmd_run(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         } else
-            return usage_error("bad option for run", NULL);
+            return lv_cmd_usage_error("bad option for run", NULL);
     }
     if (!path)
-        return usage_error("run needs --config FILE", NULL);
+        return lv_cmd_usage_error("run needs --config FILE", NULL);
     struct lv_conf conf;
     int rc = load(path, NULL, &conf);
     if (rc == 0)
@@ -222,19 +242,50 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
+/* The policy digest and its rules, one per line, numbered in order. */
+static int print_policy(const struct lv_conf *conf)
+{
+    char err[512] = "";
+    struct lv_redactor *r = lv_redact_new(&conf->redact, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "logveil: %s\n", err);
+        return 1;
+    }
+    size_t len;
+    const char *text = lv_redact_policy(r, &len);
+    printf("policy %s\n", lv_redact_policy_digest(r));
+    unsigned order = 0;
+    for (const char *l = text, *end = text + len; l < end;) {
+        const char *nl = memchr(l, '\n', (size_t)(end - l));
+        size_t n = nl ? (size_t)(nl - l) : (size_t)(end - l);
+        printf("%u\t%.*s\n", order++, (int)n, l);
+        l += n + 1;
+    }
+    lv_redact_free(r);
+    return 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
-    if (argc != 2)
-        return usage_error("check-config needs exactly one FILE", NULL);
+    bool policy = argc == 3 && !strcmp(argv[1], "--print-policy");
+    if (argc != 2 && !policy)
+        return lv_cmd_usage_error("check-config needs exactly one FILE (and --print-policy "
+                                  "before it to print the redaction policy)",
+                                  NULL);
+    const char *path = argv[argc - 1];
     struct lv_conf conf;
     struct lv_conf_errors errors = {0};
-    int rc = lv_conf_load(argv[1], &conf, &errors);
-    lv_conf_free(&conf);
-    if (rc < 0)
-        return print_errors(&errors);
+    int rc = lv_conf_load(path, &conf, &errors);
+    if (rc < 0) {
+        lv_conf_free(&conf);
+        return lv_cmd_print_errors(&errors);
+    }
     lv_conf_errors_free(&errors);
-    printf("%s: ok\n", argv[1]);
-    return 0;
+    rc = policy ? print_policy(&conf) : 0;
+    if (!policy)
+        printf("%s: ok\n", path);
+    lv_conf_free(&conf);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -259,5 +310,11 @@ int main(int argc, char **argv)
         return cmd_filter(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check(argc - 1, argv + 1);
-    return usage_error("unknown command, expected run, filter or check-config", cmd);
+    if (strcmp(cmd, "pseudonym") == 0)
+        return lv_cmd_pseudonym(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify-audit") == 0)
+        return lv_cmd_verify_audit(argc - 1, argv + 1);
+    return lv_cmd_usage_error("unknown command, expected run, filter, check-config, pseudonym "
+                              "or verify-audit",
+                              cmd);
 }

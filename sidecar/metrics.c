@@ -243,6 +243,12 @@ static const struct {
     {"logveil_config_last_reload_success", "gauge",
      "1 when the last reload was applied (or none was asked), 0 when it was rejected.",
      offsetof(struct lv_metrics, config_last_reload_ok)},
+    {"logveil_audit_last_seq", "gauge",
+     "Seq of the last audit record chained (verify-audit --expect-last).",
+     offsetof(struct lv_metrics, audit_last_seq)},
+    {"logveil_audit_state_errors_total", "counter",
+     "Writes of the audit chain's state file that failed.",
+     offsetof(struct lv_metrics, audit_state_errors)},
 };
 
 static const struct {
@@ -357,6 +363,48 @@ static void render_named(struct writer *w, const struct lv_metrics *m)
     }
 }
 
+/* The redaction policy ------------------------------------------------ */
+
+static struct {
+    char digest[16];
+    char *rules;
+} policy;
+
+void lv_metrics_set_policy(const char *digest, const char *rules, size_t len)
+{
+    snprintf(policy.digest, sizeof policy.digest, "%s", digest);
+    free(policy.rules);
+    policy.rules = lv_xstrndup(rules, len);
+}
+
+/* One sample per rule line: "kind:name TAB match TAB action TAB ...". */
+static void render_policy(struct writer *w)
+{
+    if (!policy.rules)
+        return;
+    const char *info = "logveil_redaction_policy_info", *rule = "logveil_redaction_rule_info";
+    family(w, info, "gauge", "The redaction policy in force: digest of its rules and their order.");
+    sample(w, info, LABELS("policy", policy.digest), 1);
+    family(w, rule, "gauge", "The rules of the redaction policy, in the order they apply.");
+    unsigned order = 0;
+    for (const char *l = policy.rules; *l;) {
+        const char *end = strchr(l, '\n');
+        size_t len = end ? (size_t)(end - l) : strlen(l);
+        char line[512], ord[16];
+        snprintf(line, sizeof line, "%.*s", (int)len, l);
+        char *match = strchr(line, '\t'), *action = match ? strchr(match + 1, '\t') : NULL;
+        char *rest = action ? strchr(action + 1, '\t') : NULL;
+        if (match && action && rest) {
+            *match++ = *action++ = *rest = '\0';
+            snprintf(ord, sizeof ord, "%u", order++);
+            sample(w, rule, LABELS("policy", policy.digest, "order", ord, "rule", line, "match",
+                                   match, "action", action),
+                   1);
+        }
+        l += len + (end != NULL);
+    }
+}
+
 /* Per-file gauges ---------------------------------------------------- */
 
 static struct {
@@ -408,6 +456,7 @@ int lv_metrics_render(struct lv_buf *out)
     render_named(&w, &lv_metrics);
     render_latency(&w, &lv_metrics);
     render_build(&w, &lv_metrics);
+    render_policy(&w);
     render_files(&w);
     /* Half an exposition would read as counters that went back to zero. */
     if (w.rc < 0)

@@ -256,6 +256,11 @@ struct ev_loop *lv_pipeline_loop(const struct lv_pipeline *p)
     return p->loop;
 }
 
+struct lv_chain *lv_pipeline_chain(const struct lv_pipeline *p)
+{
+    return p->chain;
+}
+
 struct lv_chain *lv_pipeline_swap_chain(struct lv_pipeline *p, struct lv_chain *chain)
 {
     struct lv_chain *old = p->chain;

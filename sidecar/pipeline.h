@@ -29,5 +29,6 @@ struct ev_loop *lv_pipeline_loop(const struct lv_pipeline *p);
 /* Puts `chain` in force for every record from now on (a reload); returns
  * the one it replaces, for the caller to free. */
 struct lv_chain *lv_pipeline_swap_chain(struct lv_pipeline *p, struct lv_chain *chain);
+struct lv_chain *lv_pipeline_chain(const struct lv_pipeline *p);
 
 #endif

@@ -179,8 +179,16 @@ int lv_reload_now(struct lv_reload *r)
         free(conf);
         return reject(why);
     }
+    /* The audit trail is not rebuilt: the running one (its seqs, its last
+     * link, batches in flight) goes on in the new chain. `audit` is a
+     * section a reload cannot change, so its key is the same. */
+    struct lv_audit_conf audit = conf->audit;
+    conf->audit.key = NULL;
     char err[512] = "";
     struct lv_chain *chain = lv_chain_new(conf, err, sizeof err);
+    conf->audit = audit;
+    if (chain)
+        lv_chain_hand_audit(lv_pipeline_chain(r->p), chain);
     if (!chain) {
         snprintf(why, sizeof why, "%s", err);
         lv_conf_free(conf);

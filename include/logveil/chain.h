@@ -33,6 +33,18 @@ void lv_chain_free(struct lv_chain *c);
  * beyond its current length (its limit), or the record is replaced. */
 size_t lv_chain_record_cap(const struct lv_chain *c);
 
+/* The chain's redactor (filters/redact.h), for tools that explain it. */
+struct lv_redactor;
+struct lv_redactor *lv_chain_redactor(struct lv_chain *c);
+
+/* The audit trail (filters/audit.h), or NULL when none is configured. */
+struct lv_audit;
+struct lv_audit *lv_chain_audit(struct lv_chain *c);
+/* A reload: the new chain `to` takes over the audit trail of `from` (its
+ * seqs, links, state file and batches in flight go on unbroken); `to` must
+ * have been built without one. */
+void lv_chain_hand_audit(struct lv_chain *from, struct lv_chain *to);
+
 /* Runs the filters on `line`. When the record is kept, appends its JSON text
  * and '\n' to `out`, fills *rec (rec->off is the offset in `out`) and
  * returns 1; returns 0 when it was dropped (and counted). */

@@ -51,18 +51,40 @@ struct lv_value_rule {
     int line; /* config line, for error messages; 0 for built-ins */
 };
 
+/* A pseudonym key (redact.hmac_keys): read from a file, never inline. */
+struct lv_hmac_key {
+    char *id;      /* 1-32 of [A-Za-z0-9_.-]; derived from the key when not given */
+    char *key;     /* the file's bytes less one trailing newline; wiped when freed */
+    size_t key_len;
+    int line;
+};
+
 struct lv_redact_conf {
     struct lv_key_rule *keys;
     size_t nkeys;
     enum lv_match match;   /* default for rules given as plain strings */
     enum lv_action action; /* default for rules that name none */
     char *replacement;     /* "[REDACTED]" */
-    char *hmac_key;        /* from hmac_key_file or hmac_key; may hold NULs */
+    char *hmac_key;        /* from hmac_key_file; may hold NULs; becomes hmac_keys[0] */
     size_t hmac_key_len;
+    struct lv_hmac_key *hmac_keys; /* the first is active, the others for lookups */
+    size_t nhmac_keys;
+    int hmac_length;       /* hex digits of a pseudonym (16) */
     bool builtin_patterns; /* the default value rules; true */
     struct lv_value_rule *patterns; /* user rules, run after the built-ins */
     size_t npatterns;
     bool count_field;      /* add "redacted": N to records that were changed */
+    bool summary_field;    /* add "redaction": {"policy": digest, "count": N} to every record */
+};
+
+/* The tamper-evident audit trail (filters/audit.h): records kept by
+ * always_keep carry "audit": {stream, key, seq, chain}. */
+struct lv_audit_conf {
+    char *key;        /* key_file's bytes; NULL: no audit trail; wiped when freed */
+    size_t key_len;
+    char *key_id;     /* derived from the key when not given */
+    char *stream;     /* the chain's name; default "<POD_UID>/<CONTAINER_NAME>" or the host */
+    int line;
 };
 
 struct lv_sample_profile {
@@ -175,6 +197,7 @@ struct lv_conf {
     struct lv_enrich_conf enrich;
     struct lv_limits limits;
     struct lv_admin_conf admin;
+    struct lv_audit_conf audit;
     uint64_t buffer_max_bytes;
     enum lv_when_full when_full;
     char *spool_dir;          /* NULL: no disk spool */

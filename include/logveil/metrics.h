@@ -89,9 +89,16 @@ struct lv_metrics {
     uint64_t config_reloads_applied;
     uint64_t config_reloads_rejected;
     uint64_t config_last_reload_ok; /* gauge: 1 when the last reload (if any) was applied */
+    uint64_t audit_last_seq;      /* gauge: seq of the last audit record chained */
+    uint64_t audit_state_errors;  /* audit state file writes that failed */
 };
 
 extern struct lv_metrics lv_metrics;
+
+/* The redaction policy (filters/redact.h: its digest and its rule lines),
+ * rendered as the info metrics logveil_redaction_policy_info and
+ * logveil_redaction_rule_info. Copied; the last call wins. */
+void lv_metrics_set_policy(const char *digest, const char *rules, size_t len);
 
 /* A counter for one redaction rule, registered once at start. Never NULL:
  * past the table's size, rules share a last "other" slot. */

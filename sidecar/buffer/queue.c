@@ -44,6 +44,7 @@
 #include <zlib.h>
 
 #include "ack.h"
+#include "audit.h"
 #include "logveil/chain.h"
 #include "logveil/log.h"
 #include "pipeline_internal.h"
@@ -137,10 +138,13 @@ static void release(struct lv_pipeline *p, struct lv_batch *b)
 {
     p->batches_out--;
     p->held_bytes -= batch_bytes(b);
-    if (p->abandoning && b->rereadable)
+    if (p->abandoning && b->rereadable) {
         lv_ack_batch_forget(b);
-    else
+    } else {
         lv_ack_batch_settle(b);
+        if (!b->parent)
+            lv_audit_settled(lv_chain_audit(p->chain), b->seq);
+    }
     if (b->spool_id && !p->abandoning) {
         lv_spool_settled(p->spool, b);
         p->spool_ok = true;
@@ -526,6 +530,7 @@ void lv_queue_submit(struct lv_pipeline *p)
         return;
     p->cur = NULL;
     lv_metrics.batches++;
+    lv_audit_sealed(lv_chain_audit(p->chain), b->seq);
     lv_source_mark_batch(p, b);
     uint32_t outputs = spill(p, b);
     if (outputs)
@@ -534,6 +539,7 @@ void lv_queue_submit(struct lv_pipeline *p)
         /* On disk for every output, or every line dropped (and counted):
          * settled at once. */
         lv_ack_batch_settle(b);
+        lv_audit_settled(lv_chain_audit(p->chain), b->seq);
         recycle(p, b);
         lv_queue_update_pause(p);
         lv_pipeline_maybe_finish(p);

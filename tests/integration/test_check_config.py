@@ -53,7 +53,7 @@ EXPECTED = [
     (4, "inputs[0]: a tail input needs paths, the files to follow"),
     (7, "redact.keys[2]: expected a string or a map with key/match/action/replacement, "
         "got a sequence"),
-    (8, "redact: action hash needs hmac_key_file or hmac_key"),
+    (8, "redact: action hash needs hmac_keys or hmac_key_file"),
     (11, "redact.patterns[0].pattern: bad regular expression at offset 11: "
          "missing closing parenthesis"),
     (14, 'sampling.profiles.production.default: expected a number from 0 to 1, got "1.5"'),

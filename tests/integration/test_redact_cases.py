@@ -26,8 +26,8 @@ import harness  # noqa: E402
 
 # Fields logveil may add to a record; ignored unless the expected record names them.
 ENRICH = {"@timestamp", "stream", "environment", "kubernetes", "sample_rate", "log",
-          "trace", "redacted", "truncated"}
-HMAC_KEY = b"logveil-case-key"
+          "trace", "redacted", "truncated", "redaction", "audit"}
+HMAC_KEY = b"logveil-case-key-0123456789abcdef"
 PROCESS_TIMEOUT = 120
 REPEAT = re.compile(r"\{\{(\d+)\*(.+?)\}\}")
 BYTE = re.compile(r"\\x([0-9a-fA-F]{2})")

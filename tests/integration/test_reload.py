@@ -16,6 +16,9 @@ Scenarios (--only picks some):
               ConfigMap (config.yaml -> ..data/config.yaml, ..data -> a
               timestamped dir) and the ..data symlink swapped: reloaded
               without a signal
+  audit       audit records (always_keep) chained while a reload changes a
+              redaction rule: the chain goes on across it (one stream, seqs
+              1..N, no restart declared), verify-audit passes
   drain       SIGTERM while a slow reader holds a FIFO output back: exit 0
               within shutdown_timeout; the next run, with a fast reader,
               delivers the rest from the checkpoint: no sequence missing
@@ -272,6 +275,57 @@ def watch(a, c, tmp):
         c.check("watch: exit 0 at SIGTERM", stop(p) == 0)
 
 
+def audit(a, c, tmp):
+    port, out, base = setup(tmp)
+    key = os.path.join(tmp, "audit.key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key, 0o600)
+    audit_conf = f"audit: {{key_file: {key}, key_id: a1, stream: reload-test}}\n"
+    cfg = os.path.join(tmp, "logveil.yaml")
+    write(cfg, audit_conf + base)
+    log = os.path.join(tmp, "app.log")
+
+    def add(first, n):
+        with open(log, "a") as f:
+            for i in range(first, first + n):
+                f.write(json.dumps({"level": "info", "seq": i, "color": "blue",
+                                    "log": {"type": "audit"}}) + "\n")
+    add(0, 0)
+    p = start(a.binary, cfg, tmp)
+    try:
+        c.check("audit: logveil ready", harness.wait_for(
+            lambda: harness.metrics(port).get("logveil_config_generation") == 1, 10))
+        add(0, 3000)
+        harness.wait_for(lambda: harness.metrics(port).get("logveil_input_records_total") == 3000,
+                         20, 0.1)
+        write(cfg, audit_conf + NEW_RULES.format().replace("environment: production\n", "") +
+              base)
+        p.send_signal(signal.SIGHUP)
+        c.check("audit: reloaded", wait_metric(port, "logveil_config_generation", 2))
+        add(3000, 3000)
+        harness.wait_for(lambda: harness.metrics(port).get("logveil_input_records_total") == 6000,
+                         20, 0.1)
+        time.sleep(0.5)
+        last = harness.metrics(port).get("logveil_audit_last_seq")
+    finally:
+        c.check("audit: exit 0 at SIGTERM", stop(p) == 0)
+    recs = read_out(out)
+    seqs = [r["audit"]["seq"] for r in recs if "audit" in r]
+    c.check("audit: one chain across the reload, seqs 1..6000, no restart declared",
+            seqs == list(range(1, 6001)) and last == 6000 and
+            not any("restart" in r["audit"] for r in recs),
+            f"{len(seqs)} audit records, last_seq {last}")
+    c.check("audit: records after the reload follow its rule",
+            all(r["color"] == "blue" for r in recs[:3000]) and
+            all(r["color"] != "blue" for r in recs[3000:]))
+    with open(out, "rb") as f:
+        r = subprocess.run([a.binary, "verify-audit", "--key-file", key, "--expect-last", "6000"],
+                           stdin=f, capture_output=True, timeout=60)
+    c.check("audit: verify-audit passes on the export (exit 0)", r.returncode == 0,
+            (r.stdout + r.stderr).decode()[-400:])
+
+
 def drain(a, c, tmp):
     port = harness.free_port()
     fifo = os.path.join(tmp, "out.fifo")
@@ -334,7 +388,7 @@ outputs: [{{type: file, path: {fifo}}}]
 
 def main():
     return harness.run_scenarios(__doc__, "logveil-reload-",
-                                 [under_load_and_rejected, watch, drain], RUNNING)
+                                 [under_load_and_rejected, watch, audit, drain], RUNNING)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@
 
 #include "redact.h"
 
-#define HMAC_KEY "logveil-case-key"
+#define HMAC_KEY "logveil-case-key-0123456789abcdef"
 
 /* The default key rules and the hints of the built-in value rules. */
 static char *const key_words[] = {"password", "token", "secret", "apikey"};
@@ -37,6 +37,7 @@ static char *const hint_words[] = {"bearer", "basic",  "eyj",    "akia",   "asia
 
 struct rules {
     struct lv_redact_conf conf;
+    struct lv_hmac_key hmac;
     struct lv_key_rule keys[8];
     struct lv_value_rule patterns[4];
     char *hints[4][2];
@@ -61,8 +62,9 @@ static void rules_default(struct rules *r, enum lv_action action)
     r->conf.nkeys = LV_ARRAY_LEN(key_words);
     r->conf.action = action;
     r->conf.builtin_patterns = true;
-    r->conf.hmac_key = HMAC_KEY;
-    r->conf.hmac_key_len = strlen(HMAC_KEY);
+    r->hmac = (struct lv_hmac_key){.id = "t", .key = HMAC_KEY, .key_len = strlen(HMAC_KEY)};
+    r->conf.hmac_keys = &r->hmac;
+    r->conf.nhmac_keys = 1;
 }
 
 static void add_key(struct rules *r, char *word, enum lv_match match, enum lv_action action)
@@ -650,14 +652,14 @@ static void a_rule_replacement_overrides_the_default(void **state)
     lv_redact_free(red);
 }
 
-/* "hmac:" and the first 8 bytes of HMAC-SHA256(key, value) in lower-case hex. */
+/* "hmac:t:" and the first 8 bytes of HMAC-SHA256(key, value) in lower-case hex. */
 static void expected_hmac(const char *value, char *buf)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     HMAC(EVP_sha256(), HMAC_KEY, (int)strlen(HMAC_KEY), (const unsigned char *)value,
          strlen(value), md, &n);
-    int at = sprintf(buf, "\"hmac:");
+    int at = sprintf(buf, "\"hmac:t:");
     for (int i = 0; i < 8; i++)
         at += sprintf(buf + at, "%02x", md[i]);
     strcpy(buf + at, "\"");
@@ -673,12 +675,12 @@ static void hash_writes_hmac_and_sixteen_hex_digits_of_hmac_sha256(void **state)
     struct lv_redactor *red = build(&r);
     lv_buf_init(&out, 64, 0);
     /* A golden value, computed independently. */
-    assert_string_equal(key_value(red, "password", "hunter2", &out), "\"hmac:5386088b2c0fab26\"");
+    assert_string_equal(key_value(red, "password", "hunter2", &out), "\"hmac:t:b6a75e577bc8eccd\"");
     static const char *const values[] = {"", "x", "12345", "-0", "true", "日本", "a\"b"};
     for (size_t i = 0; i < LV_ARRAY_LEN(values); i++) {
         expected_hmac(values[i], want);
         assert_string_equal(key_value(red, "token", values[i], &out), want);
-        assert_int_equal(strlen(out.data), strlen("\"hmac:\"") + 16);
+        assert_int_equal(strlen(out.data), strlen("\"hmac:t:\"") + 16);
     }
     lv_buf_free(&out);
     lv_redact_free(red);
@@ -697,12 +699,12 @@ static void hash_is_stable_for_a_key_and_differs_between_keys(void **state)
     assert_string_equal(key_value(red, "api_key", "hunter2", &out), first);
     assert_string_not_equal(key_value(red, "password", "hunter3", &out), first);
     lv_redact_free(red);
-    r.conf.hmac_key = "another-key";
-    r.conf.hmac_key_len = strlen("another-key");
+    r.hmac.key = "another-key-another-key-another-key";
+    r.hmac.key_len = strlen(r.hmac.key);
     red = build(&r);
     strcpy(other_key, key_value(red, "password", "hunter2", &out));
     assert_string_not_equal(other_key, first);
-    assert_memory_equal(other_key, "\"hmac:", 6);
+    assert_memory_equal(other_key, "\"hmac:t:", 8);
     lv_buf_free(&out);
     lv_redact_free(red);
 }
@@ -726,8 +728,8 @@ static void value_rules_hash_what_they_match(void **state)
     (void)state;
     rules_default(&r, LV_ACTION_HASH);
     struct lv_redactor *red = build(&r);
-    assert_redacts(red, "Bearer abcdefghijk", "\"Bearer hmac:dab149b33dc7925e\"", 1);
-    assert_redacts(red, "password=hunter2", "\"password=hmac:5386088b2c0fab26\"", 1);
+    assert_redacts(red, "Bearer abcdefghijk", "\"Bearer hmac:t:fcfba3d102ed8d31\"", 1);
+    assert_redacts(red, "password=hunter2", "\"password=hmac:t:b6a75e577bc8eccd\"", 1);
     lv_redact_free(red);
 }
 

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "logveil/conf.h"
 #include "logveil/util.h"
@@ -428,11 +430,14 @@ static void keys_are_not_substituted(void **state)
 
 static void hmac_key_file_is_read_without_its_trailing_newline(void **state)
 {
+    static const char bytes[] = "s3\0cret-0123456789abcdef-0123456789\n";
     char key[64] = "/tmp/lv_conf_key_XXXXXX";
-    char yaml[256];
+    char yaml[256], id[9];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
     struct lv_conf c;
     (void)state;
-    write_bytes(key, "", "s3\0cret\n", 8);
+    write_bytes(key, "", bytes, sizeof bytes - 1);
     setenv("LV_TEST_KEY_FILE", key, 1);
     snprintf(yaml, sizeof yaml,
              "redact:\n"
@@ -440,21 +445,101 @@ static void hmac_key_file_is_read_without_its_trailing_newline(void **state)
              "  keys: [{key: user_id, action: hash}]\n");
     assert_loads(yaml, &c);
     unlink(key);
-    assert_int_equal(c.redact.hmac_key_len, 7); /* a NUL is part of the key */
-    assert_memory_equal(c.redact.hmac_key, "s3\0cret", 7);
+    assert_int_equal(c.redact.nhmac_keys, 1);
+    assert_int_equal(c.redact.hmac_keys[0].key_len, sizeof bytes - 2); /* a NUL is part of it */
+    assert_memory_equal(c.redact.hmac_keys[0].key, bytes, sizeof bytes - 2);
+    /* The derived id: 8 hex digits of HMAC-SHA256(key, "logveil-key-id"). */
+    HMAC(EVP_sha256(), bytes, (int)sizeof bytes - 2, (const unsigned char *)"logveil-key-id", 14,
+         md, &mdlen);
+    snprintf(id, sizeof id, "%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+    assert_string_equal(c.redact.hmac_keys[0].id, id);
+    assert_int_equal(c.redact.hmac_length, 16);
     assert_int_equal(c.redact.keys[0].action, LV_ACTION_HASH);
     lv_conf_free(&c);
 }
 
-static void inline_hmac_key_is_taken_as_written(void **state)
+static void hmac_keys_keep_their_order_and_ids(void **state)
 {
+    char k1[64] = "/tmp/lv_conf_key_XXXXXX", k2[64] = "/tmp/lv_conf_key_XXXXXX";
+    char yaml[512];
     struct lv_conf c;
     (void)state;
-    assert_loads("redact: {hmac_key: k3y, action: hash}\n", &c);
-    assert_int_equal(c.redact.hmac_key_len, 3);
-    assert_string_equal(c.redact.hmac_key, "k3y");
-    assert_int_equal(c.redact.keys[0].action, LV_ACTION_HASH);
+    write_file(k1, "", "0123456789abcdef0123456789abcdef-new\n");
+    write_file(k2, "", "0123456789abcdef0123456789abcdef-old\n");
+    snprintf(yaml, sizeof yaml,
+             "redact:\n"
+             "  action: hash\n"
+             "  hmac_length: 24\n"
+             "  hmac_keys:\n"
+             "    - {id: k2026, file: %s}\n"
+             "    - {id: k2025, file: %s}\n",
+             k1, k2);
+    assert_loads(yaml, &c);
+    unlink(k1);
+    unlink(k2);
+    assert_int_equal(c.redact.nhmac_keys, 2);
+    assert_string_equal(c.redact.hmac_keys[0].id, "k2026");
+    assert_string_equal(c.redact.hmac_keys[1].id, "k2025");
+    assert_memory_equal(c.redact.hmac_keys[1].key, "0123456789abcdef0123456789abcdef-old", 36);
+    assert_int_equal(c.redact.hmac_length, 24);
     lv_conf_free(&c);
+}
+
+static void key_file_shorter_than_32_bytes_is_an_error_at_its_line(void **state)
+{
+    char key[64] = "/tmp/lv_conf_key_XXXXXX";
+    char yaml[256], msg[256];
+    (void)state;
+    write_file(key, "", "0123456789abcdef0123456789abcde\n"); /* 31 bytes */
+    snprintf(yaml, sizeof yaml, "redact:\n  action: hash\n  hmac_keys:\n    - id: k1\n      file: %s\n",
+             key);
+    snprintf(msg, sizeof msg,
+             "redact.hmac_keys[0].file: %s holds 31 bytes, expected a key of at least 32 bytes "
+             "(for example: head -c 32 /dev/urandom > %s)",
+             key, key);
+    assert_one_error(yaml, 5, msg);
+    snprintf(yaml, sizeof yaml, "redact:\n  action: hash\n  hmac_key_file: %s\n", key);
+    assert_one_error(yaml, 3,
+                     "redact.hmac_key_file: the key holds 31 bytes, expected a key of at least "
+                     "32 bytes (for example: head -c 32 /dev/urandom > FILE)");
+    snprintf(yaml, sizeof yaml, "audit:\n  key_file: %s\n", key);
+    snprintf(msg, sizeof msg,
+             "audit.key_file: %s holds 31 bytes, expected a key of at least 32 bytes "
+             "(for example: head -c 32 /dev/urandom > %s)",
+             key, key);
+    assert_one_error(yaml, 2, msg);
+    unlink(key);
+}
+
+static void bad_or_duplicate_key_ids_are_errors(void **state)
+{
+    char key[64] = "/tmp/lv_conf_key_XXXXXX";
+    char yaml[512];
+    (void)state;
+    write_file(key, "", "0123456789abcdef0123456789abcdef\n");
+    snprintf(yaml, sizeof yaml, "redact:\n  hmac_keys:\n    - {id: \"a:b\", file: %s}\n", key);
+    assert_one_error(yaml, 3,
+                     "redact.hmac_keys[0].id: key id \"a:b\" is not 1 to 32 of A-Z a-z 0-9 _ . -");
+    snprintf(yaml, sizeof yaml,
+             "redact:\n  hmac_keys:\n    - {id: k1, file: %s}\n    - {id: k1, file: %s}\n", key,
+             key);
+    assert_one_error(yaml, 4,
+                     "redact.hmac_keys[1]: the id \"k1\" is already used by hmac_keys[0], give "
+                     "each key its own id");
+    snprintf(yaml, sizeof yaml, "redact:\n  hmac_key_file: %s\n  hmac_keys: [{file: %s}]\n", key,
+             key);
+    assert_one_error(yaml, 2, "redact: give hmac_keys or hmac_key_file, not both");
+    assert_one_error("redact:\n  hmac_length: 15\n", 2,
+                     "redact.hmac_length: expected an even number of hex digits, got 15");
+    unlink(key);
+}
+
+static void inline_hmac_key_is_refused(void **state)
+{
+    (void)state;
+    assert_one_error("redact: {hmac_key: k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y, action: hash}\n", 1,
+                     "redact.hmac_key: keys are read from files only, expected hmac_key_file or "
+                     "hmac_keys");
 }
 
 static void unreadable_hmac_key_file_is_reported_with_the_errno_text(void **state)
@@ -467,15 +552,6 @@ static void unreadable_hmac_key_file_is_reported_with_the_errno_text(void **stat
                      "No such file or directory");
 }
 
-static void hmac_key_and_hmac_key_file_together_are_an_error(void **state)
-{
-    (void)state;
-    assert_one_error("redact:\n"
-                     "  hmac_key: abc\n"
-                     "  hmac_key_file: /etc/hostname\n",
-                     3, "redact: give hmac_key or hmac_key_file, not both");
-}
-
 static void hash_action_without_a_key_is_an_error(void **state)
 {
     (void)state;
@@ -483,11 +559,33 @@ static void hash_action_without_a_key_is_an_error(void **state)
                      "  keys:\n"
                      "    - password\n"
                      "    - {key: email, action: hash}\n",
-                     2, "redact: action hash needs hmac_key_file or hmac_key");
+                     2, "redact: action hash needs hmac_keys or hmac_key_file");
     assert_one_error("redact:\n"
                      "  match: exact\n"
                      "  action: hash\n",
-                     3, "redact: action hash needs hmac_key_file or hmac_key");
+                     3, "redact: action hash needs hmac_keys or hmac_key_file");
+}
+
+static void audit_key_id_is_derived_unless_given(void **state)
+{
+    char key[64] = "/tmp/lv_conf_key_XXXXXX";
+    char yaml[256];
+    struct lv_conf c;
+    (void)state;
+    write_file(key, "", "0123456789abcdef0123456789abcdef\n");
+    snprintf(yaml, sizeof yaml, "audit:\n  key_file: %s\n", key);
+    assert_loads(yaml, &c);
+    assert_int_equal(c.audit.key_len, 32);
+    assert_int_equal(strlen(c.audit.key_id), 8);
+    assert_null(c.audit.stream);
+    lv_conf_free(&c);
+    snprintf(yaml, sizeof yaml, "audit: {key_file: %s, key_id: a2026, stream: pod-1/app}\n", key);
+    assert_loads(yaml, &c);
+    assert_string_equal(c.audit.key_id, "a2026");
+    assert_string_equal(c.audit.stream, "pod-1/app");
+    lv_conf_free(&c);
+    unlink(key);
+    assert_one_error("audit: {key_id: a1}\n", 1, "audit: missing required key \"key_file\"");
 }
 
 /* ---- reports ------------------------------------------------------------------- */
@@ -512,8 +610,8 @@ static void unknown_key_is_reported_with_its_line_and_the_expected_keys(void **s
                      "profiles, always_keep, rate_limit, burst");
     assert_one_error("log_level: info\nsampl: {}\n", 2,
                      "unknown key \"sampl\", expected one of: environment, log_level, inputs, "
-                     "redact, sampling, enrich, limits, buffer, admin, state_dir, shutdown_timeout, "
-                     "outputs");
+                     "redact, sampling, enrich, limits, buffer, admin, audit, state_dir, "
+                     "shutdown_timeout, outputs");
 }
 
 static void unknown_key_in_redact_lists_the_file_variant_of_secrets(void **state)
@@ -521,8 +619,8 @@ static void unknown_key_in_redact_lists_the_file_variant_of_secrets(void **state
     (void)state;
     assert_one_error("redact: {hmac: x}\n", 1,
                      "unknown key \"hmac\" in redact, expected one of: match, action, "
-                     "replacement, hmac_key, hmac_key_file, builtin_patterns, count_field, keys, "
-                     "patterns");
+                     "replacement, hmac_key, hmac_key_file, hmac_keys, hmac_length, "
+                     "builtin_patterns, count_field, summary_field, keys, patterns");
 }
 
 static void wrong_type_is_reported_with_what_was_expected(void **state)
@@ -1040,9 +1138,12 @@ int main(void)
         cmocka_unit_test(malformed_variable_reference_is_reported),
         cmocka_unit_test(keys_are_not_substituted),
         cmocka_unit_test(hmac_key_file_is_read_without_its_trailing_newline),
-        cmocka_unit_test(inline_hmac_key_is_taken_as_written),
+        cmocka_unit_test(inline_hmac_key_is_refused),
+        cmocka_unit_test(hmac_keys_keep_their_order_and_ids),
+        cmocka_unit_test(key_file_shorter_than_32_bytes_is_an_error_at_its_line),
+        cmocka_unit_test(bad_or_duplicate_key_ids_are_errors),
+        cmocka_unit_test(audit_key_id_is_derived_unless_given),
         cmocka_unit_test(unreadable_hmac_key_file_is_reported_with_the_errno_text),
-        cmocka_unit_test(hmac_key_and_hmac_key_file_together_are_an_error),
         cmocka_unit_test(hash_action_without_a_key_is_an_error),
         cmocka_unit_test(unknown_key_is_reported_with_its_line_and_the_expected_keys),
         cmocka_unit_test(buffer_smaller_than_a_line_is_an_error),
