@@ -4,7 +4,7 @@
 #   docker build -t logveil:0.1.0 .
 #
 # LOGVEIL_VERSION is the release in CMakeLists.txt and the Helm chart's
-# appVersion (the chart's default image tag); tests/integration/test_image.py
+# appVersion and image.tag; tests/integration/test_image.py
 # checks that they agree and that RUNTIME_PACKAGES covers every library the
 # binary needs (ldd, and the dlopen()ed libcurl and libsnappy).
 ARG LOGVEIL_VERSION=0.1.0

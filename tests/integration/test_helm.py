@@ -22,6 +22,7 @@ Usage: test_helm.py --binary PATH --source REPO
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -580,6 +581,56 @@ def check_literal_dollar(c, chart, args, tmp):
             p.stdout[:300] + p.stderr[:300])
 
 
+def check_app_chart(c, chart, args, tmp):
+    """An application chart with logveil as a dependency (tests/helm/app):
+    its own Deployment includes logveil.sidecar; the ConfigMap comes from
+    logveil; no example."""
+    app = os.path.join(tmp, "app")
+    shutil.copytree(os.path.join(args.source, "tests", "helm", "app"), app)
+    shutil.copytree(chart.dir, os.path.join(app, "charts", "logveil"))
+    r = chart.run("lint", "--strict", app)
+    c.check("app chart: helm lint --strict", r.returncode == 0, (r.stdout + r.stderr)[-400:])
+
+    def render(*sets):
+        r = chart.run("template", RELEASE, app, "--namespace", NAMESPACE, *sets)
+        c.check(f"app chart: helm template {' '.join(sets)}", r.returncode == 0, r.stderr[-400:])
+        return docs(r.stdout) if r.returncode == 0 else None
+
+    manifests = render()
+    if not manifests:
+        return
+    kinds = sorted((m["kind"], m["metadata"]["name"]) for m in manifests)
+    c.check("app chart: its Deployment and logveil's ConfigMap, no example",
+            kinds == [("ConfigMap", f"{RELEASE}-logveil"), ("Deployment", f"{RELEASE}-shop")], str(kinds))
+    check_validates(c, "app chart", manifests)
+    with open(os.path.join(app, "values.yaml")) as f:
+        values = deep_merge(effective_values(chart, None), yaml.safe_load(f)["logveil"])
+    dep, spec, lv, containers, volumes = pod_parts(manifests)
+    check_container(c, "app chart", values, spec, lv, containers, volumes)
+    with open(os.path.join(chart.dir, "Chart.yaml")) as f:
+        version = yaml.safe_load(f)["appVersion"]
+    c.check("app chart: logveil's image tag, not the application's version",
+            lv["image"] == f"logveil:{version}", lv["image"])
+    c.check("app chart: the config volume is logveil's ConfigMap",
+            volumes["logveil-config"]["configMap"]["name"] == f"{RELEASE}-logveil")
+    conf, _, _ = check_config(c, "app chart", args.binary, manifests, lv, volumes,
+                              os.path.join(tmp, "app-check"))
+    c.check("app chart: tails the application container's files",
+            conf["inputs"][0]["paths"] == ["/var/log/pod/shop/*.log"] and
+            conf["environment"] == "staging", json.dumps(conf["inputs"]))
+    checksum = dep["spec"]["template"]["metadata"]["annotations"]["checksum/logveil-config"]
+    other = render("--set-json", "logveil.sampling.default=0.2")
+    if other:
+        sum2 = by_kind(other, "Deployment")[0]["spec"]["template"]["metadata"]["annotations"]
+        c.check("app chart: a changed config changes the pod template (rolls the pods)",
+                sum2["checksum/logveil-config"] != checksum)
+    shared = render("--set", "logveil.input.mode=sharedVolume")
+    if shared:
+        _, spec, lv, containers, volumes = pod_parts(shared)
+        values["input"]["mode"] = "sharedVolume"
+        check_container(c, "app chart, sharedVolume", values, spec, lv, containers, volumes)
+
+
 def main():
     args = harness.parser(__doc__).parse_args()
     c = harness.Checks(show_ok=False)
@@ -603,6 +654,7 @@ def main():
         os.makedirs(os.path.join(tmp, "shared"))
         check_shared_volume(c, chart, args, os.path.join(tmp, "shared"))
         check_literal_dollar(c, chart, args, tmp)
+        check_app_chart(c, chart, args, tmp)
 
     harness.run_in_tmp(c, "lv-helm-", all_envs)
     return c.report()

@@ -54,13 +54,15 @@ logveil would expand as ${VAR} go through logveil.literal.
 {{- end -}}
 {{- $_ := set $conf "redact" $redact -}}
 
-{{- /* sampling: the environment's profile, with the rates set here */ -}}
+{{- /* sampling: the environment's profile, with the rates set here (a null
+rate is absent when logveil is a dependency: Helm drops nulls when it
+merges the values) */ -}}
 {{- $s := $v.sampling -}}
 {{- $profile := dict "levels" (dict "WARN" 1.0 "ERROR" 1.0 "FATAL" 1.0) -}}
 {{- if not (kindIs "invalid" $s.default) }}{{ $_ := set $profile "default" $s.default }}{{ end -}}
 {{- $unknown := dict -}}
 {{- range $stream := list "stdout" "stderr" -}}
-{{- $rate := get $s.unknown $stream -}}
+{{- $rate := index $s.unknown $stream -}}
 {{- if not (kindIs "invalid" $rate) }}{{ $_ := set $unknown $stream $rate }}{{ end -}}
 {{- end -}}
 {{- if $unknown }}{{ $_ := set $profile "unknown" $unknown }}{{ end -}}

@@ -33,8 +33,10 @@ helm.sh/chart: {{ printf "logveil-%s" .root.Chart.Version | replace "+" "_" }}
 logveil.io/sidecar: {{ include "logveil.fullname" . }}
 {{- end -}}
 
+{{/* The tag is a value, not the chart's appVersion: included from an
+application chart, .root.Chart is that chart. */}}
 {{- define "logveil.image" -}}
-{{- printf "%s:%s" .values.image.repository (default .root.Chart.AppVersion .values.image.tag) -}}
+{{- printf "%s:%s" .values.image.repository .values.image.tag -}}
 {{- end -}}
 
 {{/* logveil expands ${VAR} in config values; $$ is a literal $. */}}

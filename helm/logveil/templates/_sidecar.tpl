@@ -29,7 +29,7 @@ checksum/logveil-config: {{ include "logveil.config" $ctx | sha256sum }}
 {{- else if eq .part "volumes" -}}
 {{ include "logveil.volumes" $ctx }}
 {{- else if eq .part "appVolumeMounts" -}}
-{{- if eq $ctx.values.input.mode "sharedVolume" }}
+{{- if eq $ctx.values.input.mode "sharedVolume" -}}
 - name: logveil-app-logs
   mountPath: {{ $ctx.values.input.sharedVolume.mountPath }}
 {{- end -}}
