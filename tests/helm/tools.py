@@ -13,14 +13,18 @@ Fetched by name, pinned, into a cache outside the repository
   (github.com/prometheus/prometheus/model/rulefmt, v0.316.0, Apache 2.0, as
   `promtool check rules` uses it), built with the local Go from the Go
   module proxy, its modules pinned by go.sum. The first build compiles for
-  about two minutes; Go's caches keep the modules and objects.
+  about two minutes; Go's caches keep the modules and objects;
+- tests/helm/crd: @kubernetes-models/prometheus-operator from npm (`npm ci`
+  on the committed package-lock.json, integrity-checked), whose schemas,
+  generated from prometheus-operator's CRDs, check the ServiceMonitor and
+  the PrometheusRule (node runs check.mjs).
 A second run finds the .complete marker and returns at once. Runs at the
 same time wait on a lock; a failed run leaves nothing half-made behind.
 
   tools.py --prepare     fetch (what test.sh runs before ctest)
 
 From Python: prepare() returns {"helm": path, "python": the venv's python,
-"promcheck": path}.
+"promcheck": path, "crdcheck": the node script}.
 """
 import fcntl
 import hashlib
@@ -39,13 +43,16 @@ PACKAGES = ["kubernetes-validate==1.37.0", "jsonschema==4.26.0", "jsonschema-spe
             "referencing==0.37.0", "rpds-py==2026.9.1", "attrs==26.1.0", "PyYAML==6.0.4",
             "packaging==26.4", "importlib_resources==7.1.0", "typing_extensions==4.16.0"]
 PROMCHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "promcheck")
+CRD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crd")
+CRD_FILES = ("package.json", "package-lock.json", "check.mjs")
 
 
 def _promcheck_pins():
     h = hashlib.sha256()
-    for f in ("go.mod", "go.sum", "main.go"):
-        with open(os.path.join(PROMCHECK, f), "rb") as src:
-            h.update(src.read())
+    for d, files in ((PROMCHECK, ("go.mod", "go.sum", "main.go")), (CRD, CRD_FILES)):
+        for f in files:
+            with open(os.path.join(d, f), "rb") as src:
+                h.update(src.read())
     return h.hexdigest()[:12]
 
 
@@ -61,7 +68,8 @@ def cache_dir():
 def paths(dest=None):
     dest = dest or cache_dir()
     return {"helm": os.path.join(dest, "helm"), "python": os.path.join(dest, "venv", "bin", "python"),
-            "promcheck": os.path.join(dest, "promcheck")}
+            "promcheck": os.path.join(dest, "promcheck"),
+            "crdcheck": os.path.join(dest, "crd", "check.mjs")}
 
 
 def ready():
@@ -115,6 +123,11 @@ def build(dest, quiet):
     go = shutil.which("go") or "/usr/local/go/bin/go"
     run([go, "build", "-o", paths(dest)["promcheck"], "."], quiet, cwd=PROMCHECK,
         env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"})
+    crd = os.path.join(dest, "crd")
+    os.makedirs(crd)
+    for f in CRD_FILES:
+        shutil.copy(os.path.join(CRD, f), crd)
+    run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], quiet, cwd=crd)
     with open(os.path.join(dest, ".complete"), "w") as f:
         f.write(PINS + "\n")
 

