@@ -37,7 +37,8 @@ import harness  # noqa: E402
 import tools  # noqa: E402
 
 ENVS = ["development", "staging", "canary", "production"]
-K8S_VERSION = "1.31.0"  # the kubectl of the npm package helm comes from
+# The chart's kubeVersion (>=1.25) to the newest the validator knows.
+K8S_VERSIONS = ["1.25.0", "1.37.0"]
 TIMEOUT = 60
 RELEASE, NAMESPACE = "shop", "shop-ns"
 POD_ENV = {"POD_NAME": "shop-7d9f-abcde", "POD_NAMESPACE": NAMESPACE,
@@ -137,12 +138,13 @@ def check_validates(c, name, manifests):
         what = f"{name}: {m['kind']} {m['metadata']['name']}"
         if m in crds:
             continue
-        try:
-            kubernetes_validate.validate(m, K8S_VERSION, strict=True)
-            c.check(f"{what} is valid Kubernetes {K8S_VERSION} (strict)", True)
-        except Exception as e:  # ValidationError, SchemaNotFoundError
-            c.check(f"{what} is valid Kubernetes {K8S_VERSION} (strict)", False,
-                    f"{type(e).__name__}: {str(e)[:400]}")
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(m, version, strict=True)
+                c.check(f"{what} is valid Kubernetes {version} (strict)", True)
+            except Exception as e:  # ValidationError, SchemaNotFoundError
+                c.check(f"{what} is valid Kubernetes {version} (strict)", False,
+                        f"{type(e).__name__}: {str(e)[:400]}")
 
 
 def crdcheck(manifests, tmp):
@@ -183,7 +185,7 @@ def check_validator_rejects(c, manifests):
             ct["securityContext"]["runAsNonRoot"] = "yes"
             ct["startupProbe"]["httpGett"] = ct["startupProbe"].pop("httpGet")
     try:
-        kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
+        kubernetes_validate.validate(dep, K8S_VERSIONS[-1], strict=True)
         c.check("the validator rejects a Deployment with wrong fields", False, "it passed")
     except kubernetes_validate.ValidationError:
         c.check("the validator rejects a Deployment with wrong fields", True)
@@ -450,17 +452,49 @@ def check_network_policy(c, name, values, manifests):
             and ingress[0]["from"] == [{"namespaceSelector": {"matchLabels": {
                 "kubernetes.io/metadata.name": values["networkPolicy"]["monitoringNamespace"]}}}],
             json.dumps(ingress))
-    ports = set()
-    for u in values["outputs"]["elasticsearch"]["urls"] if values["outputs"]["elasticsearch"]["enabled"] else []:
-        ports.add(int(re.search(r":(\d+)", u.split("//", 1)[1]).group(1)))
+    urls = list(values["outputs"]["elasticsearch"]["urls"]) if values["outputs"]["elasticsearch"]["enabled"] else []
     if values["outputs"]["loki"]["enabled"]:
-        ports.add(int(re.search(r":(\d+)", values["outputs"]["loki"]["url"].split("//", 1)[1]).group(1)))
-    got = {(p["port"], p["protocol"]) for rule in np_["egress"] for p in rule["ports"]}
-    c.check(f"{name}: egress only to DNS and the sinks' ports",
-            got == {(53, "UDP"), (53, "TCP")} | {(p, "TCP") for p in ports}, str(sorted(got)))
+        urls.append(values["outputs"]["loki"]["url"])
+    want = set()
+    for u in urls:
+        hostport = u.split("//", 1)[1].split("/", 1)[0]
+        host, _, port = hostport.partition(":")
+        port = int(port or (443 if u.startswith("https") else 80))
+        labels = host.rstrip(".").split(".")
+        if labels[-2:] == ["cluster", "local"]:
+            labels = labels[:-2]
+        ns = labels[-2] if len(labels) >= 3 and labels[-1] == "svc" else None
+        want.add((port, ns))
+    got = set()
+    for rule in np_["egress"]:
+        ports = {(p["port"], p["protocol"]) for p in rule["ports"]}
+        if ports == {(53, "UDP"), (53, "TCP")}:
+            continue
+        peers = rule.get("to")
+        ns = peers[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] \
+            if peers and len(peers) == 1 and "namespaceSelector" in peers[0] else peers
+        for p, proto in ports:
+            got.add((p, ns if isinstance(ns, (str, type(None))) else json.dumps(ns)))
+    c.check(f"{name}: egress only to DNS and each sink's port, in its namespace when in-cluster",
+            got == want and len(np_["egress"]) == 1 + len(want), f"{sorted(got, key=str)} != "
+            f"{sorted(want, key=str)}")
     pods = by_kind(manifests, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
     c.check(f"{name}: the NetworkPolicy selects the pods",
             all(pods.get(k) == v for k, v in np_["podSelector"]["matchLabels"].items()))
+
+
+def check_network_policy_peers(c, chart):
+    """An external sink: its port to any address, or to networkPolicy.sinkPeers."""
+    peers = [{"ipBlock": {"cidr": "192.0.2.0/24"}}]
+    for extra, want_to in (([], None), (["--set-json", "networkPolicy.sinkPeers=" + json.dumps(peers)], peers)):
+        r = chart.run("template", RELEASE, chart.dir, "-f", chart.values_file("canary"), "--set-json",
+                      'outputs.elasticsearch.urls=["https://es.example.com"]', *extra)
+        if not c.check("NetworkPolicy, external sink: helm template", r.returncode == 0, r.stderr[-300:]):
+            continue
+        egress = by_kind(docs(r.stdout), "NetworkPolicy")[0]["spec"]["egress"]
+        sink = [e for e in egress if e["ports"] == [{"port": 443, "protocol": "TCP"}]]
+        c.check(f"NetworkPolicy, external sink: port 443 to {want_to or 'any address'}",
+                len(egress) == 2 and len(sink) == 1 and sink[0].get("to") == want_to, json.dumps(egress))
 
 
 def check_monitor(c, name, values, manifests):
@@ -641,6 +675,40 @@ def check_literal_dollar(c, chart, args, tmp):
             p.stdout[:300] + p.stderr[:300])
 
 
+def check_demo_app(c, args, r, tmp):
+    """The example's demo application (its shell script, run by sh here with
+    a shorter sleep) writes JSON lines with secrets; the rendered config's
+    rules mask them and keep the error and audit records."""
+    containers = pod_parts(r["manifests"])[3]
+    app = containers[r["values"]["app"]["containerName"]]
+    script = app["args"][0].replace("sleep 1", "sleep 0.02")
+    try:
+        p = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=1.5)
+        out = p.stdout
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    lines = [x for x in out.splitlines() if x.strip()]
+    try:
+        parsed = [json.loads(x) for x in lines]
+    except ValueError as e:
+        parsed = []
+        c.check("example: the demo application writes JSON lines", False, f"{e}: {lines[:3]}")
+    c.check("example: the demo application writes JSON lines with secrets, errors, audit records",
+            len(parsed) >= 20 and any(x.get("password") for x in parsed) and
+            any(x.get("level") == "error" for x in parsed) and
+            any(x.get("log", {}).get("type") == "audit" for x in parsed), str(lines[:4]))
+    path = os.path.join(tmp, "demo-rules.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump({k: r["moved"][k] for k in ("environment", "redact", "sampling")}, f)
+    f = subprocess.run([args.binary, "filter", "--config", path], input=out, capture_output=True,
+                       text=True, timeout=TIMEOUT, env=harness_env())
+    shipped = f.stdout
+    c.check("example: the rendered rules mask the demo's secrets and keep every record",
+            f.returncode == 0 and "hunter2" not in shipped and "eyJzdWIiOiIxIn0" not in shipped and
+            len(shipped.splitlines()) == len(lines) and '"[REDACTED]"' in shipped,
+            shipped[:300] + f.stderr[:200])
+
+
 def check_app_chart(c, chart, args, tmp):
     """An application chart with logveil as a dependency (tests/helm/app):
     its own Deployment includes logveil.sidecar; the ConfigMap comes from
@@ -712,7 +780,9 @@ def main():
             check_environments_differ(c, rendered)
             exprs = rendered["production"]["exprs"]
             run_development(c, args, rendered["development"], os.path.join(tmp, "development"), exprs)
+            check_demo_app(c, args, rendered["development"], tmp)
         check_wrong_values(c, chart)
+        check_network_policy_peers(c, chart)
         os.makedirs(os.path.join(tmp, "shared"))
         check_shared_volume(c, chart, args, os.path.join(tmp, "shared"))
         check_literal_dollar(c, chart, args, tmp)
