@@ -570,19 +570,10 @@ def run_development(c, args, r, tmp, exprs):
     with open(out_path, "wb") as out, open(os.path.join(tmp, "stderr"), "wb") as err:
         p = subprocess.Popen([args.binary, "run", "--config", path], stdout=out, stderr=err, env=env)
         try:
-            records, metrics = [], ""
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and len(records) < 2:
-                time.sleep(0.2)
-                with open(out_path) as f:
-                    records = [json.loads(line) for line in f if line.strip()]
-            for _ in range(25):
-                try:
-                    metrics = harness_http_get(port, "/metrics")
-                    ready = harness_http_get(port, "/readyz")
-                    break
-                except OSError:
-                    time.sleep(0.2)
+            harness.wait_for(lambda: len(complete_lines(out_path)) >= 2, 15)
+            harness.wait_for(lambda: (harness.request(port, "/readyz") or (0,))[0] == 200, 5)
+            ready = harness.request(port, "/readyz")
+            metrics = harness.metrics_text(port)
         finally:
             p.terminate()
             try:
@@ -590,20 +581,23 @@ def run_development(c, args, r, tmp, exprs):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+    records = [json.loads(line) for line in complete_lines(out_path)]
     c.check("development: logveil runs the rendered config, tails the pod's CRI file",
             len(records) == 2, f"{len(records)} records; stderr: "
             f"{open(os.path.join(tmp, 'stderr')).read()[-400:]}")
     if len(records) == 2:
         a, b = records
         k8s = a.get("kubernetes", {})
-        c.check("development: secrets redacted", a.get("password") == "[REDACTED]" and
-                "abc.def.ghi" not in json.dumps(b), json.dumps(records)[:400])
+        c.check("development: secrets redacted, streams kept", a.get("password") == "[REDACTED]" and
+                "abc.def.ghi" not in json.dumps(b) and (a.get("stream"), b.get("stream")) ==
+                ("stdout", "stderr"), json.dumps(records)[:400])
         c.check("development: downward-API fields and labels file in the record",
                 k8s.get("namespace") == NAMESPACE and k8s.get("pod", {}).get("name") == POD_ENV["POD_NAME"]
                 and k8s.get("container", {}).get("name") == app and
                 k8s.get("labels", {}).get("app") == "shop" and a.get("environment") == "development",
                 json.dumps(a)[:400])
-    c.check("development: /readyz answers ok", ready.strip() == "ok" if metrics else False)
+    c.check("development: /readyz answers ok", ready is not None and ready[0] == 200 and
+            ready[2].strip() == "ok", str(ready))
     exported = set(re.findall(r"^(logveil_\w+)", metrics, re.M))
     used = {n for e in exprs for n in re.findall(r"\b(logveil_\w+)", e)}
     c.check("the alerts use only metrics logveil exports",
@@ -614,14 +608,11 @@ def run_development(c, args, r, tmp, exprs):
             f"unknown: {sorted(named - reasons)}")
 
 
-def harness_http_get(port, path):
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().read().decode()
-    finally:
-        conn.close()
+def complete_lines(path):
+    """The lines of a file that end with a newline (a writer may be mid-line)."""
+    with open(path) as f:
+        text = f.read()
+    return [x for x in text[:text.rfind("\n") + 1].splitlines() if x.strip()]
 
 
 def check_wrong_values(c, chart):
