@@ -894,7 +894,7 @@ void lv_conf_defaults(struct lv_conf *conf, const char *environment)
     conf->limits = (struct lv_limits){.max_line = MIB, .max_depth = 64};
     conf->buffer_max_bytes = 64 * (uint64_t)MIB;
     conf->state_dir = lv_xstrdup("/var/lib/logveil");
-    conf->shutdown_timeout = 30;
+    conf->shutdown_timeout = 25;
 }
 
 const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf)

@@ -15,6 +15,7 @@
 #include "logveil/log.h"
 #include "logveil/metrics.h"
 #include "pipeline.h"
+#include "reload.h"
 
 static const char usage_text[] =
     "usage: logveil <command> [options]\n"
@@ -24,6 +25,7 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run --config FILE          run the sidecar with the inputs and outputs in FILE\n"
+    "      [--watch-config]       reload FILE when it changes (SIGHUP always reloads it)\n"
     "  filter [options]           read log lines on stdin, write redacted JSON lines\n"
     "                             to stdout, exit at end of input\n"
     "      --config FILE          rules from FILE (default: built-in rules)\n"
@@ -82,7 +84,10 @@ static int load(const char *path, const char *env, struct lv_conf *conf)
     return 0;
 }
 
-static int run_pipeline(const struct lv_conf *conf, bool stats)
+/* `reload_path`: the file SIGHUP (and, with `watch`, a change of it)
+ * reloads; NULL for none. */
+static int run_pipeline(const struct lv_conf *conf, bool stats, const char *reload_path,
+                        bool watch)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     char err[512] = "";
@@ -91,8 +96,11 @@ static int run_pipeline(const struct lv_conf *conf, bool stats)
         lv_error("%s", err);
         return 1;
     }
+    struct lv_reload *reload = reload_path ? lv_reload_new(p, reload_path, watch) : NULL;
     int rc = lv_pipeline_run(p);
+    lv_reload_stop(reload);
     lv_pipeline_free(p);
+    lv_reload_free(reload);
     if (stats) {
         struct lv_buf b;
         lv_buf_init(&b, 16384, 0);
@@ -178,7 +186,7 @@ static int cmd_filter(int argc, char **argv)
     int rc = load(path, env, &conf);
     if (rc == 0) {
         as_filter(&conf, format);
-        rc = run_pipeline(&conf, stats);
+        rc = run_pipeline(&conf, stats, NULL, false);
     }
     lv_conf_free(&conf);
     return rc;
@@ -187,13 +195,17 @@ static int cmd_filter(int argc, char **argv)
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"watch-config", no_argument, 0, 'w'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *path = NULL;
+    bool watch = false;
     int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:wh", opts, NULL)) != -1) {
         if (c == 'c')
             path = optarg;
+        else if (c == 'w')
+            watch = true;
         else if (c == 'h') {
             fputs(usage_text, stdout);
             return 0;
@@ -205,7 +217,7 @@ static int cmd_run(int argc, char **argv)
     struct lv_conf conf;
     int rc = load(path, NULL, &conf);
     if (rc == 0)
-        rc = run_pipeline(&conf, false);
+        rc = run_pipeline(&conf, false, path, watch);
     lv_conf_free(&conf);
     return rc;
 }

@@ -237,6 +237,12 @@ static const struct {
      offsetof(struct lv_metrics, spool_corrupt)},
     {"logveil_batches_total", "counter", "Batches sealed from the inputs.",
      offsetof(struct lv_metrics, batches)},
+    {"logveil_config_generation", "gauge",
+     "Configuration in force: 1 at start, one more per reload applied.",
+     offsetof(struct lv_metrics, config_generation)},
+    {"logveil_config_last_reload_success", "gauge",
+     "1 when the last reload was applied (or none was asked), 0 when it was rejected.",
+     offsetof(struct lv_metrics, config_last_reload_ok)},
 };
 
 static const struct {
@@ -283,6 +289,57 @@ static void render_levels(struct writer *w, const struct lv_metrics *m)
         for (unsigned l = 0; l < LV_LEVEL_COUNT; l++)
             sample(w, dropped, LABELS("reason", lv_drop_reason_name(r), "level", level_labels[l]),
                    m->dropped[r][l]);
+}
+
+void lv_metrics_latency(struct lv_output_counter *c, double seconds)
+{
+    static const double bounds[] = LV_LATENCY_BOUNDS;
+    size_t i = 0;
+    while (i < LV_ARRAY_LEN(bounds) && seconds > bounds[i])
+        i++;
+    c->latency_buckets[i]++;
+    c->latency_count++;
+    c->latency_sum += seconds;
+}
+
+static void render_build(struct writer *w, const struct lv_metrics *m)
+{
+    family(w, "logveil_build_info", "gauge", "The running logveil's version.");
+    sample(w, "logveil_build_info", LABELS("version", LOGVEIL_VERSION), 1);
+    const char *reloads = "logveil_config_reloads_total";
+    family(w, reloads, "counter", "Configuration reloads asked, by result.");
+    sample(w, reloads, LABELS("result", "applied"), m->config_reloads_applied);
+    sample(w, reloads, LABELS("result", "rejected"), m->config_reloads_rejected);
+}
+
+/* Only the outputs that sent requests (the HTTP ones) have a histogram. */
+static void render_latency(struct writer *w, const struct lv_metrics *m)
+{
+    static const double bounds[] = LV_LATENCY_BOUNDS;
+    const char *name = "logveil_output_request_duration_seconds";
+    family(w, name, "histogram", "Output request latency (HTTP outputs), by output.");
+    for (unsigned i = 0; i < m->noutputs; i++) {
+        const struct lv_output_counter *c = &m->outputs[i];
+        if (!c->latency_count)
+            continue;
+        uint64_t cum = 0;
+        char le[32], line[160];
+        for (size_t b = 0; b < LV_LATENCY_NBUCKETS; b++) {
+            cum += c->latency_buckets[b];
+            if (b < LV_ARRAY_LEN(bounds))
+                snprintf(le, sizeof le, "%g", bounds[b]);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            sample(w, "logveil_output_request_duration_seconds_bucket",
+                   LABELS("output", c->name, "le", le), cum);
+        }
+        put_str(w, "logveil_output_request_duration_seconds_sum{output=\"");
+        put_label_value(w, c->name);
+        int n = snprintf(line, sizeof line, "\"} %.6f\n", c->latency_sum);
+        put(w, line, (size_t)n);
+        sample(w, "logveil_output_request_duration_seconds_count", LABELS("output", c->name),
+               c->latency_count);
+    }
 }
 
 static void render_named(struct writer *w, const struct lv_metrics *m)
@@ -349,6 +406,8 @@ int lv_metrics_render(struct lv_buf *out)
     render_scalars(&w, &lv_metrics);
     render_levels(&w, &lv_metrics);
     render_named(&w, &lv_metrics);
+    render_latency(&w, &lv_metrics);
+    render_build(&w, &lv_metrics);
     render_files(&w);
     /* Half an exposition would read as counters that went back to zero. */
     if (w.rc < 0)

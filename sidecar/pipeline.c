@@ -22,6 +22,7 @@
 #include "admin.h"
 #include "logveil/chain.h"
 #include "logveil/log.h"
+#include "logveil/metrics.h"
 #include "multiline.h"
 #include "pipeline.h"
 #include "pipeline_internal.h"
@@ -58,11 +59,15 @@ static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     size_t batches = p->batches_out, kept = 0;
     size_t lost = lv_queue_abandon(p, &kept);
-    lv_error("shutdown: %zu batches still undelivered after %.0f s: %zu records undelivered, "
-             "counted as dropped (reason shutdown); %zu more stay in the spool or are read "
-             "again from the checkpoint",
-             batches, p->conf->shutdown_timeout, lost, kept);
-    p->exit_code = 1;
+    /* Exit 0 when nothing is lost: what was not delivered is in the spool
+     * or read again from the checkpoint at the next start. */
+    lv_log(lost ? LV_LOG_ERROR : LV_LOG_WARN,
+           "shutdown: %zu batches still undelivered after %.0f s: %zu records undelivered, "
+           "counted as dropped (reason shutdown); %zu more stay in the spool or are read "
+           "again from the checkpoint",
+           batches, p->conf->shutdown_timeout, lost, kept);
+    if (lost)
+        p->exit_code = 1;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -169,6 +174,8 @@ struct lv_pipeline *lv_pipeline_new(struct ev_loop *loop, const struct lv_conf *
     p->conf = conf;
     p->max_bytes = conf->buffer_max_bytes ? conf->buffer_max_bytes : 64u << 20;
     p->chain = lv_chain_new(conf, err, errlen);
+    lv_metrics.config_generation = 1;
+    lv_metrics.config_last_reload_ok = 1;
     if (!p->chain || setup_outputs(p, err, errlen) < 0 || setup_inputs(p, err, errlen) < 0 ||
         lv_queue_open_spool(p, err, errlen) < 0)
         goto err;
@@ -242,6 +249,18 @@ void lv_pipeline_free(struct lv_pipeline *p)
     free(p->inflight);
     lv_chain_free(p->chain);
     free(p);
+}
+
+struct ev_loop *lv_pipeline_loop(const struct lv_pipeline *p)
+{
+    return p->loop;
+}
+
+struct lv_chain *lv_pipeline_swap_chain(struct lv_pipeline *p, struct lv_chain *chain)
+{
+    struct lv_chain *old = p->chain;
+    p->chain = chain;
+    return old;
 }
 
 const struct lv_conf *lv_pipeline_conf(const struct lv_pipeline *p)

@@ -24,4 +24,10 @@ struct lv_pipeline *lv_pipeline_new(struct ev_loop *loop, const struct lv_conf *
 int lv_pipeline_run(struct lv_pipeline *p);
 void lv_pipeline_free(struct lv_pipeline *p);
 
+struct lv_chain;
+struct ev_loop *lv_pipeline_loop(const struct lv_pipeline *p);
+/* Puts `chain` in force for every record from now on (a reload); returns
+ * the one it replaces, for the caller to free. */
+struct lv_chain *lv_pipeline_swap_chain(struct lv_pipeline *p, struct lv_chain *chain);
+
 #endif

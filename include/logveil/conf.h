@@ -180,7 +180,7 @@ struct lv_conf {
     char *spool_dir;          /* NULL: no disk spool */
     uint64_t spool_max_bytes;
     char *state_dir;          /* checkpoints; "/var/lib/logveil" */
-    double shutdown_timeout;  /* seconds to drain at SIGTERM (30) */
+    double shutdown_timeout;  /* seconds to drain at SIGTERM (25: under Kubernetes' 30 s grace) */
 };
 
 /* Collected load errors, each already formatted "file:line: message". */

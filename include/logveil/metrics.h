@@ -34,6 +34,7 @@ const char *lv_drop_reason_name(enum lv_drop_reason r);
 
 #define LV_METRICS_MAX_RULES 128
 #define LV_METRICS_MAX_OUTPUTS 16
+#define LV_LATENCY_NBUCKETS 13 /* the bounds below and +Inf */
 
 struct lv_rule_counter {
     char name[64];
@@ -46,7 +47,16 @@ struct lv_output_counter {
     uint64_t bytes;
     uint64_t errors;
     uint64_t labels_demoted; /* loki: labels the cardinality guard made metadata */
+    /* HTTP outputs: request latency, by LV_LATENCY_BOUNDS (cumulative at
+     * render), the last bucket +Inf */
+    uint64_t latency_buckets[LV_LATENCY_NBUCKETS];
+    uint64_t latency_count;
+    double latency_sum;
 };
+
+/* Output request latency: the bounds of the histogram's buckets, seconds. */
+#define LV_LATENCY_BOUNDS {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+void lv_metrics_latency(struct lv_output_counter *c, double seconds);
 
 struct lv_metrics {
     uint64_t input_records;    /* application lines after framing */
@@ -74,6 +84,11 @@ struct lv_metrics {
     uint64_t checkpoint_lag_bytes; /* tail: gauge, bytes read but not yet acknowledged */
     uint64_t spool_corrupt;       /* spool: batches skipped, damaged on disk */
     uint64_t batches;             /* batches sealed from the inputs */
+    /* configuration reloads (SIGHUP, run --watch-config) */
+    uint64_t config_generation;   /* gauge: 1 at start, +1 per reload applied */
+    uint64_t config_reloads_applied;
+    uint64_t config_reloads_rejected;
+    uint64_t config_last_reload_ok; /* gauge: 1 when the last reload (if any) was applied */
 };
 
 extern struct lv_metrics lv_metrics;

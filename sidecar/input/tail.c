@@ -112,6 +112,7 @@ static double now(const struct tail_ctx *t)
 
 static void write_checkpoint(struct tail_ctx *t);
 static void truncated(struct tail_ctx *t, struct lv_tail_file *f);
+static void want_generations(struct tail_ctx *t, const char *path);
 
 /* ---- the file table --------------------------------------------------------------- */
 
@@ -365,6 +366,10 @@ static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
         lv_tail_file_free(was);
         count_truncated(t, f);
     }
+    /* Several copytruncates may have come and gone since the last read (the
+     * input paused, or logveil down): the copies between the one that
+     * continues `was` and now hold lines nothing read. */
+    want_generations(t, f->path);
     write_checkpoint(t);
 }
 

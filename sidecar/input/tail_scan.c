@@ -138,10 +138,20 @@ static void siblings(const char *path, const char *suffix, struct lv_tail_scan *
     free(pattern);
 }
 
+/* Rotated names: `<path>.<anything>` (the kubelet's `.<timestamp>`,
+ * logrotate's `.1`, and their `.gz`) and logrotate's dateext,
+ * `<path>-<digits...>` (`app.log-20251206`, `.gz` too). */
+static void rotated_siblings(const char *path, struct lv_tail_scan *out,
+                             bool (*keep)(const void *arg, const char *path))
+{
+    siblings(path, ".*", out, keep);
+    siblings(path, "-[0-9]*", out, keep);
+}
+
 void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out)
 {
     *out = (struct lv_tail_scan){.complete = true};
-    siblings(path, ".*", out, uncompressed);
+    rotated_siblings(path, out, uncompressed);
 }
 
 static bool not_temporary(const void *arg, const char *path)
@@ -172,11 +182,11 @@ static bool listed(const struct lv_tail_scan *s, const struct stat *st)
 void lv_tail_scan_generations(const char *path, struct lv_tail_scan *out)
 {
     *out = (struct lv_tail_scan){.complete = true};
-    siblings(path, ".*", out, not_temporary);
+    rotated_siblings(path, out, not_temporary);
     char *real = realpath(path, NULL);
     if (real && strcmp(real, path) != 0) {
         struct lv_tail_scan more = {.complete = true};
-        siblings(real, ".*", &more, not_temporary);
+        rotated_siblings(real, &more, not_temporary);
         for (size_t i = 0; i < more.n; i++)
             if (!listed(out, &more.items[i].st))
                 add_found(out, more.items[i].path, &more.items[i].st);

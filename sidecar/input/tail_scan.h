@@ -44,11 +44,13 @@ void lv_tail_scan_run(const struct lv_input_conf *conf, const char *name, struct
 /* Whether the scan read the directory `path` would be in: only then does its
  * absence from `items` mean that the file is gone. */
 bool lv_tail_scan_covers(const struct lv_tail_scan *s, const char *path);
-/* Rotated siblings of `path` (`<path>.<suffix>`, the kubelet's
- * `0.log.20251121-101010`), compressed and temporary ones left out. */
+/* Rotated siblings of `path` (`<path>.<suffix>`: the kubelet's
+ * `0.log.20251121-101010`, logrotate's `app.log.1`; and logrotate's dateext
+ * `<path>-<digit>...`, `app.log-20251121`), compressed and temporary ones
+ * left out. */
 void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out);
-/* Every rotated generation of `path`: its siblings `<path>.<suffix>`,
- * compressed or not (temporary `.tmp` files left out), and those of its
+/* Every rotated generation of `path`: its siblings `<path>.<suffix>` and
+ * `<path>-<digit>...`, compressed or not (temporary `.tmp` files left out), and those of its
  * symlink's target; each file once, in the order of their names with a
  * `.gz` suffix set aside (the kubelet's timestamps sort in rotation order).
  * Exclusions do not apply: these continue files the globs named. */

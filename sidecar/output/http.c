@@ -24,6 +24,7 @@
 
 #include "http.h"
 #include "logveil/log.h"
+#include "logveil/metrics.h"
 #include "logveil/util.h"
 
 /* ---- libcurl, loaded on first use -----------------------------------------------------------
@@ -126,6 +127,7 @@ struct lv_http_client {
     size_t userpwd_len;
     lv_http_ready_fn *ready;
     void *ready_arg;
+    struct lv_output_counter *counter; /* request latency */
     struct lv_http_req *inflight; /* list of requests in flight */
     size_t ninflight;
     uint64_t requests;
@@ -353,6 +355,8 @@ static void finish(struct lv_http_req *r, long status, const char *error)
     r->easy = NULL;
     r->headers = NULL;
     bool failed = endpoint_failed(status, error);
+    if (!r->cancelled && c->counter)
+        lv_metrics_latency(c->counter, ev_time() - r->started);
     if (!r->cancelled) {
         if (c->nurls > 1)
             endpoint_outcome(c, r->endpoint, failed);
@@ -468,6 +472,7 @@ int lv_http_send(struct lv_http_client *c, struct lv_http_req *r)
     r->errbuf[0] = '\0';
     r->headers = request_headers(c, r);
     r->easy = make_easy(c, r);
+    r->started = ev_time();
     r->prev = NULL;
     r->next = c->inflight;
     if (c->inflight)
@@ -560,6 +565,7 @@ struct lv_http_client *lv_http_client_new(struct ev_loop *loop, const struct lv_
     c->h = http_get(loop);
     c->conf = conf;
     c->name = lv_xstrdup(name);
+    c->counter = lv_metrics_output(name);
     c->urls = lv_xcalloc(n, sizeof *c->urls);
     c->eps = lv_xcalloc(n, sizeof *c->eps);
     if (conf->url)

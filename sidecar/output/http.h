@@ -130,6 +130,7 @@ struct lv_http_req {
     bool cancelled;               /* true in on_done when cancelled */
     bool probe;
     size_t endpoint;              /* index of the URL it went to */
+    double started;               /* ev_time() when sent, for the latency histogram */
     struct lv_http_req *next, *prev;
 };
 

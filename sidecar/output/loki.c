@@ -304,6 +304,17 @@ static size_t unescape(const struct field *f, char *dst)
         dst[o++] = ch == 'n' ? '\n' : ch == 't' ? '\t' : ch == 'r' ? '\r' : ch == 'b' ? '\b'
                    : ch == 'f' ? '\f' : ch;
     }
+    /* The cut may fall inside a UTF-8 sequence: Loki refuses a push with a
+     * label that is not UTF-8, and every record of it with the label. */
+    size_t k = o;
+    while (k > 0 && o - k < 3 && ((unsigned char)dst[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k > 0) {
+        unsigned char lead = (unsigned char)dst[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (k - 1 + need > o)
+            o = k - 1;
+    }
     return o;
 }
 

@@ -81,6 +81,8 @@ class Fake:
     def docs(self, index):
         out = []
         for line in self.call("/_fake/docs").decode().splitlines():
+            if not line:
+                continue  # no document stored yet
             d = json.loads(line)
             if d["_index"] == index:
                 out.append(json.loads(d["source"]))
@@ -295,6 +297,15 @@ def scenario_checkpoint(c, a, fake, tmp):
                 time.sleep(0.1)
         fake.faults({})
         harness.wait_for(lambda: acked(port) == os.path.getsize(log), 60, 0.2)
+        m = harness.metrics(port)
+        name = "logveil_output_request_duration_seconds"
+        buckets = [(k, v) for k, v in m.items() if k.startswith(name + "_bucket")]
+        count = m.get(name + '_count{output="elasticsearch"}')
+        c.check("checkpoint: request latency histogram (cumulative buckets, +Inf = count)",
+                len(buckets) == 13 and count and count > 0 and
+                all(buckets[i][1] <= buckets[i + 1][1] for i in range(12)) and
+                buckets[-1][0].endswith('le="+Inf"}') and buckets[-1][1] == count,
+                str(buckets[:3]) + f" count {count}")
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)

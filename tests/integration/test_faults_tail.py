@@ -567,6 +567,43 @@ def copytruncate_behind(args, c, tmp):
         sc.close()
 
 
+def copytruncate_dateext_down(args, c, tmp, compress=False):
+    """logrotate's copytruncate with dateext (c.log-20261206, then gzipped
+    when `compress`) while logveil is down after a kill -9: the lines it
+    had not read are only in the copy, and are read from there."""
+    name = "copytruncate dateext%s while down" % (" + gz" if compress else "")
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    p = os.path.join(logs, "c.log")
+    write_seqs(p, range(0, 1000))
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")])
+    try:
+        sc.start()
+        sc.wait_delivered(range(1000))
+        settle(sc)
+        sc.proc.kill()
+        sc.proc.wait()
+        write_seqs(p, range(1000, 6000))
+        copy = p + "-20261206"
+        with open(p, "rb") as src, open(copy, "wb") as dst:
+            dst.write(src.read())
+        os.truncate(p, 0)
+        if compress:  # logrotate's compress: the copy gzipped, the plain copy removed
+            with open(copy, "rb") as src, gzip.open(copy + ".gz", "wb") as dst:
+                dst.write(src.read())
+            os.unlink(copy)
+        write_seqs(p, range(30000, 30100))
+        sc.start()
+        account(c, name, sc, list(range(6000)) + list(range(30000, 30100)), dup_bound=1000)
+        stop_and_check(c, name, sc)
+    finally:
+        sc.close()
+
+
+def copytruncate_dateext_down_gz(args, c, tmp):
+    copytruncate_dateext_down(args, c, tmp, compress=True)
+
+
 def copytruncate_no_copy(args, c, tmp):
     """A truncation while logveil is behind (output stalled, buffer full),
     with no copy anywhere it looks: what it had not read is lost, and
@@ -886,7 +923,7 @@ def evicted_deleted(args, c, tmp):
 
 SCENARIOS = [rotations_down_plain, rotations_down_gz, rotations_down_plain_reuse,
              rotations_down_gz_reuse, banner_reused_inode, banner_copytruncate, copytruncate_behind,
-             copytruncate_no_copy, gone_while_down_live, gone_while_down_rotated_read,
+             copytruncate_dateext_down, copytruncate_dateext_down_gz, copytruncate_no_copy, gone_while_down_live, gone_while_down_rotated_read,
              gone_while_down_rotated_unread, gone_while_down_reused_inode, corrupt_checkpoint,
              gz_corrupt,
              clock_step_back, waiting_deleted, evicted_deleted]

@@ -20,6 +20,12 @@ several outputs at once.
   logveil_output_labels_demoted_total, said in one log line;
 - faults: 503 and 429 pushes retried; a push Loki answers 400 (an entry too
   far behind) dead-lettered with Loki's reason, never retried;
+- hostile: label values from records that try to break the label syntax
+  (quotes and braces, backslashes, newlines, values far over the length
+  cap whose cut falls inside a UTF-8 sequence, lone surrogate escapes, an
+  empty value) in the same pushes as ordinary records: every push valid,
+  every record delivered once, each value escaped, cut on a character
+  boundary, no label that is not on the allow-list;
 - fanout: Elasticsearch, Loki and a file at once, Loki down for a while:
   the file and Elasticsearch get everything meanwhile, each record once (no
   resend to them); when Loki is back it gets everything it missed, once.
@@ -320,6 +326,51 @@ def scenario_corrupt(c, a, loki, es, tmp):
         fake.stop()
 
 
+HOSTILE = ['x"} ,evil="1', 'back\\slash\\', "new\nline\r\t", "a" + "\u00e9" * 1500,
+           "\u00e9" * 1500, "\U0001F600" * 400, "\ud800 lone", "", "{}", '=\"']
+
+
+def scenario_hostile(c, a, loki, es, tmp):
+    recs = []
+    for i in range(2200):
+        app = HOSTILE[i // 100 % len(HOSTILE)] if i % 100 == 0 else "shop"
+        recs.append(json.dumps({"level": "info", "seq": i, "tag": "hostile", "app": app}))
+    data = ("\n".join(recs) + "\n").encode("utf-8", "surrogatepass")
+    before = len(loki.stats()["violations"])
+    out = f"""  - type: loki
+    name: loki
+    url: {loki.url}
+    tenant: team-a
+    labels: [app, tag]
+    flush_interval: 0.1
+    retry_max_delay: 1
+    dead_letter: {tmp}/hostile.dead.jsonl
+"""
+    r = run(a, tmp, "hostile", out, data)
+    c.check("hostile: exit 0", r.returncode == 0, r.stderr.decode()[-300:])
+    got = of_tag(loki.entries(), "hostile")
+    seqs = sorted(rec["seq"] for rec, _ in got)
+    c.check("hostile: every record delivered exactly once, none dead-lettered",
+            seqs == list(range(2200)) and (not os.path.exists(f"{tmp}/hostile.dead.jsonl") or
+                                           not os.path.getsize(f"{tmp}/hostile.dead.jsonl")),
+            f"{len(seqs)} entries")
+    v = loki.stats()["violations"][before:]
+    c.check("hostile: every push valid (label syntax, UTF-8)", not v, str(v[:3]))
+    bad = []
+    for rec, e in got:
+        labels, want = e["labels"], rec["app"]
+        value = labels.get("app")
+        ok = set(labels) <= {"app", "tag"} and isinstance(value, str)
+        if ok and want:
+            # Cut to at most 1 KiB of UTF-8 on a character boundary.
+            ok = want.startswith(value) and len(value.encode()) <= 1024 and \
+                (value == want or len(value.encode()) > 1000)
+        if not ok:
+            bad.append((rec["seq"], want[:40], str(labels)[:80]))
+    c.check("hostile: values escaped and kept, cut on a character boundary, no label injected",
+            not bad, str(bad[:3]))
+
+
 def reap(p):
     """Stops a logveil left running by a scenario that failed part-way."""
     if p.poll() is None:
@@ -346,7 +397,8 @@ def main():
     loki = Fake(a, tmp, "fake_loki.py", "loki", "--tenant", "team-a")
     es = Fake(a, tmp, "fake_es.py", "es")
     try:
-        for s in (scenario_corrupt, scenario_formats, scenario_guard, scenario_faults, scenario_fanout):
+        for s in (scenario_corrupt, scenario_formats, scenario_guard, scenario_faults,
+                  scenario_hostile, scenario_fanout):
             t = time.monotonic()
             try:
                 s(c, a, loki, es, tmp)
