@@ -402,7 +402,7 @@ def check_alerts(c, name, values, manifests, source):
     names = {a["alert"] for a in alerts}
     want = {"LogveilSidecarDown", "LogveilRecordsDropped", "LogveilBufferAlmostFull",
             "LogveilOutputErrors", "LogveilDeadLetters", "LogveilCheckpointLagGrowing",
-            "LogveilRedactionFailures"}
+            "LogveilRedactionFailures", "LogveilConfigReloadRejected"}
     c.check(f"{name}: the alerts the issue lists", names == want, str(sorted(names)))
     anchors = runbook_anchors(source)
     base = values["prometheusRule"]["runbookUrl"]
@@ -547,33 +547,94 @@ def check_environments_differ(c, rendered):
             rendered["production"]["values"]["logLevel"] == "warn")
 
 
-def run_development(c, args, r, tmp, exprs):
-    """The development config runs: a CRI file where the pod's log directory
-    is mounted, records on stdout, and /metrics has every metric the alerts use."""
-    moved, fake = r["moved"], r["fake"]
+class ConfigMount:
+    """A ConfigMap volume as kubelet lays it out: logveil.yaml -> ..data/
+    logveil.yaml, ..data -> a versioned directory, swapped by a rename."""
+
+    def __init__(self, directory):
+        self.dir, self.version = directory, 0
+        os.makedirs(directory, exist_ok=True)
+        for name in ("logveil.yaml", "..data"):
+            if os.path.lexists(os.path.join(directory, name)):
+                os.remove(os.path.join(directory, name))
+
+    def publish(self, conf):
+        self.version += 1
+        ver = os.path.join(self.dir, f"..v{self.version}")
+        os.makedirs(ver)
+        with open(os.path.join(ver, "logveil.yaml"), "w") as f:
+            yaml.safe_dump(conf, f, sort_keys=False)
+        tmp_link = os.path.join(self.dir, "..data_tmp")
+        os.symlink(os.path.basename(ver), tmp_link)
+        os.rename(tmp_link, os.path.join(self.dir, "..data"))
+        if not os.path.lexists(os.path.join(self.dir, "logveil.yaml")):
+            os.symlink("..data/logveil.yaml", os.path.join(self.dir, "logveil.yaml"))
+
+
+def for_test_run(conf, port):
+    """The same changes on every version: a reload must not see them."""
+    conf = json.loads(json.dumps(conf))
+    conf["admin"]["listen"] = f"127.0.0.1:{port}"
+    conf["shutdown_timeout"] = 2
+    return conf
+
+
+def rendered_config(c, chart, env, sets, fake):
+    r = chart.template(env, sets)
+    if not c.check(f"{env} {' '.join(sets)}: helm template", r.returncode == 0, r.stderr[-300:]):
+        return None, None
+    manifests = docs(r.stdout)
+    conf = yaml.safe_load(by_kind(manifests, "ConfigMap")[0]["data"]["logveil.yaml"])
+    checksum = by_kind(manifests, "Deployment")[0]["spec"]["template"]["metadata"][
+        "annotations"]["checksum/logveil-config"]
+    return relocate(c, f"{env} {' '.join(sets)}", conf, fake), checksum
+
+
+def reload_counts(port):
+    m = harness.metrics_text(port)
+    def one(pattern):
+        found = re.search(pattern, m, re.M)
+        return float(found.group(1)) if found else None
+    return (one(r'^logveil_config_reloads_total\{result="applied"\} (\S+)'),
+            one(r'^logveil_config_reloads_total\{result="rejected"\} (\S+)'),
+            one(r"^logveil_config_last_reload_success (\S+)"))
+
+
+def run_development(c, chart, args, r, tmp, exprs):
+    """The development config runs with the container's own arguments: a CRI
+    file where the pod's log directory is mounted, records on stdout, and
+    /metrics has every metric the alerts use. Then the ConfigMap changes as
+    kubelet swaps it: a change the chart's checksum leaves out (a redaction
+    key) must be applied by --watch-config, and one it includes (the buffer)
+    must be rejected by it, so that the pods roll exactly when they must."""
+    fake, lv = r["fake"], r["lv"]
     app = r["values"]["app"]["containerName"]
     log = fake.host(f"/var/log/pod/{app}/0.log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "w") as f:
         f.write('2026-01-05T12:00:00.000000001Z stdout F {"level":"info","msg":"login",'
-                '"password":"hunter2","trace_id":"t1"}\n')
+                '"password":"hunter2","trace_id":"t1","order_id":"o-1"}\n')
         f.write('2026-01-05T12:00:01.000000001Z stderr F {"level":"error","msg":"boom",'
                 '"headers":{"Authorization":"Bearer abc.def.ghi"}}\n')
     port = harness.free_port()
-    moved["admin"]["listen"] = f"127.0.0.1:{port}"
-    moved["shutdown_timeout"] = 2
-    path = os.path.join(tmp, "run.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump(moved, f, sort_keys=False)
+    config_arg = lv["args"][lv["args"].index("--config") + 1]
+    mount = ConfigMount(fake.host(os.path.dirname(config_arg)))
+    mount.publish(for_test_run(r["moved"], port))
+    run_args = [fake.host(a) if a == config_arg else a for a in lv["args"]]
+    c.check("development: the container runs logveil with --watch-config",
+            run_args[:3] == ["run", "--config", fake.host(config_arg)] and "--watch-config" in run_args,
+            str(lv["args"]))
     out_path = os.path.join(tmp, "stdout")
     env = {**harness_env(), **POD_ENV, "CONTAINER_NAME": app}
+    ready, metrics, reloads = None, "", {}
     with open(out_path, "wb") as out, open(os.path.join(tmp, "stderr"), "wb") as err:
-        p = subprocess.Popen([args.binary, "run", "--config", path], stdout=out, stderr=err, env=env)
+        p = subprocess.Popen([args.binary, *run_args], stdout=out, stderr=err, env=env)
         try:
             harness.wait_for(lambda: len(complete_lines(out_path)) >= 2, 15)
             harness.wait_for(lambda: (harness.request(port, "/readyz") or (0,))[0] == 200, 5)
             ready = harness.request(port, "/readyz")
             metrics = harness.metrics_text(port)
+            reloads = reload_scenario(c, chart, fake, mount, port, log, out_path, r)
         finally:
             p.terminate()
             try:
@@ -583,19 +644,23 @@ def run_development(c, args, r, tmp, exprs):
                 p.wait()
     records = [json.loads(line) for line in complete_lines(out_path)]
     c.check("development: logveil runs the rendered config, tails the pod's CRI file",
-            len(records) == 2, f"{len(records)} records; stderr: "
+            len(records) >= 2, f"{len(records)} records; stderr: "
             f"{open(os.path.join(tmp, 'stderr')).read()[-400:]}")
-    if len(records) == 2:
-        a, b = records
+    if len(records) >= 2:
+        a, b = records[:2]
         k8s = a.get("kubernetes", {})
         c.check("development: secrets redacted, streams kept", a.get("password") == "[REDACTED]" and
                 "abc.def.ghi" not in json.dumps(b) and (a.get("stream"), b.get("stream")) ==
-                ("stdout", "stderr"), json.dumps(records)[:400])
+                ("stdout", "stderr") and a.get("order_id") == "o-1", json.dumps(records)[:400])
         c.check("development: downward-API fields and labels file in the record",
                 k8s.get("namespace") == NAMESPACE and k8s.get("pod", {}).get("name") == POD_ENV["POD_NAME"]
                 and k8s.get("container", {}).get("name") == app and
                 k8s.get("labels", {}).get("app") == "shop" and a.get("environment") == "development",
                 json.dumps(a)[:400])
+    if reloads.get("applied"):
+        after = [x for x in records if x.get("msg") == "after reload"]
+        c.check("development: records after the reload follow the new rule",
+                len(after) == 1 and after[0].get("order_id") == "[REDACTED]", json.dumps(after))
     c.check("development: /readyz answers ok", ready is not None and ready[0] == 200 and
             ready[2].strip() == "ok", str(ready))
     exported = set(re.findall(r"^(logveil_\w+)", metrics, re.M))
@@ -606,6 +671,37 @@ def run_development(c, args, r, tmp, exprs):
     named = {x for e in exprs for m in re.findall(r'reason[!=]~?"([\w|]+)"', e) for x in m.split("|")}
     c.check("the alerts name only drop reasons logveil counts", named and named <= reasons,
             f"unknown: {sorted(named - reasons)}")
+
+
+def reload_scenario(c, chart, fake, mount, port, log, out_path, r):
+    base_sum = r["manifests"] and by_kind(r["manifests"], "Deployment")[0]["spec"]["template"][
+        "metadata"]["annotations"]["checksum/logveil-config"]
+    result = {}
+    new, new_sum = rendered_config(c, chart, "development", ["redact.extraKeys[0]=order_id"], fake)
+    if new is None:
+        return result
+    c.check("development: a redaction change leaves the pod template's checksum alone",
+            new_sum == base_sum, f"{new_sum} != {base_sum}")
+    mount.publish(for_test_run(new, port))
+    applied = harness.wait_for(lambda: reload_counts(port)[0] == 1, 10)
+    c.check("development: --watch-config applies the new ConfigMap (reloads applied 1)",
+            applied, str(reload_counts(port)))
+    result["applied"] = applied
+    with open(log, "a") as f:
+        f.write('2026-01-05T12:00:02.000000001Z stdout F {"level":"info","msg":"after reload",'
+                '"order_id":"o-2"}\n')
+    harness.wait_for(lambda: any('"after reload"' in x for x in complete_lines(out_path)), 10)
+    other, other_sum = rendered_config(c, chart, "development", ["redact.extraKeys[0]=order_id",
+                                                                  "buffer.maxMiB=48"], fake)
+    if other is None:
+        return result
+    c.check("development: a buffer change changes the pod template's checksum (rolls the pods)",
+            other_sum != base_sum)
+    mount.publish(for_test_run(other, port))
+    rejected = harness.wait_for(lambda: reload_counts(port)[1:] == (1, 0), 10)
+    c.check("development: --watch-config rejects it, as the checksum expects "
+            "(rejected 1, last reload success 0)", rejected, str(reload_counts(port)))
+    return result
 
 
 def complete_lines(path):
@@ -737,12 +833,19 @@ def check_app_chart(c, chart, args, tmp):
     c.check("app chart: tails the application container's files",
             conf["inputs"][0]["paths"] == ["/var/log/pod/shop/*.log"] and
             conf["environment"] == "staging", json.dumps(conf["inputs"]))
-    checksum = dep["spec"]["template"]["metadata"]["annotations"]["checksum/logveil-config"]
-    other = render("--set-json", "logveil.sampling.default=0.2")
-    if other:
-        sum2 = by_kind(other, "Deployment")[0]["spec"]["template"]["metadata"]["annotations"]
-        c.check("app chart: a changed config changes the pod template (rolls the pods)",
-                sum2["checksum/logveil-config"] != checksum)
+    def checksum(manifests):
+        return by_kind(manifests, "Deployment")[0]["spec"]["template"]["metadata"]["annotations"][
+            "checksum/logveil-config"] if manifests else None
+    base = checksum(manifests)
+    sums = {what: checksum(render(*sets)) for what, sets in (
+        ("sampling", ["--set-json", "logveil.sampling.default=0.2"]),
+        ("buffer", ["--set", "logveil.buffer.maxMiB=48"]),
+        ("no watch", ["--set", "logveil.reload.watchConfig=false"]),
+        ("no watch, sampling", ["--set", "logveil.reload.watchConfig=false",
+                                "--set-json", "logveil.sampling.default=0.2"]))}
+    c.check("app chart: the pods roll for a change a reload cannot apply, not for one it can",
+            sums["sampling"] == base and sums["buffer"] not in (None, base) and
+            sums["no watch, sampling"] not in (None, sums["no watch"]), str(sums))
     shared = render("--set", "logveil.input.mode=sharedVolume")
     if shared:
         _, spec, lv, containers, volumes = pod_parts(shared)
@@ -770,7 +873,8 @@ def main():
         if all(e in rendered for e in ENVS):
             check_environments_differ(c, rendered)
             exprs = rendered["production"]["exprs"]
-            run_development(c, args, rendered["development"], os.path.join(tmp, "development"), exprs)
+            run_development(c, chart, args, rendered["development"], os.path.join(tmp, "development"),
+                            exprs)
             check_demo_app(c, args, rendered["development"], tmp)
         check_wrong_values(c, chart)
         check_network_policy_peers(c, chart)

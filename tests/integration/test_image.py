@@ -177,7 +177,7 @@ def check_versions(c, args, glob, uid):
             r.returncode == 0 and images == {f"logveil:{docker}"}, f"{images} {r.stderr[-200:]}")
     run_as = set(re.findall(r"runAsUser: (\d+)", r.stdout))
     c.check("the chart runs logveil as the image's user", str(uid) in run_as, str(run_as))
-    cmd = re.search(r'args: \["run", "--config", "([^"]+)"\]', r.stdout)
+    cmd = re.search(r'args: \["run", "--config", "([^"]+)"', r.stdout)
     c.check("the chart's config path is the image's default",
             cmd and f'"{cmd.group(1)}"' in read(os.path.join(args.source, "Dockerfile")))
 

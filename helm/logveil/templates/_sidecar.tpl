@@ -8,7 +8,9 @@ manifest it fills, with a dict:
           default: root.Values)
   part    podLabels        labels for the pod template (the Service,
                            NetworkPolicy and ServiceMonitor select them)
-          podAnnotations   the config's checksum: a changed config rolls the pods
+          podAnnotations   the checksum of what a reload cannot change (all of the
+                           config without reload.watchConfig): a change there
+                           rolls the pods
           container        the logveil container (a list item)
           volumes          its volumes (list items)
           appVolumeMounts  sharedVolume mode: the mount for the application
@@ -23,7 +25,7 @@ Helm", shows the same from an application chart.
 {{- if eq .part "podLabels" -}}
 {{ include "logveil.podSelector" $ctx }}
 {{- else if eq .part "podAnnotations" -}}
-checksum/logveil-config: {{ include "logveil.config" $ctx | sha256sum }}
+checksum/logveil-config: {{ include "logveil.restartConfig" $ctx | sha256sum }}
 {{- else if eq .part "container" -}}
 {{ include "logveil.container" $ctx }}
 {{- else if eq .part "volumes" -}}
@@ -37,6 +39,16 @@ checksum/logveil-config: {{ include "logveil.config" $ctx | sha256sum }}
 {{ include "logveil.configmap" $ctx }}
 {{- else -}}
 {{- fail (printf "logveil.sidecar: unknown part %q, expected podLabels, podAnnotations, container, volumes, appVolumeMounts or configmap" .part) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The config less the sections run --watch-config reloads (sidecar/
+reload.c): what only a restart applies. */}}
+{{- define "logveil.restartConfig" -}}
+{{- if .values.reload.watchConfig -}}
+{{- omit (include "logveil.config" . | fromYaml) "environment" "log_level" "redact" "sampling" "enrich" | toYaml -}}
+{{- else -}}
+{{- include "logveil.config" . -}}
 {{- end -}}
 {{- end -}}
 
@@ -93,7 +105,7 @@ mounted at <secrets>/<name>/<key>. */}}
 - name: logveil
   image: {{ include "logveil.image" . }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
-  args: ["run", "--config", {{ $p.config | quote }}]
+  args: ["run", "--config", {{ $p.config | quote }}{{ if $v.reload.watchConfig }}, "--watch-config"{{ end }}]
   env:
     # Kubernetes fields for enrichment (filters/enrich.c), from the downward
     # API: no API-server access, no RBAC.
