@@ -226,9 +226,9 @@ def check_container(c, name, values, spec, lv, containers, volumes):
     hostpaths = {n: v["hostPath"] for n, v in volumes.items() if "hostPath" in v}
     if values["input"]["mode"] == "podLogs":
         m = mounts.get("logveil-pod-logs", {})
-        c.check(f"{name}: only the pod's own log directory, read-only",
+        c.check(f"{name}: only the application container's log directory, read-only",
                 m.get("readOnly") is True and
-                m.get("subPathExpr") == "$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)" and
+                m.get("subPathExpr") == f"$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)/{app}" and
                 hostpaths == {"logveil-pod-logs": {"path": "/var/log/pods", "type": "Directory"}},
                 f"{m} {hostpaths}")
     else:

@@ -162,10 +162,11 @@ mounted at <secrets>/<name>/<key>. */}}
       readOnly: true
     {{- end }}
     {{- if $podLogs }}
-    # Only this pod's directory of the node's /var/log/pods.
+    # Only the application container's directory of this pod in the
+    # node's /var/log/pods.
     - name: logveil-pod-logs
-      mountPath: {{ $p.podLogs }}
-      subPathExpr: $(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)
+      mountPath: {{ printf "%s/%s" $p.podLogs $v.app.containerName }}
+      subPathExpr: {{ printf "$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)/%s" $v.app.containerName }}
       readOnly: true
     {{- else }}
     - name: logveil-app-logs
