@@ -263,7 +263,8 @@ class FakeRoot:
             vol = volumes[m["name"]]
             for src in vol.get("projected", {}).get("sources", []):
                 for item in src.get("secret", {}).get("items", []):
-                    self.write(os.path.join(m["mountPath"], item["path"]), "s3cret-from-a-secret\n")
+                    self.write(os.path.join(m["mountPath"], item["path"]),
+                               "s3cret-from-a-secret-32-bytes-or-more\n")
             for item in vol.get("downwardAPI", {}).get("items", []):
                 self.write(os.path.join(m["mountPath"], item["path"]),
                            'app="shop"\npod-template-hash="7d9f"\n')
