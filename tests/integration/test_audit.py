@@ -389,6 +389,8 @@ def key_rotation(args, c, tmp):
                                     "time": "2025-01-01T00:00:00Z"}) + "\n" for i in range(10))
         r = subprocess.run([args.binary, "filter", "--config", cfg], input=lines,
                            capture_output=True, text=True, timeout=30)
+        c.check(f"key rotation: run {run_no + 1} (key {kid}) exits 0", r.returncode == 0,
+                f"exit {r.returncode}: {r.stderr[-400:]}")
         out += r.stdout.splitlines(keepends=True)
     ids = [json.loads(l)["audit"]["key"] for l in out]
     seqs = [json.loads(l)["audit"]["seq"] for l in out]
