@@ -1034,8 +1034,12 @@ def stdin_left_in_pipe(args, c, tmp):
     figure("%s: %d written (%d when SIGTERM came), %d delivered, counted %d at the deadline, "
            "%s at exit" % (name, written[0], before, len(got), at_deadline, at_exit))
     c.check("%s: logveil exits at SIGTERM (status %s)" % (name, rc), rc is not None)
+    # A writer racing the exit can get one more line into the pipe between
+    # logveil's last count of it and the close of its read end (the write
+    # succeeds, nothing reads it any more): at most one line, documented.
     c.check("%s: every record written is delivered or counted (reason shutdown): %d missing, "
-            "%s counted" % (name, len(missing), counted), counted == len(missing))
+            "%s counted" % (name, len(missing), counted),
+            counted <= len(missing) <= counted + 1)
 
 
 def docker_big_lines(args, c, tmp):
