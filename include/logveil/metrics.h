@@ -46,6 +46,7 @@ struct lv_output_counter {
     uint64_t bytes;
     uint64_t errors;
     uint64_t labels_demoted; /* loki: labels the cardinality guard made metadata */
+    uint64_t queue_full;     /* kafka: batches refused while its queue was full */
 };
 
 struct lv_metrics {
