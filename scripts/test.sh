@@ -29,9 +29,8 @@ if [[ $stages == *" normal "* ]]; then
       -DLOGVEIL_WERROR=ON -DLOGVEIL_SANITIZE=OFF >/dev/null
   cmake --build build -j"$jobs"
   # The OpenSearch node's and the Kafka broker's artifacts (Maven Central),
-  # and Loki's push.proto
-  # (Go module proxy) compiled into a venv with its decoders (PyPI) for the
-  # fake Loki: both cached outside the repo. Without the latter the other
+  # and Loki's push.proto (Go module proxy) compiled into a venv with its
+  # decoders (PyPI) for the fake Loki: all cached outside the repo. Without the latter the other
   # tests still run; loki_test tries again and fails saying why.
   if [[ -z ${LOGVEIL_CTEST_ARGS:-} ]]; then
     python3 tests/opensearch/node.py --prepare

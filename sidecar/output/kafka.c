@@ -247,6 +247,22 @@ fail_default:
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 
+/* Every secret value (a property read from a file) in `msg` becomes "***":
+ * librdkafka's messages may quote a value it refuses. */
+static const char *scrub(const struct kafka_opts *o, char *msg)
+{
+    for (size_t i = 0; i < o->nprops; i++) {
+        const struct kafka_prop *p = &o->props[i];
+        char *at;
+        while (p->secret && p->len && (at = strstr(msg, p->value))) {
+            size_t rest = strlen(at + p->len);
+            memcpy(at, "***", 3);
+            memmove(at + 3, at + p->len, rest + 1);
+        }
+    }
+    return msg;
+}
+
 static int open_handle(struct kafka_ctx *c, char *err, size_t errlen)
 {
     const struct kafka_prop *bad;
@@ -259,6 +275,7 @@ static int open_handle(struct kafka_ctx *c, char *err, size_t errlen)
     rd_kafka_conf_set_opaque(conf, c);
     c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen); /* takes conf when it works */
     if (!c->rk) {
+        scrub(c->o, err);
         rd_kafka_conf_destroy(conf);
         return -EINVAL;
     }
@@ -590,23 +607,18 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct kafka_ctx *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, why, sizeof why);
-        if (!c->fatal)
-            lv_error("output %s: the producer failed for good (%s: %s); it is recreated, and "
-                     "what it had not delivered is sent again",
-                     c->name, rd_kafka_err2name(cause), why);
-        c->fatal = true;
+        c->fatal = true; /* logged, with its cause, when the producer is recreated */
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         if (!c->down_logged)
-            lv_warn("output %s: no broker reachable (%s); records wait and inputs slow down",
-                    c->name, reason);
+            lv_warn("output %s: no broker reachable; records wait and inputs slow down", c->name);
         c->down_logged = true;
         return;
     }
-    lv_debug("output %s: librdkafka: %s: %s", c->name, rd_kafka_err2name(err), reason);
+    char line[1024];
+    snprintf(line, sizeof line, "%s", reason);
+    lv_debug("output %s: librdkafka: %s: %s", c->name, rd_kafka_err2name(err), scrub(c->o, line));
 }
 
 /* librdkafka's log lines (syslog levels), with the output's name. They never
@@ -614,8 +626,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     const struct kafka_ctx *c = rd_kafka_opaque(rk);
-    enum lv_log_level l = level <= 4 ? LV_LOG_WARN : LV_LOG_DEBUG;
-    lv_log(l, "output %s: librdkafka %s: %s", c->name, fac, buf);
+    char line[1024];
+    snprintf(line, sizeof line, "%s", buf);
+    lv_log(level <= 4 ? LV_LOG_WARN : LV_LOG_DEBUG, "output %s: librdkafka %s: %s", c->name, fac,
+           scrub(c->o, line));
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -649,6 +663,13 @@ static void on_restart(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     if (c->gone)
         return;
+    if (c->rk) {
+        char why[512];
+        rd_kafka_resp_err_t cause = rd_kafka_fatal_error(c->rk, why, sizeof why);
+        lv_error("output %s: the producer failed for good (%s: %s); it is recreated, and what "
+                 "it had not delivered is sent again",
+                 c->name, rd_kafka_err2name(cause), cause ? scrub(c->o, why) : "no cause given");
+    }
     close_handle(c, true); /* purged: reports served with _PURGE_* (LV_RETRY) */
     unanswered_retry(c);
     c->restarts++;
@@ -944,27 +965,29 @@ static void kafka_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, vo
     }
     if (o->dead_letter)
         check_dead_letter(ctx, node, o->dead_letter, where);
-    for (size_t i = 0; i < o->nprops; i++)
-        for (const char *const *r = reserved_props; *r; r++)
-            if (strcmp(o->props[i].name, *r) == 0)
-                lv_conf_map_error_at(ctx, o->props[i].line,
-                                     "%s.properties.%s: set by logveil (brokers is the key for "
-                                     "the bootstrap servers)",
-                                     where, *r);
-    if (!o->brokers || load_rdkafka(err, sizeof err) < 0) {
-        if (o->brokers)
-            lv_conf_map_error(ctx, node, where, "%s", err);
+    if (load_rdkafka(err, sizeof err) < 0) {
+        lv_conf_map_error(ctx, node, where, "%s", err);
         return;
     }
-    const struct kafka_prop *bad;
-    rd_kafka_conf_t *conf = make_conf(o, err, sizeof err, &bad);
-    if (conf)
-        rd_kafka_conf_destroy(conf);
-    else if (bad)
-        lv_conf_map_error_at(ctx, bad->line, "%s.properties.%s%s: %s", where, bad->name,
-                             bad->secret ? "_file" : "", err);
-    else
-        lv_conf_map_error(ctx, node, where, "%s", err);
+    /* Each property on its own, so that every bad one is reported. */
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < o->nprops; i++) {
+        const struct kafka_prop *p = &o->props[i];
+        bool reserved = false;
+        for (const char *const *r = reserved_props; *r; r++)
+            reserved |= strcmp(p->name, *r) == 0;
+        if (reserved)
+            lv_conf_map_error_at(ctx, p->line,
+                                 "%s.properties.%s: set by logveil (brokers is the key for the "
+                                 "bootstrap servers)",
+                                 where, p->name);
+        else if (rd_kafka_conf_set(conf, p->name, p->value, err, sizeof err) != RD_KAFKA_CONF_OK)
+            lv_conf_map_error_at(ctx, p->line, "%s.properties.%s%s: %s", where, p->name,
+                                 p->secret ? "_file" : "",
+                                 p->secret ? "librdkafka refuses the value read from the file"
+                                           : err);
+    }
+    rd_kafka_conf_destroy(conf);
 }
 
 static const struct lv_conf_spec kafka_spec = {

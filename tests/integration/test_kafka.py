@@ -19,6 +19,8 @@ automatic topic creation off) serves these scenarios, read back with kcat:
   its records are dead-lettered with the error; with hold they are held (the
   checkpoint does not move) with a clear log line, and delivered once the
   topic is created.
+config: check-config names every bad key and librdkafka property with
+file:line; a secret read from a file is never echoed.
 librdkafka's mock cluster (3 brokers, kafka_tool mock) serves the faults a
 real broker does not produce on demand:
 - mock_errors: Produce requests answered NOT_LEADER_FOR_PARTITION and
@@ -478,9 +480,86 @@ def scenario_mock_rejected(args, c, tmp):
             f"{len(got)} delivered + {len(dseq)} dead letters")
 
 
+# ---- configuration ---------------------------------------------------------------------------------
+
+def scenario_config(args, c, tmp):
+    secret, mech = "PLANTED-sasl-pw-9d1c", "PLANTED-BOGUS-MECHANISM"
+    for name, text in (("pw.txt", secret + "\n"), ("mech.txt", mech + "\n")):
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
+    good = os.path.join(tmp, "good.yaml")
+    with open(good, "w") as f:
+        f.write(f"""inputs:
+  - type: stdin
+outputs:
+  - type: kafka
+    brokers: "127.0.0.1:1"
+    topic: logs
+    topic_field: kubernetes.namespace
+    key: none
+    missing_topic: dead_letter
+    dead_letter: {tmp}/dead.jsonl
+    properties:
+      compression.type: zstd
+      linger.ms: 20
+      security.protocol: sasl_plaintext
+      sasl.mechanisms: PLAIN
+      sasl.username: logveil
+      sasl.password_file: {tmp}/pw.txt
+""")
+    r = subprocess.run([args.binary, "check-config", good], capture_output=True, text=True,
+                       env=harness.clean_env(), timeout=30)
+    c.check("config: a kafka output with properties and a password file passes check-config",
+            r.returncode == 0, r.stdout + r.stderr)
+    bad = os.path.join(tmp, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write(f"""inputs:
+  - type: stdin
+outputs:
+  - type: kafka
+    topic: "bad topic!"
+    propertie: {{}}
+    missing_topic: drop
+    properties:
+      linger.ms: 20
+      no.such.property: x
+      acks: sometimes
+      ssl.key.password_file: {tmp}/absent
+      bootstrap.servers: "x:1"
+      sasl.password_file: {tmp}/pw.txt
+""")
+    r = subprocess.run([args.binary, "check-config", bad], capture_output=True, text=True,
+                       env=harness.clean_env(), timeout=30)
+    out = r.stdout + r.stderr
+    want = ['bad.yaml:4: outputs[0]: missing required key "brokers"',
+            "bad.yaml:5: outputs[0].topic: not a valid topic name",
+            'bad.yaml:6: unknown key "propertie" in outputs[0]',
+            "bad.yaml:7: outputs[0].missing_topic:",
+            "bad.yaml:10: outputs[0].properties.no.such.property: No such configuration property",
+            "bad.yaml:11: outputs[0].properties.acks: Invalid value",
+            "bad.yaml:12: outputs[0].properties.ssl.key.password_file: cannot read",
+            "bad.yaml:13: outputs[0].properties.bootstrap.servers: set by logveil"]
+    missing = [w for w in want if w not in out]
+    c.check("config: check-config names every bad kafka key and property with file:line, exit 2",
+            r.returncode == 2 and not missing, f"exit {r.returncode}; missing {missing}; {out}")
+    with open(good, "a") as f:
+        f.write(f"      sasl.mechanisms_file: {tmp}/mech.txt\n")
+    with open(good) as f:
+        text = f.read().replace("      sasl.mechanisms: PLAIN\n", "")
+    with open(good, "w") as f:
+        f.write(text)
+    r = subprocess.run([args.binary, "run", "--config", good], input="{}\n", capture_output=True,
+                       text=True, env=harness.clean_env(), timeout=30)
+    out = r.stdout + r.stderr
+    c.check("config: a secret read from a file that librdkafka refuses is never echoed",
+            r.returncode != 0 and "Unsupported SASL mechanism: ***" in out and mech not in out
+            and secret not in out, out[-500:])
+
+
 # ---- main ----------------------------------------------------------------------------------------
 
 SCENARIOS = {
+    "config": scenario_config,
     "corpus": scenario_corpus, "outage": scenario_outage, "missing_topic": scenario_missing_topic,
     "mock_errors": scenario_mock_errors, "mock_broker_down": scenario_mock_broker_down,
     "mock_queue_full": scenario_mock_queue_full, "mock_fatal": scenario_mock_fatal, "mock_rejected": scenario_mock_rejected,
