@@ -799,7 +799,7 @@ static void kafka_destroy(struct lv_output *out)
     ev_timer_stop(out->loop, &c->restart);
     if (c->rk)
         lv_info("output %s: %" PRIu64 " records delivered, %" PRIu64 " rejected, %" PRIu64
-                " sent again, %" PRIu64 " refusals for a full queue, %" PRIu64
+                " handed back to retry, %" PRIu64 " refusals for a full queue, %" PRIu64
                 " producer restarts",
                 c->name, out->counter->records, c->rejected, c->retried, c->queue_full,
                 c->restarts);

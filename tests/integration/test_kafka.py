@@ -31,6 +31,9 @@ real broker does not produce on demand:
 - mock_queue_full: librdkafka's queue bounded at 64 KiB and slow brokers:
   QUEUE_FULL refuses batches (logveil_output_queue_full_total), and every
   record still arrives exactly once;
+- mock_shutdown: SIGTERM with messages outstanding (slow brokers) drains
+  them within the deadline and checkpoints them; with every broker down the
+  drain ends at its deadline and the next run sends what was handed back;
 - mock_fatal: OUT_OF_ORDER_SEQUENCE_NUMBER on the first request, the fatal
   error of the idempotent producer: it is recreated, nothing is lost;
 - mock_rejected: TOPIC_AUTHORIZATION_FAILED and a record over
@@ -449,6 +452,59 @@ def scenario_mock_queue_full(args, c, tmp):
     exactly_once(c, "mock_queue_full: every record exactly once", seqs_of(msgs), range(20000))
 
 
+def scenario_mock_shutdown(args, c, tmp):
+    m = Mock(args.kafka_tool)
+    try:
+        m.do("topic lv 4")
+        for i in (1, 2, 3):
+            m.do(f"rtt {i} 150")
+        log = os.path.join(tmp, "sd.log")
+        write_records(log, 0, 20000, "sd", pad=100)
+        port = harness.free_port()
+        config = write_config(tmp, "sd", m.bootstrap, "lv", port)
+        p = start(args.binary, config, tmp, "sd")
+        harness.wait_for(lambda: (acked(port) or 0) > 0 or p.poll() is not None, 30, 0.02)
+        outstanding = os.path.getsize(log) - (acked(port) or 0)
+        t0 = time.monotonic()
+        rc = stop(p)
+        took = time.monotonic() - t0
+        c.check("mock_shutdown: SIGTERM with messages outstanding drains them within the "
+                "deadline (10 s) and exits 0", rc == 0 and took < 10 and outstanding > 0,
+                f"exit {rc} after {took:.1f} s, {outstanding} bytes outstanding at SIGTERM")
+        p = start(args.binary, config, tmp, "sd")
+        wait_acked(port, os.path.getsize(log), p, 30)
+        stop(p)
+        exactly_once(c, "mock_shutdown: the drain delivered everything and checkpointed it (a "
+                     "restart sends nothing again)", seqs_of(consume(m.bootstrap, "lv")),
+                     range(20000))
+        for i in (1, 2, 3):
+            m.do(f"down {i}")
+        write_records(log, 20000, 1000, "sd", pad=100)
+        with open(config) as f:
+            text = f.read().replace("shutdown_timeout: 10", "shutdown_timeout: 2")
+        with open(config, "w") as f:
+            f.write(text)
+        p = start(args.binary, config, tmp, "sd")
+        time.sleep(2)
+        t0 = time.monotonic()
+        rc = stop(p)
+        took = time.monotonic() - t0
+        c.check("mock_shutdown: with every broker down the drain ends at its 2 s deadline "
+                "(exit 1), nothing checkpointed past what was delivered",
+                rc == 1 and took < 6 and "read again from the checkpoint" in stderr_of(tmp, "sd"),
+                f"exit {rc} after {took:.1f} s")
+        for i in (1, 2, 3):
+            m.do(f"up {i}")
+        p = start(args.binary, config, tmp, "sd")
+        done = wait_acked(port, os.path.getsize(log), p, 60)
+        stop(p)
+        exactly_once(c, "mock_shutdown: the records handed back at the deadline are sent by the "
+                     "next run", seqs_of(consume(m.bootstrap, "lv")), range(21000),
+                     f"(done {done})")
+    finally:
+        m.close()
+
+
 def scenario_mock_fatal(args, c, tmp):
     done, msgs, err, _, _ = mock_run(args, c, tmp, "fatal", ["errors 1 OUT_OF_ORDER_SEQUENCE_NUMBER"])
     c.check("mock_fatal: the fatal idempotence error is logged and the producer recreated",
@@ -562,7 +618,7 @@ SCENARIOS = {
     "config": scenario_config,
     "corpus": scenario_corpus, "outage": scenario_outage, "missing_topic": scenario_missing_topic,
     "mock_errors": scenario_mock_errors, "mock_broker_down": scenario_mock_broker_down,
-    "mock_queue_full": scenario_mock_queue_full, "mock_fatal": scenario_mock_fatal, "mock_rejected": scenario_mock_rejected,
+    "mock_queue_full": scenario_mock_queue_full, "mock_shutdown": scenario_mock_shutdown, "mock_fatal": scenario_mock_fatal, "mock_rejected": scenario_mock_rejected,
 }
 
 
