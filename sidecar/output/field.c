@@ -106,6 +106,11 @@ static void walk(const char *s, size_t i, size_t n, const struct lv_field_path *
         }
         if (descend && v0 < n && s[v0] == '{' && depth < 8)
             walk(s, v0, v1, paths, np, sub, out, depth + 1);
+        bool all = true;
+        for (size_t f = 0; f < np && all; f++)
+            all = out[f].p != NULL;
+        if (all)
+            return; /* the rest of the record need not be read */
         i = ws(s, v1, n);
         if (i < n && s[i] == ',')
             i = ws(s, i + 1, n);

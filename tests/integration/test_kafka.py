@@ -238,9 +238,9 @@ def scenario_corpus(args, c, tmp, b):
         h = headers(m)
         if seq is not None and m.get("key") != keys[seq]:
             bad_key.append((seq, m.get("key"), keys[seq]))
-        if h.get("environment") != "development" or not re.fullmatch(
-                r"[0-9a-f]{8}", h.get("logveil.source", "")) or (
-                seq is not None and h.get("logveil.offset") != str(ends[seq])):
+        pos = re.fullmatch(r"[0-9a-f]{8}:([0-9]+)", h.get("logveil.position", ""))
+        if h.get("environment") != "development" or not pos or (
+                seq is not None and pos.group(1) != str(ends[seq])):
             bad_hdr.append((seq, h))
     c.check("corpus: the message key is the record's trace_id (none without one)",
             not bad_key, str(bad_key[:3]))
