@@ -7,7 +7,8 @@ real single-node Kafka 4.1 broker (tests/kafka/broker.py, topics created on
 first use) and into librdkafka's mock cluster (3 brokers in another
 process, tests/kafka/kafka_tool.c built here with cc), against the file
 output on /dev/null as the reference. Kafka runs with the output's
-defaults (idempotence, acks=all, lz4, a 16 MiB queue).
+defaults (idempotence, acks=all, lz4, a 16 MiB queue); kafka-mock-none is
+the mock cluster without compression, to show what lz4 costs.
 
 A run ends when /metrics shows every record delivered (or rejected); wall
 time, logveil's CPU seconds (from /proc) and its peak RSS (VmHWM) are taken
@@ -23,7 +24,7 @@ peak RSS at most 24 MiB. Issue 9 (Kafka): at least 70%, and peak RSS at
 most 24 MiB plus librdkafka's queue (queue.buffering.max.kbytes, 16 MiB).
 
   bench/ship_bench.py [--records N] [--runs 3]
-                      [--sinks file,es,es-nogzip,loki,opensearch,kafka,kafka-mock]
+                      [--sinks file,es,es-nogzip,loki,opensearch,kafka,kafka-mock,kafka-mock-none]
 """
 import argparse
 import json
@@ -94,8 +95,10 @@ def output_yaml(sink, url, run):
     if sink in ("es", "es-nogzip", "opensearch"):
         return ("  - type: elasticsearch\n    url: %s\n    index: bench-%d\n%s"
                 % (url, run, "    gzip: false\n" if sink == "es-nogzip" else ""))
-    if sink in ("kafka", "kafka-mock"):
-        return "  - type: kafka\n    brokers: \"%s\"\n    topic: bench-%d\n" % (url, run)
+    if sink.startswith("kafka"):
+        return ("  - type: kafka\n    brokers: \"%s\"\n    topic: bench-%d\n%s"
+                % (url, run, "    properties: {compression.type: none}\n"
+                   if sink.endswith("-none") else ""))
     return ("  - type: loki\n    url: %s\n"
             "    labels: [environment, kubernetes.namespace, log.level]\n" % url)
 
@@ -175,11 +178,11 @@ def main():
             import broker as kbroker
             broker = kbroker.Broker(auto_create=True).start()
             urls["kafka"] = broker.bootstrap
-        if "kafka-mock" in sinks:
+        if "kafka-mock" in sinks or "kafka-mock-none" in sinks:
             mock = MockCluster(tmp)
-            urls["kafka-mock"] = mock.url
+            urls["kafka-mock"] = urls["kafka-mock-none"] = mock.url
             for run in range(a.runs):
-                mock.topic("bench-%d" % run)
+                mock.topic("bench-%d" % run)  # both mock sinks write to it: counts are by metrics
         results = {s: [] for s in sinks}
         requests = {s: [] for s in sinks}
         for run in range(a.runs):

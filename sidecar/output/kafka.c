@@ -745,8 +745,10 @@ static int kafka_submit(struct lv_output *out, struct lv_batch *b)
     /* A batch not wholly produced waits for room: refuse more meanwhile. */
     if (c->fill || c->fatal || c->gone || !c->rk) {
         c->was_full = true;
-        c->out->counter->queue_full++;
-        c->queue_full++;
+        if (c->fill) { /* librdkafka's queue is full (not a producer being recreated) */
+            c->out->counter->queue_full++;
+            c->queue_full++;
+        }
         return -EAGAIN;
     }
     struct kafka_entry *e = lv_xcalloc(1, sizeof *e);
