@@ -260,6 +260,7 @@ fail_default:
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents);
+static void poll_all(struct kafka_ctx *c);
 
 /* Every secret value (a property read from a file) in `msg` becomes "***":
  * librdkafka's messages may quote a value it refuses. */
@@ -305,6 +306,11 @@ static int open_handle(struct kafka_ctx *c, char *err, size_t errlen)
     rd_kafka_queue_io_event_enable(c->mainq, c->pipe[1], "1", 1);
     ev_io_init(&c->io, on_io, c->pipe[0], EV_READ);
     ev_io_start(c->out->loop, &c->io);
+    /* Events queued before the pipe was attached (rd_kafka_new starts the
+     * broker threads, which may already have logged a refused connection)
+     * wrote nothing to it, and librdkafka writes again only after the
+     * queue is served: served now, or delivery reports would stall. */
+    poll_all(c);
     return 0;
 }
 
