@@ -101,6 +101,9 @@ static void walk(const char *s, size_t i, size_t n, const struct lv_field_path *
                 out[f].string = s[v0] == '"';
                 out[f].p = s + v0 + out[f].string;
                 out[f].len = v1 - v0 - 2 * out[f].string;
+                while (!out[f].string && out[f].len &&
+                       strchr(" \t\r\n", out[f].p[out[f].len - 1]))
+                    out[f].len--; /* a number's end is where the next ',' or '}' is */
             }
             descend |= m == 2;
         }
