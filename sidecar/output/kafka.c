@@ -201,6 +201,7 @@ struct kafka_ctx {
     rd_kafka_queue_t *mainq;
     int pipe[2];
     ev_io io;
+    ev_timer guard;                /* a poll each second while messages are out */
     ev_timer restart;
     struct lv_deadletter *dl;
     struct kafka_entry *head, *tail;
@@ -616,6 +617,15 @@ static void kick(struct kafka_ctx *c)
         c->was_full = false;
         lv_output_ready(c->out);
     }
+    /* The pipe is what wakes the loop; while messages are out, a poll each
+     * second as well, so that a wake-up lost between librdkafka and the
+     * pipe costs a second, never a stall. Idle, nothing wakes the loop. */
+    if ((c->outstanding || c->fill) && c->rk && !c->gone) {
+        if (!ev_is_active(&c->guard))
+            ev_timer_start(c->out->loop, &c->guard);
+    } else {
+        ev_timer_stop(c->out->loop, &c->guard);
+    }
 }
 
 /* ---- librdkafka's callbacks (on the loop, from rd_kafka_poll) ---------------------------------- */
@@ -680,6 +690,17 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     snprintf(line, sizeof line, "%s", buf);
     lv_log(level <= 4 ? LV_LOG_WARN : LV_LOG_DEBUG, "output %s: librdkafka %s: %s", c->name, fac,
            scrub(c->o, line));
+}
+
+static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct kafka_ctx *c = lv_container_of(w, struct kafka_ctx, guard);
+    (void)loop;
+    (void)revents;
+    if (!c->rk || c->gone)
+        return;
+    poll_all(c);
+    kick(c);
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -798,6 +819,7 @@ static int kafka_init(struct lv_output *out)
         c->paths[c->npaths++] = (struct lv_field_path){o->key, strlen(o->key)};
     }
     ev_timer_init(&c->restart, on_restart, 0., 0.);
+    ev_timer_init(&c->guard, on_guard, 1., 1.);
     if (load_rdkafka(err, sizeof err) < 0) {
         lv_error("output %s: %s", c->name, err);
         return -ENOENT;
@@ -825,6 +847,7 @@ static void kafka_cancel(struct lv_output *out)
     if (!c->out || c->gone)
         return;
     ev_timer_stop(out->loop, &c->restart);
+    ev_timer_stop(out->loop, &c->guard);
     if (c->rk) {
         ev_io_stop(out->loop, &c->io);
         rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
@@ -849,6 +872,7 @@ static void kafka_destroy(struct lv_output *out)
         return;
     c->gone = true;
     ev_timer_stop(out->loop, &c->restart);
+    ev_timer_stop(out->loop, &c->guard);
     if (c->rk)
         lv_info("output %s: %" PRIu64 " records delivered, %" PRIu64 " rejected, %" PRIu64
                 " handed back to retry, %" PRIu64 " refusals for a full queue, %" PRIu64
