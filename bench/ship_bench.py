@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Benchmark of the HTTP outputs: the 1M-record CRI corpus tailed (as in
+"""Benchmark of the shipping outputs: the 1M-record CRI corpus tailed (as in
 tail_bench.py) into the fake Elasticsearch and the fake Loki on loopback
-(tests/fakes/, in --minimal mode: they decompress and answer, nothing else)
-and into a real single-node OpenSearch 2.19 (tests/opensearch/node.py),
-against the file output on /dev/null as the reference.
+(tests/fakes/, in --minimal mode: they decompress and answer, nothing else),
+into a real single-node OpenSearch 2.19 (tests/opensearch/node.py), into a
+real single-node Kafka 4.1 broker (tests/kafka/broker.py, topics created on
+first use) and into librdkafka's mock cluster (3 brokers in another
+process, tests/kafka/kafka_tool.c built here with cc), against the file
+output on /dev/null as the reference. Kafka runs with the output's
+defaults (idempotence, acks=all, lz4, a 16 MiB queue); kafka-mock-none is
+the mock cluster without compression, to show what lz4 costs.
 
 A run ends when /metrics shows every record delivered (or rejected); wall
 time, logveil's CPU seconds (from /proc) and its peak RSS (VmHWM) are taken
@@ -15,9 +20,11 @@ Every sink runs with buffer.max_bytes 8MiB (the default, 64MiB, lets the
 tail read that far ahead of a sink slower than /dev/null, and RSS follows).
 
 Targets (issue 8): MB per CPU-second at least 80% of the file output's;
-peak RSS at most 24 MiB.
+peak RSS at most 24 MiB. Issue 9 (Kafka): at least 70%, and peak RSS at
+most 24 MiB plus librdkafka's queue (queue.buffering.max.kbytes, 16 MiB).
 
-  bench/ship_bench.py [--records N] [--runs 3] [--sinks file,es,es-nogzip,loki,opensearch]
+  bench/ship_bench.py [--records N] [--runs 3]
+                      [--sinks file,es,es-nogzip,loki,opensearch,kafka,kafka-mock,kafka-mock-none]
 """
 import argparse
 import json
@@ -34,6 +41,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "opensearch"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "kafka"))
 from filter_bench import REPO, corpus  # noqa: E402
 from tail_bench import free_port, proc_stats, scrape  # noqa: E402
 
@@ -58,12 +66,39 @@ class Fake:
         self.proc.wait()
 
 
+class MockCluster:
+    """librdkafka's mock cluster, 3 brokers, in a process of its own."""
+
+    def __init__(self, tmp):
+        tool = os.path.join(tmp, "kafka_tool")
+        subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-o", tool,
+                        os.path.join(REPO, "tests", "kafka", "kafka_tool.c"), "-lrdkafka"],
+                       check=True)
+        self.proc = subprocess.Popen([tool, "mock", "3"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().strip()
+
+    def topic(self, name):
+        self.proc.stdin.write("topic %s 4\n" % name)
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ok":
+            sys.exit("mock cluster: cannot create topic " + name)
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
 def output_yaml(sink, url, run):
     if sink == "file":
         return "  - {type: file, path: /dev/null}\n"
     if sink in ("es", "es-nogzip", "opensearch"):
         return ("  - type: elasticsearch\n    url: %s\n    index: bench-%d\n%s"
                 % (url, run, "    gzip: false\n" if sink == "es-nogzip" else ""))
+    if sink.startswith("kafka"):
+        return ("  - type: kafka\n    brokers: \"%s\"\n    topic: bench-%d\n%s"
+                % (url, run, "    properties: {compression.type: none}\n"
+                   if sink.endswith("-none") else ""))
     return ("  - type: loki\n    url: %s\n"
             "    labels: [environment, kubernetes.namespace, log.level]\n" % url)
 
@@ -125,7 +160,7 @@ def main():
     mb = os.path.getsize(path) / 1e6
     sinks = a.sinks.split(",")
     tmp = tempfile.mkdtemp(prefix="lv-shipbench-sinks-")
-    fakes, urls, node = {}, {"file": None}, None
+    fakes, urls, node, broker, mock = {}, {"file": None}, None, None, None
     try:
         for s in sinks:
             if s in ("es", "es-nogzip") and "es" not in fakes:
@@ -139,6 +174,15 @@ def main():
             import node as osnode
             node = osnode.Node().start()
             urls["opensearch"] = node.url
+        if "kafka" in sinks:
+            import broker as kbroker
+            broker = kbroker.Broker(auto_create=True).start()
+            urls["kafka"] = broker.bootstrap
+        if "kafka-mock" in sinks or "kafka-mock-none" in sinks:
+            mock = MockCluster(tmp)
+            urls["kafka-mock"] = urls["kafka-mock-none"] = mock.url
+            for run in range(a.runs):
+                mock.topic("bench-%d" % run)  # both mock sinks write to it: counts are by metrics
         results = {s: [] for s in sinks}
         requests = {s: [] for s in sinks}
         for run in range(a.runs):
@@ -169,6 +213,10 @@ def main():
             f.stop()
         if node:
             node.remove()
+        if broker:
+            broker.remove()
+        if mock:
+            mock.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -28,13 +28,14 @@ if [[ $stages == *" normal "* ]]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOGVEIL_TESTS=ON \
       -DLOGVEIL_WERROR=ON -DLOGVEIL_SANITIZE=OFF >/dev/null
   cmake --build build -j"$jobs"
-  # The OpenSearch node's artifacts (Maven Central), Loki's push.proto
-  # (Go module proxy) compiled into a venv with its decoders (PyPI) for the
-  # fake Loki, helm and the Kubernetes schemas: all cached outside the repo.
-  # Without the last two the other tests still run; loki_test and helm_test
-  # try again and fail saying why.
+  # The OpenSearch node's and the Kafka broker's artifacts (Maven Central),
+  # Loki's push.proto (Go module proxy) compiled into a venv with its
+  # decoders (PyPI) for the fake Loki, helm and the Kubernetes schemas: all
+  # cached outside the repo. Without the last two the other tests still run;
+  # loki_test and helm_test try again and fail saying why.
   if [[ -z ${LOGVEIL_CTEST_ARGS:-} ]]; then
     python3 tests/opensearch/node.py --prepare
+    python3 tests/kafka/broker.py --prepare
     python3 tests/loki/proto.py --prepare >/dev/null ||
       echo "=== tests/loki/proto.py --prepare failed: loki_test will fail"
     # helm 3 (npm), a Kubernetes schema validator (PyPI) and Prometheus's rule

@@ -46,7 +46,8 @@ static const char *const action_names[] = {"mask", "hash", "drop", NULL};
 static const char *const match_names[] = {"contains", "exact", NULL};
 static const char *const format_names[] = {"json", "cri", "docker", NULL};
 static const char *const input_names[] = {"stdin", "tail", NULL};
-static const char *const output_names[] = {"stdout", "file", "elasticsearch", "loki", NULL};
+static const char *const output_names[] = {"stdout", "file", "elasticsearch", "loki", "kafka",
+                                            NULL};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 static const char *const when_full_names[] = {"block", "drop_newest", "drop_oldest", "shed", NULL};
 static const char *const read_from_names[] = {"head", "tail", NULL};

@@ -265,6 +265,9 @@ static const struct {
     {"logveil_output_labels_demoted_total",
      "Loki labels demoted to structured metadata by the cardinality guard, by output.",
      offsetof(struct lv_output_counter, labels_demoted)},
+    {"logveil_output_queue_full_total",
+     "Batches an output refused because its queue was full (backpressure), by output.",
+     offsetof(struct lv_output_counter, queue_full)},
 };
 
 static uint64_t field(const void *base, size_t off)

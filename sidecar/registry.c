@@ -9,6 +9,7 @@ extern const struct lv_output_type lv_output_stdout;
 extern const struct lv_output_type lv_output_file;
 extern const struct lv_output_type lv_output_elasticsearch;
 extern const struct lv_output_type lv_output_loki;
+extern const struct lv_output_type lv_output_kafka;
 
 static const struct lv_input_type *const inputs[] = {
     [LV_INPUT_STDIN] = &lv_input_stdin,
@@ -20,6 +21,7 @@ static const struct lv_output_type *const outputs[] = {
     [LV_OUTPUT_FILE] = &lv_output_file,
     [LV_OUTPUT_ELASTICSEARCH] = &lv_output_elasticsearch,
     [LV_OUTPUT_LOKI] = &lv_output_loki,
+    [LV_OUTPUT_KAFKA] = &lv_output_kafka,
 };
 
 const struct lv_input_type *lv_registry_input(enum lv_input_kind kind)

@@ -26,7 +26,13 @@ enum lv_action { LV_ACTION_MASK, LV_ACTION_HASH, LV_ACTION_DROP };
 enum lv_match { LV_MATCH_CONTAINS, LV_MATCH_EXACT };
 enum lv_format { LV_FORMAT_JSON, LV_FORMAT_CRI, LV_FORMAT_DOCKER };
 enum lv_input_kind { LV_INPUT_STDIN, LV_INPUT_TAIL };
-enum lv_output_kind { LV_OUTPUT_STDOUT, LV_OUTPUT_FILE, LV_OUTPUT_ELASTICSEARCH, LV_OUTPUT_LOKI };
+enum lv_output_kind {
+    LV_OUTPUT_STDOUT,
+    LV_OUTPUT_FILE,
+    LV_OUTPUT_ELASTICSEARCH,
+    LV_OUTPUT_LOKI,
+    LV_OUTPUT_KAFKA
+};
 
 /* A key rule: the value of any key whose normalised form matches is redacted. */
 struct lv_key_rule {

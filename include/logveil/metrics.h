@@ -52,6 +52,7 @@ struct lv_output_counter {
     uint64_t latency_buckets[LV_LATENCY_NBUCKETS];
     uint64_t latency_count;
     double latency_sum;
+    uint64_t queue_full;     /* kafka: batches refused while its queue was full */
 };
 
 /* Output request latency: the bounds of the histogram's buckets, seconds. */

@@ -45,7 +45,7 @@ outputs:
   - type: stdout
   - type: file
     name: archive
-  - {type: kafka}
+  - {type: pulsar}
 """
 
 EXPECTED = [
@@ -65,7 +65,8 @@ EXPECTED = [
     (19, "environment variable LV_IT_UNSET is not set, expected it to be set or a default "
          "given as ${LV_IT_UNSET:-default}"),
     (22, "outputs[1]: a file output needs path"),
-    (24, 'outputs[2].type: unknown value "kafka", expected one of: stdout, file, elasticsearch, loki'),
+    (24, 'outputs[2].type: unknown value "pulsar", expected one of: stdout, file, elasticsearch, '
+         'loki, kafka'),
 ]
 
 HASHING_CONFIG = """\

@@ -775,7 +775,7 @@ static void all_errors_are_collected_in_line_order(void **state)
     assert_error(&e, 12, "outputs[0]: a file output needs path");
     assert_error(&e, 13,
                  "outputs[1].type: unknown value \"carrier-pigeon\", expected one of: "
-                 "stdout, file, elasticsearch, loki");
+                 "stdout, file, elasticsearch, loki, kafka");
     lv_conf_errors_free(&e);
     lv_conf_free(&c);
 }
