@@ -268,6 +268,9 @@ static const struct {
     {"logveil_output_queue_full_total",
      "Batches an output refused because its queue was full (backpressure), by output.",
      offsetof(struct lv_output_counter, queue_full)},
+    {"logveil_output_values_refused_total",
+     "Values from records refused as sink metadata (a Kafka topic outside topics), by output.",
+     offsetof(struct lv_output_counter, values_refused)},
 };
 
 static uint64_t field(const void *base, size_t off)

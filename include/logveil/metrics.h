@@ -53,6 +53,7 @@ struct lv_output_counter {
     uint64_t latency_count;
     double latency_sum;
     uint64_t queue_full;     /* kafka: batches refused while its queue was full */
+    uint64_t values_refused; /* values from records refused as sink metadata (kafka topics) */
 };
 
 /* Output request latency: the bounds of the histogram's buckets, seconds. */

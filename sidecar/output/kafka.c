@@ -59,6 +59,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,8 @@ struct kafka_opts {
     char *brokers;
     char *topic;        /* the topic, or topic_field's fallback */
     char *topic_field;  /* dotted path of the field naming a record's topic */
+    char **topics;      /* glob patterns a topic from topic_field must match */
+    size_t ntopics;
     char *key;          /* dotted path of the field that is the message key; NULL: none */
     struct kafka_prop *props;
     size_t nprops;
@@ -212,7 +215,7 @@ struct kafka_ctx {
     bool was_full;                 /* -EAGAIN was answered: lv_output_ready() when room */
     bool fatal;                    /* the producer is to be recreated */
     bool gone;                     /* reports are no longer ours (cancelled, destroying) */
-    bool down_logged, timeout_logged, missing_logged;
+    bool down_logged, timeout_logged, missing_logged, topic_refused_logged;
     uint64_t rejected, queue_full, restarts, retried;
 };
 
@@ -454,6 +457,38 @@ static bool topic_ok(const char *t, size_t n)
     return true;
 }
 
+/* A topic named by a record (topic_field) is written to only when it
+ * matches one of `topics`; without that list, any valid name but Kafka's
+ * internal ones (`__consumer_offsets`, `__transaction_state`, ...). A
+ * hostile record cannot pick another topic: its record goes to `topic`. */
+static bool topic_allowed(const struct kafka_opts *o, const char *t)
+{
+    if (!o->ntopics)
+        return strncmp(t, "__", 2) != 0;
+    for (size_t i = 0; i < o->ntopics; i++)
+        if (fnmatch(o->topics[i], t, 0) == 0)
+            return true;
+    return false;
+}
+
+static void topic_refused(struct kafka_ctx *c, const char *t, size_t n)
+{
+    c->out->counter->values_refused++;
+    if (c->topic_refused_logged)
+        return;
+    c->topic_refused_logged = true;
+    /* The record's own value, printed only as far as it is a topic-like
+     * name (never a secret-sized blob of anything). */
+    size_t show = 0;
+    while (show < n && show < 64 && t[show] > ' ' && t[show] < 0x7f && t[show] != '"')
+        show++;
+    lv_warn("output %s: a record names topic \"%.*s\"%s, which %s; such records go to %s "
+            "(counted in logveil_output_values_refused_total)",
+            c->name, (int)show, t, show < n ? "..." : "",
+            topic_ok(t, n) ? "is not allowed by topics" : "is not a valid topic name",
+            c->o->topic);
+}
+
 static bool missing_topic_err(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
@@ -548,10 +583,11 @@ static int produce_one(struct kafka_ctx *c, struct kafka_entry *e, size_t r)
         lv_field_read(text, rec->len, c->paths, c->npaths, f);
     if (c->topic_path >= 0 && f[c->topic_path].p && f[c->topic_path].string) {
         size_t n = lv_field_unescape(&f[c->topic_path], topic, sizeof topic - 1);
-        if (topic_ok(topic, n)) {
-            topic[n] = '\0';
+        topic[n < sizeof topic ? n : sizeof topic - 1] = '\0';
+        if (topic_ok(topic, n) && topic_allowed(c->o, topic))
             t = topic;
-        }
+        else
+            topic_refused(c, topic, n);
     }
     if (c->key_path >= 0 && f[c->key_path].p) {
         klen = lv_field_unescape(&f[c->key_path], key, sizeof key);
@@ -991,6 +1027,7 @@ static const struct lv_conf_map_key kafka_keys[] = {
      .flags = LV_CONF_MAP_REQUIRED | LV_CONF_MAP_NONEMPTY},
     {.name = "topic_field", .type = &lv_conf_map_str, .off = F(topic_field),
      .flags = LV_CONF_MAP_NONEMPTY},
+    {.name = "topics", .type = &lv_conf_map_strlist, .off = F(topics), .off2 = F(ntopics)},
     {.name = "key", .type = &lv_conf_map_str, .off = F(key), .flags = LV_CONF_MAP_NONEMPTY},
     {.name = "properties", .type = &props_type, .off = F(props), .off2 = F(nprops)},
     {.name = "dead_letter", .type = &lv_conf_map_str, .off = F(dead_letter),
@@ -1035,6 +1072,10 @@ static void kafka_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, vo
         lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "topic"),
                           lv_conf_map_join(at, where, "topic"),
                           "not a valid topic name: 1 to 249 of a-z A-Z 0-9 . _ -");
+    if (o->ntopics && !o->topic_field)
+        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "topics"),
+                          lv_conf_map_join(at, where, "topics"),
+                          "the topics a record may name: give topic_field too");
     if (o->key && strcmp(o->key, "none") == 0) {
         free(o->key);
         o->key = NULL;

@@ -539,6 +539,45 @@ def scenario_mock_rejected(args, c, tmp):
             f"{len(got)} delivered + {len(dseq)} dead letters")
 
 
+def scenario_mock_hostile_topic(args, c, tmp):
+    """Records naming their topic (topic_field) with an allow-list: only an
+    allowed name is used; a topic outside it, an internal one, an invalid or
+    an oversized name sends the record to the fallback topic, counted, with
+    one log line; every record delivered once."""
+    m = Mock(args.kafka_tool)
+    try:
+        for t in ("lv", "logs-a", "other"):
+            m.do(f"topic {t} 1")
+        log = os.path.join(tmp, "hostile.log")
+        groups = [("logs-a", True), ("other", False), ("__consumer_offsets", False),
+                  ("bad topic!", False), ("logs-" + "x" * 300, False)]
+        for g, (topic, _) in enumerate(groups):
+            write_records(log, g * 100, 100, "hostile", pad=50, extra={"topic": topic})
+        port = harness.free_port()
+        config = write_config(tmp, "hostile", m.bootstrap, "lv", port,
+                              "    topic_field: topic\n    topics: ['logs-*']\n")
+        p = start(args.binary, config, tmp, "hostile")
+        done = wait_acked(port, os.path.getsize(log), p, 60)
+        refused = metric(port, 'logveil_output_values_refused_total')
+        rc = stop(p)
+        err = stderr_of(tmp, "hostile")
+        allowed = sorted(seqs_of(consume(m.bootstrap, "logs-a")))
+        fallback = sorted(seqs_of(consume(m.bootstrap, "lv")))
+        other = seqs_of(consume(m.bootstrap, "other"))
+    finally:
+        m.close()
+    c.check("mock_hostile_topic: everything delivered, exit 0", done and rc == 0, err[-300:])
+    c.check("mock_hostile_topic: only the allowed topic is used as named",
+            allowed == list(range(100)) and not other, f"{len(allowed)} in logs-a, "
+            f"{len(other)} in other")
+    c.check("mock_hostile_topic: the others go to the fallback topic, each once",
+            fallback == list(range(100, 500)), f"{len(fallback)} in lv")
+    c.check("mock_hostile_topic: refusals counted (logveil_output_values_refused_total) and "
+            "logged once", refused == 400 and err.count("which is not allowed by topics") +
+            err.count("which is not a valid topic name") == 1,
+            f"refused {refused}; {err[-300:]}")
+
+
 # ---- configuration ---------------------------------------------------------------------------------
 
 def scenario_config(args, c, tmp):
@@ -618,6 +657,7 @@ outputs:
 # ---- main ----------------------------------------------------------------------------------------
 
 SCENARIOS = {
+    "mock_hostile_topic": scenario_mock_hostile_topic,
     "config": scenario_config,
     "corpus": scenario_corpus, "outage": scenario_outage, "missing_topic": scenario_missing_topic,
     "mock_errors": scenario_mock_errors, "mock_broker_down": scenario_mock_broker_down,
