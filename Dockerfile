@@ -28,7 +28,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLOGVEIL_TESTS=OFF \
 FROM debian:bookworm-slim
 ARG LOGVEIL_VERSION
 # Runtime libraries only: one package per library logveil links or loads.
-ARG RUNTIME_PACKAGES="libyajl2 libpcre2-8-0 libyaml-0-2 libssl3 libmicrohttpd12 zlib1g libev4 libcurl4 libsnappy1v5 ca-certificates"
+ARG RUNTIME_PACKAGES="libyajl2 libpcre2-8-0 libyaml-0-2 libssl3 libmicrohttpd12 zlib1g libev4 libcurl4 libsnappy1v5 librdkafka1 ca-certificates"
 RUN apt-get update && apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES} \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 logveil \
