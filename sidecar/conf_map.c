@@ -460,6 +460,9 @@ void lv_conf_map_close(struct lv_conf_map_ctx *ctx)
     for (size_t i = 0; i < ctx->nerrs; i++)
         free(ctx->errs[i].msg);
     free(ctx->errs);
+    for (size_t i = 0; i < ctx->nfiles; i++)
+        free(ctx->files[i].path);
+    free(ctx->files);
     free(ctx->text);
     memset(ctx, 0, sizeof *ctx);
 }
@@ -530,6 +533,23 @@ static void check_keys(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key
 static void bind_secret_file(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *k,
                              const yaml_node_t *node, void *base, const char *where);
 
+static bool ends_with_file(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && strcmp(name + n - 5, "_file") == 0;
+}
+
+/* Remembers a file a NAME_file key names, so that no input reads it. */
+static void note_file(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, bool secret)
+{
+    const char *path = node->type == YAML_SCALAR_NODE ? lv_conf_map_text(ctx, node) : NULL;
+    if (!path || !*path || lv_conf_map_is_null(ctx, node))
+        return;
+    ctx->files = lv_xrealloc(ctx->files, (ctx->nfiles + 1) * sizeof *ctx->files);
+    ctx->files[ctx->nfiles++] =
+        (struct lv_conf_map_file){lv_xstrdup(path), lv_conf_map_line(node), secret};
+}
+
 static void bind_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *k,
                      const yaml_node_t *map, void *base, const char *where)
 {
@@ -538,6 +558,10 @@ static void bind_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *
     const yaml_node_t *v = lv_conf_map_get(ctx, map, k->name);
     const yaml_node_t *vf =
         (k->flags & LV_CONF_MAP_FILE) ? lv_conf_map_get(ctx, map, file_key) : NULL;
+    if (v && ends_with_file(k->name))
+        note_file(ctx, v, false);
+    if (vf)
+        note_file(ctx, vf, true);
     if (v && vf)
         lv_conf_map_error(ctx, vf, where, "give %s or %s, not both", k->name, file_key);
     else if (v)

@@ -116,8 +116,11 @@ static void as_filter(struct lv_conf *conf, int format)
             free(ic->paths[k]);
         for (size_t k = 0; k < ic->nexclude; k++)
             free(ic->exclude[k]);
+        for (size_t k = 0; k < ic->nallowed_roots; k++)
+            free(ic->allowed_roots[k]);
         free(ic->paths);
         free(ic->exclude);
+        free(ic->allowed_roots);
         free(ic->checkpoint);
         if (i > 0)
             free(ic->multiline.pattern);

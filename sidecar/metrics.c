@@ -282,6 +282,22 @@ static void render_levels(struct writer *w, const struct lv_metrics *m)
                    m->dropped[r][l]);
 }
 
+const char *lv_file_skip_name(enum lv_file_skip r)
+{
+    static const char *const names[LV_SKIP_COUNT] = {"outside_roots", "secret_file",
+                                                     "not_regular", "symlink_loop"};
+    return (unsigned)r < LV_SKIP_COUNT ? names[r] : "unknown";
+}
+
+static void render_skips(struct writer *w, const struct lv_metrics *m)
+{
+    const char *skipped = "logveil_files_skipped_total";
+    family(w, skipped, "counter",
+           "Files the tail globs named that were refused, never read, by reason.");
+    for (unsigned r = 0; r < LV_SKIP_COUNT; r++)
+        sample(w, skipped, LABELS("reason", lv_file_skip_name(r)), m->files_skipped[r]);
+}
+
 static void render_named(struct writer *w, const struct lv_metrics *m)
 {
     const char *rules = "logveil_redactions_by_rule_total";
@@ -345,6 +361,7 @@ int lv_metrics_render(struct lv_buf *out)
     size_t start = out->len;
     render_scalars(&w, &lv_metrics);
     render_levels(&w, &lv_metrics);
+    render_skips(&w, &lv_metrics);
     render_named(&w, &lv_metrics);
     render_files(&w);
     /* Half an exposition would read as counters that went back to zero. */

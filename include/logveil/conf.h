@@ -130,6 +130,10 @@ struct lv_input_conf {
     size_t npaths;
     char **exclude;   /* tail: globs (matched on the path) to leave out */
     size_t nexclude;
+    char **allowed_roots; /* tail: directories a file's resolved path must lie under;
+                             none given: the globs' directories plus the defaults
+                             (sidecar/input/tail_guard.h) */
+    size_t nallowed_roots;
     char *checkpoint; /* tail: checkpoint file; default <state_dir>/tail-<n>.ckpt */
     int max_open_files;  /* tail: files held open at once (default 64) */
     double scan_interval; /* tail: seconds between stat/glob reconciliations (2) */
@@ -175,6 +179,12 @@ struct lv_conf {
     uint64_t spool_max_bytes;
     char *state_dir;          /* checkpoints; "/var/lib/logveil" */
     double shutdown_timeout;  /* seconds to drain at SIGTERM (30) */
+    /* The files given by a NAME_file key (secrets, labels), as written: no
+     * input ever reads them (sidecar/input/tail_guard.h). */
+    char **secret_files;
+    size_t nsecret_files;
+    /* A secret file group- or world-readable is an error, not a warning. */
+    bool strict_secret_files;
 };
 
 /* Collected load errors, each already formatted "file:line: message". */
