@@ -482,10 +482,22 @@ static void admin_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, vo
                           "expected HOST:PORT with HOST an IPv4 address or localhost, such as "
                           "127.0.0.1:2020, got \"%.60s\"",
                           a->listen);
+    if (a->probe_listen && !valid_listen(a->probe_listen))
+        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "probe_listen"),
+                          lv_conf_map_join(at, where, "probe_listen"),
+                          "expected HOST:PORT with HOST an IPv4 address or localhost, such as "
+                          "0.0.0.0:2021, got \"%.60s\"",
+                          a->probe_listen);
+    else if (a->probe_listen && !a->listen)
+        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "probe_listen"),
+                          lv_conf_map_join(at, where, "probe_listen"),
+                          "a probe listener needs admin.listen as well");
 }
 
 static const struct lv_conf_map_key admin_keys[] = {
     {KEY("listen", &lv_conf_map_str, offsetof(struct lv_admin_conf, listen))},
+    {KEY("probe_listen", &lv_conf_map_str, offsetof(struct lv_admin_conf, probe_listen)),
+     .flags = NONEMPTY},
     {0},
 };
 

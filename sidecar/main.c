@@ -138,7 +138,8 @@ static void as_filter(struct lv_conf *conf, int format)
     conf->outputs = lv_xrealloc(conf->outputs, sizeof *conf->outputs);
     conf->outputs[0] = (struct lv_output_conf){.kind = LV_OUTPUT_STDOUT};
     free(conf->admin.listen);
-    conf->admin.listen = NULL;
+    free(conf->admin.probe_listen);
+    conf->admin.listen = conf->admin.probe_listen = NULL;
 }
 
 static int parse_format(const char *s)

@@ -237,6 +237,9 @@ static const struct {
      offsetof(struct lv_metrics, spool_corrupt)},
     {"logveil_batches_total", "counter", "Batches sealed from the inputs.",
      offsetof(struct lv_metrics, batches)},
+    {"logveil_admin_connections_timed_out_total", "counter",
+     "Admin connections closed because their request head came too slowly.",
+     offsetof(struct lv_metrics, admin_timed_out)},
 };
 
 static const struct {

@@ -158,6 +158,8 @@ struct lv_output_conf {
 
 struct lv_admin_conf {
     char *listen;     /* "127.0.0.1:2020"; NULL: no admin server */
+    char *probe_listen; /* "0.0.0.0:2021": /livez, /healthz, /readyz only, for the
+                           kubelet; NULL: none (needs listen) */
 };
 
 struct lv_conf {

@@ -85,6 +85,7 @@ struct lv_metrics {
     uint64_t checkpoint_lag_bytes; /* tail: gauge, bytes read but not yet acknowledged */
     uint64_t spool_corrupt;       /* spool: batches skipped, damaged on disk */
     uint64_t batches;             /* batches sealed from the inputs */
+    uint64_t admin_timed_out;     /* admin: connections closed for a late request head */
 };
 
 extern struct lv_metrics lv_metrics;
