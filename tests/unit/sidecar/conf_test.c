@@ -1105,6 +1105,20 @@ static void admin_listen_must_be_an_ipv4_host_and_port(void **state)
                      "such as 127.0.0.1:2020, got \"[::1]:2020\"");
 }
 
+static void probe_listen_is_checked_like_listen_and_needs_it(void **state)
+{
+    struct lv_conf c;
+    (void)state;
+    assert_loads("admin:\n  listen: 127.0.0.1:2020\n  probe_listen: 0.0.0.0:2021\n", &c);
+    assert_string_equal(c.admin.probe_listen, "0.0.0.0:2021");
+    lv_conf_free(&c);
+    assert_one_error("admin:\n  listen: 127.0.0.1:2020\n  probe_listen: \"host:2021\"\n", 3,
+                     "admin.probe_listen: expected HOST:PORT with HOST an IPv4 address or "
+                     "localhost, such as 0.0.0.0:2021, got \"host:2021\"");
+    assert_one_error("admin:\n  probe_listen: 0.0.0.0:2021\n", 2,
+                     "admin.probe_listen: a probe listener needs admin.listen as well");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1161,6 +1175,7 @@ int main(void)
         cmocka_unit_test(multiline_is_off_unless_the_input_has_a_multiline_map),
         cmocka_unit_test(bad_multiline_settings_are_reported_with_their_line),
         cmocka_unit_test(admin_listen_must_be_an_ipv4_host_and_port),
+        cmocka_unit_test(probe_listen_is_checked_like_listen_and_needs_it),
         cmocka_unit_test(every_file_key_is_listed_as_a_secret_file),
         cmocka_unit_test(readable_secret_file_is_an_error_only_when_strict),
         cmocka_unit_test(allowed_roots_must_be_absolute_and_for_tail_inputs),
