@@ -934,6 +934,16 @@ const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf)
     return NULL;
 }
 
+void lv_conf_wipe_keys(struct lv_conf *conf)
+{
+    struct lv_redact_conf *r = &conf->redact;
+    if (r->hmac_key)
+        explicit_bzero(r->hmac_key, r->hmac_key_len);
+    free(r->hmac_key);
+    r->hmac_key = NULL;
+    r->hmac_key_len = 0;
+}
+
 void lv_conf_free(struct lv_conf *conf)
 {
     lv_conf_map_release(top_keys, conf);

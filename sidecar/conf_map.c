@@ -197,6 +197,8 @@ const char *lv_conf_map_join(char *out, const char *where, const char *name)
 }
 
 /* "a map", "a sequence", "nothing" or the quoted value, for type errors. */
+#define MAX_ECHO 16 /* characters of a value that messages quote */
+
 static const char *describe(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, char *buf,
                             size_t size)
 {
@@ -208,7 +210,12 @@ static const char *describe(struct lv_conf_map_ctx *ctx, const yaml_node_t *node
         return "nothing";
     const char *s = lv_conf_map_text(ctx, node);
     s = s ? s : "";
-    snprintf(buf, size, "\"%.60s%s\"", s, strlen(s) > 60 ? "..." : "");
+    /* A long value in the wrong place may be a secret put there by
+     * mistake: its length is said, not its text. */
+    if (strlen(s) > MAX_ECHO)
+        snprintf(buf, size, "a string of %zu characters", strlen(s));
+    else
+        snprintf(buf, size, "\"%s\"", s);
     return buf;
 }
 
@@ -321,6 +328,8 @@ static char *expand_value(struct lv_conf_map_ctx *ctx, const yaml_node_t *node)
     if (rc == -ENOBUFS)
         lv_conf_map_error(ctx, node, "", "the value is longer than 1 MiB once expanded");
     char *out = rc == 0 ? lv_xstrdup(b.data) : NULL;
+    if (b.data) /* ${VAR} may have brought a secret in */
+        explicit_bzero(b.data, b.cap);
     lv_buf_free(&b);
     return out;
 }
@@ -449,14 +458,31 @@ int lv_conf_map_open(struct lv_conf_map_ctx *ctx, const char *path)
     return rc;
 }
 
+static void free_wiped(char *s)
+{
+    if (s)
+        explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+/* The file may hold secrets inline (hmac_key: ...), in its text, in the
+ * document's scalars and in their expanded values: all are wiped before
+ * they are freed. */
 void lv_conf_map_close(struct lv_conf_map_ctx *ctx)
 {
     size_t n = ctx->loaded ? (size_t)(ctx->doc.nodes.top - ctx->doc.nodes.start) : 0;
     for (size_t i = 0; ctx->values && i <= n; i++)
-        free(ctx->values[i]);
+        free_wiped(ctx->values[i]);
     free(ctx->values);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *node = &ctx->doc.nodes.start[i];
+        if (node->type == YAML_SCALAR_NODE && node->data.scalar.value)
+            explicit_bzero(node->data.scalar.value, node->data.scalar.length);
+    }
     if (ctx->loaded)
         yaml_document_delete(&ctx->doc);
+    if (ctx->text)
+        explicit_bzero(ctx->text, ctx->len);
     for (size_t i = 0; i < ctx->nerrs; i++)
         free(ctx->errs[i].msg);
     free(ctx->errs);

@@ -82,7 +82,7 @@ static int load(const char *path, const char *env, struct lv_conf *conf)
     return 0;
 }
 
-static int run_pipeline(const struct lv_conf *conf, bool stats)
+static int run_pipeline(struct lv_conf *conf, bool stats)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     char err[512] = "";
@@ -91,6 +91,7 @@ static int run_pipeline(const struct lv_conf *conf, bool stats)
         lv_error("%s", err);
         return 1;
     }
+    lv_conf_wipe_keys(conf); /* the redactor has its own copy */
     int rc = lv_pipeline_run(p);
     lv_pipeline_free(p);
     if (stats) {

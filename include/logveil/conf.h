@@ -212,6 +212,11 @@ int lv_conf_load(const char *path, struct lv_conf *conf, struct lv_conf_errors *
 /* The profile for conf->environment, or NULL when there is none. */
 const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf);
 
+/* Wipes and frees the key material the filters keep their own copies of
+ * (redact.hmac_key), once the pipeline is built: the sidecar then holds
+ * each key once. */
+void lv_conf_wipe_keys(struct lv_conf *conf);
+
 void lv_conf_free(struct lv_conf *conf);
 
 #endif
