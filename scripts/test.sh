@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs every test: the unit and integration suites in a normal
 # build with -Werror, the same suites under AddressSanitizer + UBSan, and the
-# libFuzzer target over parse+redact for FUZZ_SECONDS (default 60).
+# libFuzzer target over parse+redact for FUZZ_SECONDS (default 60) and the
+# file-format targets (config, checkpoint, spool, framing) for
+# FUZZ_FORMAT_SECONDS each (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -19,4 +21,6 @@ cmake --build build-asan -j"$jobs"
     ctest --output-on-failure -j"$jobs")
 
 echo "=== fuzz parse+redact for ${FUZZ_SECONDS:-60} s"
-tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" redact
+echo "=== fuzz the file formats for ${FUZZ_FORMAT_SECONDS:-10} s each"
+tests/fuzz/run.sh "${FUZZ_FORMAT_SECONDS:-10}" conf checkpoint spool frame
