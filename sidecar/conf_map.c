@@ -268,10 +268,18 @@ static int expand_var(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, cons
     const char *close = strchr(name, '}');
     size_t n = strcspn(name, ":}");
     if (!close || (name[n] == ':' && name[n + 1] != '-') || !is_var_name(name, n)) {
-        lv_conf_map_error(ctx, node, "",
-                          "bad variable reference \"%.40s\", expected ${NAME} or "
-                          "${NAME:-default}; write $$ for a literal $",
-                          *sp);
+        /* The value may be a secret with a "${" in it: quoted only when the
+         * reference is short and closed. */
+        size_t len = close ? (size_t)(close - *sp) + 1 : SIZE_MAX;
+        if (len <= MAX_ECHO)
+            lv_conf_map_error(ctx, node, "",
+                              "bad variable reference \"%.*s\", expected ${NAME} or "
+                              "${NAME:-default}; write $$ for a literal $",
+                              (int)len, *sp);
+        else
+            lv_conf_map_error(ctx, node, "",
+                              "bad variable reference, expected ${NAME} or ${NAME:-default}; "
+                              "write $$ for a literal $");
         return -EINVAL;
     }
     char *var = lv_xstrndup(name, n);

@@ -16,8 +16,9 @@ Scenarios:
 - check_config: `check-config` on a valid file, on a file refused by
   strict_secret_files, with a key given both inline (through ${VAR}) and as
   a file, with a key file over 64 KiB, with an inline key followed by a
-  YAML syntax error, and with an inline key where a map is expected: no
-  message holds any part of the key.
+  YAML syntax error, with an inline key where a map is expected, and with
+  an inline key holding "${" (a bad variable reference): no message holds
+  any part of the key.
 - filter_stats: `logveil filter --stats` with the key: stdout and the
   counters on stderr hold no part of it.
 
@@ -178,6 +179,7 @@ def check_config(args, c, tmp):
         "inline where a map is": (base + f"redact: {key}\n", 2),
         "inline as a list": (base + f"redact:\n  hmac_key: [{key}]\n", 2),
         "unknown key": (base + f"redact:\n  hmac_kee: {key}\n", 2),
+        "a ${ inside the key": (base + f"redact:\n  hmac_key: \"{key[:8]}${{{key[8:]}\"\n", 2),
     }
     for name, (text, want_rc) in cases.items():
         cfg = os.path.join(tmp, "c.yaml")
