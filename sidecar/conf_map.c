@@ -592,8 +592,8 @@ static void bind_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *
     const yaml_node_t *v = lv_conf_map_get(ctx, map, k->name);
     const yaml_node_t *vf =
         (k->flags & LV_CONF_MAP_FILE) ? lv_conf_map_get(ctx, map, file_key) : NULL;
-    if (v && ends_with_file(k->name))
-        note_file(ctx, v, false);
+    if (v && (ends_with_file(k->name) || (k->flags & LV_CONF_MAP_SECRET_PATH)))
+        note_file(ctx, v, (k->flags & LV_CONF_MAP_SECRET_PATH) != 0);
     if (vf)
         note_file(ctx, vf, true);
     if (v && vf)

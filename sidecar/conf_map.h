@@ -89,6 +89,8 @@ enum {
     LV_CONF_MAP_REQUIRED = 1 << 0, /* a missing key is an error */
     LV_CONF_MAP_NONEMPTY = 1 << 1, /* strings: not null, not ""; arrays: one element at least */
     LV_CONF_MAP_FILE = 1 << 2,     /* secrets: may be given as NAME_file instead */
+    LV_CONF_MAP_SECRET_PATH = 1 << 3, /* strings: names a file holding a secret (a TLS
+                                         key): listed like NAME_file secrets */
 };
 
 /* One key of a table; a table ends with an entry whose name is NULL. */
