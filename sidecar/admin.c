@@ -84,9 +84,9 @@ struct conn {
 struct server {
     struct lv_admin *a;
     struct MHD_Daemon *mhd;
-    ev_io io;       /* MHD's epoll descriptor */
-    ev_timer timer; /* MHD_get_timeout() */
-    ev_timer sweep; /* head deadlines, while connections are open */
+    ev_io io;          /* MHD's epoll descriptor */
+    ev_timer timer;    /* MHD_get_timeout() */
+    ev_timer sweep;    /* head deadlines, while connections are open */
     struct conn conns; /* list head */
     bool probes_only;
     double head_deadline;
@@ -231,8 +231,8 @@ static struct conn *conn_of(struct MHD_Connection *connection)
 /* A GET with a body is not something any probe or scraper sends. */
 static bool announces_body(struct MHD_Connection *conn)
 {
-    const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *len =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     return (len && strcmp(len, "0") != 0) ||
            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }

@@ -226,11 +226,16 @@ static int verdict(const struct lv_tail_guard *g, const struct resolved *r,
 static const char *describe(enum lv_file_skip reason)
 {
     switch (reason) {
-    case LV_SKIP_OUTSIDE_ROOTS: return "it resolves outside the allowed roots (allowed_roots)";
-    case LV_SKIP_SECRET_FILE: return "it is one of logveil's own secret or configuration files";
-    case LV_SKIP_NOT_REGULAR: return "it is not a regular file (a FIFO, device, socket or directory)";
-    case LV_SKIP_SYMLINK_LOOP: return "its symlinks loop";
-    default: return "refused";
+    case LV_SKIP_OUTSIDE_ROOTS:
+        return "it resolves outside the allowed roots (allowed_roots)";
+    case LV_SKIP_SECRET_FILE:
+        return "it is one of logveil's own secret or configuration files";
+    case LV_SKIP_NOT_REGULAR:
+        return "it is not a regular file (a FIFO, device, socket or directory)";
+    case LV_SKIP_SYMLINK_LOOP:
+        return "its symlinks loop";
+    default:
+        return "refused";
     }
 }
 

@@ -43,7 +43,10 @@
 #include "logveil/conf.h"
 
 /* The default roots, besides the directories of the input's globs. */
-#define LV_TAIL_GUARD_DEFAULT_ROOTS {"/var/log/pods", "/var/log/containers"}
+#define LV_TAIL_GUARD_DEFAULT_ROOTS                                                                \
+    {                                                                                              \
+        "/var/log/pods", "/var/log/containers"                                                     \
+    }
 
 struct lv_tail_guard;
 

@@ -30,7 +30,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir, sizeof dir, "%s/lv-fuzz-ckpt-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/lv-fuzz-ckpt-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         abort();
     snprintf(path, sizeof path, "%s/a.ckpt", dir);
@@ -80,8 +81,8 @@ static bool same_entry(const struct lv_checkpoint_entry *a, const struct lv_chec
     bool v2 = version != 1;
     return a->dev == b->dev && a->ino == b->ino && a->fp == b->fp && a->fp_len == b->fp_len &&
            a->offset == b->offset && strcmp(a->path, b->path) == 0 &&
-           (!v2 || (a->tail_fp == b->tail_fp && a->tail_len == b->tail_len &&
-                    a->flags == b->flags));
+           (!v2 ||
+            (a->tail_fp == b->tail_fp && a->tail_len == b->tail_len && a->flags == b->flags));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

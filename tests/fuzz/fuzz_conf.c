@@ -42,7 +42,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char secret[128], readable[128];
     (void)argc;
     (void)argv;
-    snprintf(dir, sizeof dir, "%s/lv-fuzz-conf-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/lv-fuzz-conf-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         abort();
     put("secret", MARKER "\n", 0600, secret, sizeof secret);
@@ -98,8 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (size_t i = 0; i < errors.n; i++)
         check_message(errors.msgs[i]);
-    if (rc == 0 && (!conf.environment || !lv_conf_profile(&conf) || !conf.ninputs ||
-                    !conf.noutputs)) {
+    if (rc == 0 &&
+        (!conf.environment || !lv_conf_profile(&conf) || !conf.ninputs || !conf.noutputs)) {
         fprintf(stderr, "loaded without an environment profile, an input or an output\n");
         abort();
     }

@@ -29,8 +29,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct out {
-    struct lv_buf text;   /* the records, each followed by a 0 byte */
-    struct lv_buf meta;   /* per record: stream, truncated */
+    struct lv_buf text; /* the records, each followed by a 0 byte */
+    struct lv_buf meta; /* per record: stream, truncated */
     size_t n;
     size_t max_line;
     struct lv_multiline *ml[2];
@@ -127,8 +127,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int max_lines = 1 + (data[1] % 5);
     struct lv_multiline_rule **rule_at = &rules[max_line == 64][max_lines - 1];
     if (!*rule_at) {
-        struct lv_multiline_conf mc = {.enabled = true, .pattern = NULL, .timeout = 1.0,
-                                       .max_lines = max_lines};
+        struct lv_multiline_conf mc = {
+            .enabled = true, .pattern = NULL, .timeout = 1.0, .max_lines = max_lines};
         char err[256];
         *rule_at = lv_multiline_rule_new(&mc, max_line, err, sizeof err);
         if (!*rule_at)
@@ -144,8 +144,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!ncuts || c > cuts[ncuts - 1])
             cuts[ncuts++] = c;
     }
-    struct out whole = {.max_line = max_line, .max_lines = max_lines,
-                        .lines_checked = fmt != LV_FORMAT_DOCKER};
+    struct out whole = {
+        .max_line = max_line, .max_lines = max_lines, .lines_checked = fmt != LV_FORMAT_DOCKER};
     struct out cut = whole;
     lv_buf_init(&whole.text, 256, MAX_OUT);
     lv_buf_init(&whole.meta, 64, MAX_OUT);

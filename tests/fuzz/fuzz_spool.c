@@ -44,7 +44,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir, sizeof dir, "%s/lv-fuzz-spool-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/lv-fuzz-spool-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         abort();
     lv_log_set_level(LV_LOG_ERROR + 1); /* damage is logged at every run otherwise */
@@ -208,8 +209,8 @@ static bool build(struct in *in, struct frame *frames, size_t *nframes, size_t *
     }
     bool clean = damage < 2 || !seg[0].len;
     if (!clean) {
-        size_t at = (size_t)take(in, 2) % (damage == 2 ? (seg[0].len < 32 ? seg[0].len : 32)
-                                                        : seg[0].len);
+        size_t at =
+            (size_t)take(in, 2) % (damage == 2 ? (seg[0].len < 32 ? seg[0].len : 32) : seg[0].len);
         seg[0].data[at] ^= (char)(1 + take(in, 1) % 255);
     }
     write_seg(1, &seg[0]);
@@ -227,7 +228,8 @@ static void check_tiling(const struct lv_batch *b)
     size_t at = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct lv_record *r = &b->recs[i];
-        if (r->off != at || r->off + r->len + 1 > b->data.len || b->data.data[r->off + r->len] != '\n') {
+        if (r->off != at || r->off + r->len + 1 > b->data.len ||
+            b->data.data[r->off + r->len] != '\n') {
             fprintf(stderr, "batch record %zu does not tile its data\n", i);
             abort();
         }
@@ -244,8 +246,8 @@ static bool same_rec(const struct lv_batch *b, size_t i, const struct rec *w)
     const struct lv_record *r = &b->recs[i];
     return r->level == w->r.level && r->stream == w->r.stream && r->keep == w->r.keep &&
            r->time_ns == w->r.time_ns && r->key_hash == w->r.key_hash &&
-           r->pos.source == w->r.pos.source && r->pos.end == w->r.pos.end &&
-           r->len == w->r.len && memcmp(b->data.data + r->off, w->text, r->len) == 0;
+           r->pos.source == w->r.pos.source && r->pos.end == w->r.pos.end && r->len == w->r.len &&
+           memcmp(b->data.data + r->off, w->text, r->len) == 0;
 }
 
 /* The next frame written that some output still needs, from *next on. */

@@ -23,7 +23,7 @@
 #include "logveil/metrics.h"
 
 struct fx {
-    char dir[64];      /* the root: logs/ and elsewhere/ under it */
+    char dir[64]; /* the root: logs/ and elsewhere/ under it */
     char logs[96], elsewhere[96], secret[128], glob[128];
     char *paths[1];
     char *secrets[1];
@@ -208,12 +208,12 @@ int main(void)
             regular_file_under_the_globs_directory_is_allowed_and_opened, setup, teardown),
         cmocka_unit_test_setup_teardown(
             link_outside_the_roots_is_refused_and_counted_once_while_it_stays, setup, teardown),
-        cmocka_unit_test_setup_teardown(secret_is_refused_by_identity_even_inside_the_roots,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(secret_is_refused_by_identity_even_inside_the_roots, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             secret_replaced_by_a_new_file_is_refused_after_the_next_refresh, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            fifo_directory_device_and_loop_are_refused_without_blocking, setup, teardown),
+        cmocka_unit_test_setup_teardown(fifo_directory_device_and_loop_are_refused_without_blocking,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(allowed_roots_replace_the_defaults, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
