@@ -115,6 +115,35 @@ static void check_json_lines(const struct out *o, const uint8_t *data, size_t si
     lv_buf_free(&joined);
 }
 
+static void show(const char *what, const char *t, const char *meta)
+{
+    fprintf(stderr, "%s: stream %d truncated %d \"", what, meta[0], meta[1]);
+    for (; *t; t++)
+        fprintf(stderr, (unsigned char)*t < 0x20 || (unsigned char)*t > 0x7e ? "\\x%02x" : "%c",
+                (unsigned char)*t);
+    fprintf(stderr, "\"\n");
+}
+
+static void show_first_difference(const struct out *a, const struct out *b, const size_t *cuts,
+                                  size_t ncuts)
+{
+    const char *x = a->text.data, *y = b->text.data;
+    fprintf(stderr, "cuts:");
+    for (size_t i = 0; i < ncuts; i++)
+        fprintf(stderr, " %zu", cuts[i]);
+    fprintf(stderr, "\n");
+    for (size_t i = 0; i < a->n && i < b->n; i++) {
+        if (strcmp(x, y) != 0 || memcmp(a->meta.data + 2 * i, b->meta.data + 2 * i, 2) != 0) {
+            fprintf(stderr, "record %zu:\n", i);
+            show("  whole", x, a->meta.data + 2 * i);
+            show("  cut  ", y, b->meta.data + 2 * i);
+            return;
+        }
+        x += strlen(x) + 1;
+        y += strlen(y) + 1;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct lv_multiline_rule *rules[2][5];
@@ -153,11 +182,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lv_buf_init(&cut.meta, 64, MAX_OUT);
     run(rule, fmt, data, size, NULL, 0, &whole);
     run(rule, fmt, data, size, cuts, ncuts, &cut);
+    if (getenv("LV_FUZZ_SHOW")) { /* for looking at one input by hand */
+        const char *t = whole.text.data;
+        for (size_t i = 0; i < whole.n; t += strlen(t) + 1, i++)
+            show("whole", t, whole.meta.data + 2 * i);
+        t = cut.text.data;
+        for (size_t i = 0; i < cut.n; t += strlen(t) + 1, i++)
+            show("cut  ", t, cut.meta.data + 2 * i);
+    }
     if (whole.n != cut.n || whole.text.len != cut.text.len ||
         memcmp(whole.text.data, cut.text.data, whole.text.len) != 0 ||
         memcmp(whole.meta.data, cut.meta.data, whole.meta.len) != 0) {
         fprintf(stderr, "records differ with the chunking (%zu whole, %zu in %zu pieces)\n",
                 whole.n, cut.n, ncuts + 1);
+        show_first_difference(&whole, &cut, cuts, ncuts);
         abort();
     }
     if (fmt == LV_FORMAT_JSON && max_line == 4096)
