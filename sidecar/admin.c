@@ -360,9 +360,25 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 /* The loop side --------------------------------------------------------- */
 
+static unsigned connections(struct server *s)
+{
+    const union MHD_DaemonInfo *i =
+        MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? i->num_connections : 0;
+}
+
+/* At its connection limit MHD takes the listening socket out of its epoll
+ * set, and puts it back at the start of a run, not when a connection
+ * closes. So a run that closed connections is followed by another: else,
+ * with every connection gone and nothing left to wake the loop, new
+ * connections would wait in the backlog for ever (seen under the flood
+ * test: the admin port stopped answering once the flood was over). */
 static void run(struct server *s)
 {
+    unsigned before = connections(s);
     MHD_run(s->mhd);
+    if (connections(s) < before)
+        MHD_run(s->mhd);
     MHD_UNSIGNED_LONG_LONG ms;
     ev_timer_stop(s->a->loop, &s->timer);
     if (MHD_get_timeout(s->mhd, &ms) != MHD_YES)
