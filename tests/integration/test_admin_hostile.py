@@ -11,6 +11,10 @@ loopback, while records flow from stdin to a file.
   the flood, and none of the oversized heads or bodies is served; the
   server cuts late heads (its counter moves) and serves /metrics again once
   the flood is over.
+- one_client: the case that opened the issue, 300 half-open connections
+  from one address (127.0.0.2): the per-address limit keeps room for
+  everyone else, and probes on the admin port itself, from 127.0.0.1,
+  answer within 1 s.
 - deadline: a connection that sends part of a head and then nothing more is
   closed by the server after about 2 s on the admin port and 1 s on the
   probe port, although it never stopped being connected; on a quiet server
@@ -37,6 +41,7 @@ import harness  # noqa: E402
 
 FLOOD_SECONDS = 12.0
 HAMMER_SECONDS = 5.0
+ONE_CLIENT_SECONDS = 5.0
 HALF_OPEN = 300
 PROBE_EVERY = 0.2
 PROBE_DEADLINE = 1.0
@@ -263,6 +268,33 @@ def flood(args, c, proc, port, probe_port, out_path):
     c.check(f"flood: late heads were cut by the server ({cut})", cut is not None and cut > 0)
 
 
+def one_client(args, c, proc, port, probe_port, out_path):
+    """The report that opened the issue: 300 half-open connections from one
+    client, probes on the admin port itself from another address."""
+    stop = threading.Event()
+    stats = collections.Counter()
+    threads = [threading.Thread(target=half_open, args=(port, stop, stats, "127.0.0.2"),
+                                daemon=True) for _ in range(HALF_OPEN)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    prober = Prober(port)
+    prober.start()
+    time.sleep(ONE_CLIENT_SECONDS)
+    prober.halt.set()
+    prober.join(timeout=5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+    late = [r for r in prober.results if r[1] != 200 or r[2] > PROBE_DEADLINE]
+    worst = max((r[2] for r in prober.results), default=None)
+    c.check(f"one_client: with 300 half-open connections from one address, probes on the "
+            f"admin port from another answered 200 within 1 s ({len(prober.results)} probes, "
+            f"slowest {worst and round(worst, 3)} s)",
+            len(prober.results) >= 2 * ONE_CLIENT_SECONDS / (PROBE_EVERY + 0.05) and not late,
+            f"{len(late)} late or failed: {late[:5]}")
+
+
 def deadline(args, c, proc, port, probe_port, out_path):
     secs = closed_after(port)
     c.check(f"deadline: admin port closes a head still incomplete after {secs:.2f} s",
@@ -349,7 +381,7 @@ def run(args, c, tmp):
                                       and r[0] == 200, r), proc, 10.0)
         c.check("the probe listener answers /readyz", ok)
         feeder.start()
-        for step in (flood, deadline, hammer):
+        for step in (flood, one_client, deadline, hammer):
             step(args, c, proc, port, probe_port, out_path)
         feeder.halt.set()
         feeder.join(timeout=5)
