@@ -372,7 +372,7 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
     lv_arena_yajl_funcs(&f->arena, &funcs);
     /* yajl would pair a lone high surrogate with the next escape and swallow
      * a letter of the application's line: read it as U+FFFD. */
-    const char *fixed = lv_json_fix_surrogates(s, len, &f->dk_fixed);
+    const char *raw = s, *fixed = lv_json_fix_surrogates(s, len, &f->dk_fixed);
     if (!fixed)
         return emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
     s = fixed;
@@ -392,8 +392,10 @@ static int docker_line(struct lv_frame *f, const char *s, size_t len, int trunca
      * given back now, not at the next line, which may be long in coming. */
     lv_arena_reset(&f->arena);
     int rc;
+    /* Not a Docker entry: the application's text as written (the repair
+     * was for yajl; the chain makes its own). */
     if (st != yajl_status_ok || !f->dk_log)
-        rc = emit_line(f, s, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
+        rc = emit_line(f, raw, len, 0, LV_STREAM_STDOUT, truncated, emit, arg);
     else
         rc = docker_log(f, f->dk_log, f->dk_log_len, truncated, emit, arg);
     f->dk_copy.len = 0;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs every test: the unit and integration suites in a normal
 # build with -Werror, the same suites under AddressSanitizer + UBSan, and the
-# libFuzzer target over parse+redact for FUZZ_SECONDS (default 60).
+# libFuzzer target over parse+redact for FUZZ_SECONDS (default 60), and the
+# file-format targets (config, checkpoint, spool, framing, verify-audit's
+# reader) for FUZZ_FORMAT_SECONDS each (default 10).
 #
 # Each build is configured explicitly (tests on, its own build type), so a
 # build/ left by demo.sh (Release, tests off) is never reused as it is, and
@@ -56,6 +58,8 @@ fi
 
 if [[ $stages == *" fuzz "* ]]; then
   echo "=== fuzz parse+redact for ${FUZZ_SECONDS:-60} s"
-  tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+  tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" redact
+  echo "=== fuzz the file formats for ${FUZZ_FORMAT_SECONDS:-10} s each"
+  tests/fuzz/run.sh "${FUZZ_FORMAT_SECONDS:-10}" conf checkpoint spool frame verify_audit
 fi
 echo "=== test.sh: all stages passed in $((SECONDS - start)) s"

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <pcre2.h>
 
@@ -486,10 +487,22 @@ static void admin_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, vo
                           "expected HOST:PORT with HOST an IPv4 address or localhost, such as "
                           "127.0.0.1:2020, got \"%.60s\"",
                           a->listen);
+    if (a->probe_listen && !valid_listen(a->probe_listen))
+        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "probe_listen"),
+                          lv_conf_map_join(at, where, "probe_listen"),
+                          "expected HOST:PORT with HOST an IPv4 address or localhost, such as "
+                          "0.0.0.0:2021, got \"%.60s\"",
+                          a->probe_listen);
+    else if (a->probe_listen && !a->listen)
+        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "probe_listen"),
+                          lv_conf_map_join(at, where, "probe_listen"),
+                          "a probe listener needs admin.listen as well");
 }
 
 static const struct lv_conf_map_key admin_keys[] = {
     {KEY("listen", &lv_conf_map_str, offsetof(struct lv_admin_conf, listen))},
+    {KEY("probe_listen", &lv_conf_map_str, offsetof(struct lv_admin_conf, probe_listen)),
+     .flags = NONEMPTY},
     {0},
 };
 
@@ -513,8 +526,17 @@ static void input_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, vo
         return;
     if (in->kind == LV_INPUT_TAIL && !in->npaths)
         lv_conf_map_error(ctx, node, where, "a tail input needs paths, the files to follow");
-    if (in->kind == LV_INPUT_STDIN && (in->npaths || in->nexclude))
-        lv_conf_map_error(ctx, node, where, "paths and exclude apply only to tail inputs");
+    if (in->kind == LV_INPUT_STDIN && (in->npaths || in->nexclude || in->nallowed_roots))
+        lv_conf_map_error(ctx, node, where,
+                          "paths, exclude and allowed_roots apply only to tail inputs");
+    char at[LV_CONF_MAP_WHERE];
+    for (size_t i = 0; i < in->nallowed_roots; i++)
+        if (in->allowed_roots[i][0] != '/')
+            lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "allowed_roots"),
+                              lv_conf_map_join(at, where, "allowed_roots"),
+                              "\"%.100s\" is not an absolute path, expected directories such "
+                              "as /var/log/pods",
+                              in->allowed_roots[i]);
 }
 
 static void input_init(void *elem, const void *parent)
@@ -556,6 +578,8 @@ static const struct lv_conf_map_key input_keys[] = {
     {KEY("format", &lv_conf_map_enum, I(format)), .choices = format_names},
     {KEY("paths", &lv_conf_map_strlist, I(paths)), .off2 = I(npaths)},
     {KEY("exclude", &lv_conf_map_strlist, I(exclude)), .off2 = I(nexclude)},
+    {KEY("allowed_roots", &lv_conf_map_strlist, I(allowed_roots)), .off2 = I(nallowed_roots),
+     .flags = NONEMPTY},
     {KEY("checkpoint", &lv_conf_map_str, I(checkpoint)), .flags = NONEMPTY},
     {KEY("max_open_files", &lv_conf_map_int, I(max_open_files)), .min = 1, .max = 100000},
     {KEY("scan_interval", &lv_conf_map_double, I(scan_interval)), .min = 0.01, .max = 3600},
@@ -573,8 +597,8 @@ static const struct lv_conf_map_array input_array = {
     .line_off = offsetof(struct lv_input_conf, line),
     .init = input_init,
     .check = input_check,
-    .expected = "a map with type, format, paths, exclude, checkpoint, max_open_files, "
-                "scan_interval, rotate_wait, read_from and multiline",
+    .expected = "a map with type, format, paths, exclude, allowed_roots, checkpoint, "
+                "max_open_files, scan_interval, rotate_wait, read_from and multiline",
 };
 
 static void output_init(void *elem, const void *parent)
@@ -668,6 +692,7 @@ static const struct lv_conf_map_key top_keys[] = {
      .check = lv_conf_audit_check},
     {KEY("state_dir", &lv_conf_map_str, C(state_dir)), .flags = NONEMPTY},
     {KEY("shutdown_timeout", &lv_conf_map_double, C(shutdown_timeout)), .min = 0, .max = 3600},
+    {KEY("strict_secret_files", &lv_conf_map_bool, C(strict_secret_files))},
     {KEY("outputs", &lv_conf_map_array, C(outputs)), .off2 = C(noutputs), .flags = NONEMPTY,
      .array = &output_array},
     {0},
@@ -750,6 +775,41 @@ static void check_budget(struct lv_conf_map_ctx *ctx, const yaml_node_t *root,
                       (unsigned long long)conf->buffer_max_bytes, conf->limits.max_line);
 }
 
+/* A secret another user of the node can read is no secret: a warning, or
+ * with strict_secret_files an error. The mode is that of the file itself,
+ * symlinks followed (a Kubernetes secret volume links each key into
+ * ..data/). */
+static void check_secret_mode(struct lv_conf_map_ctx *ctx, const struct lv_conf *conf,
+                              const struct lv_conf_map_file *f)
+{
+    struct stat st;
+    if (!f->secret || stat(f->path, &st) < 0 || !(st.st_mode & (S_IRGRP | S_IROTH)))
+        return;
+    const char *who = (st.st_mode & S_IROTH) ? "every user" : "its group";
+    if (conf->strict_secret_files)
+        lv_conf_map_error_at(ctx, f->line,
+                             "secret file %.200s is readable by %s (mode %04o), expected a file "
+                             "only its owner can read (chmod 600; defaultMode: 0400 in a "
+                             "Kubernetes secret volume)",
+                             f->path, who, (unsigned)(st.st_mode & 07777));
+    else
+        lv_warn("%s:%d: secret file %.200s is readable by %s (mode %04o); make it readable by "
+                "its owner only (chmod 600; defaultMode: 0400 in a Kubernetes secret volume), "
+                "or set strict_secret_files: true to refuse it",
+                ctx->path, f->line, f->path, who, (unsigned)(st.st_mode & 07777));
+}
+
+/* Takes over the files NAME_file keys named, for the tail inputs to refuse. */
+static void take_files(struct lv_conf_map_ctx *ctx, struct lv_conf *conf)
+{
+    conf->secret_files = lv_xcalloc(ctx->nfiles + 1, sizeof *conf->secret_files);
+    for (size_t i = 0; i < ctx->nfiles; i++) {
+        check_secret_mode(ctx, conf, &ctx->files[i]);
+        conf->secret_files[conf->nsecret_files++] = ctx->files[i].path;
+        ctx->files[i].path = NULL;
+    }
+}
+
 static void bind_file(struct lv_conf_map_ctx *ctx, struct lv_conf *conf)
 {
     const yaml_node_t *root = lv_conf_map_root(ctx);
@@ -758,6 +818,7 @@ static void bind_file(struct lv_conf_map_ctx *ctx, struct lv_conf *conf)
     if (!lv_conf_map_is_map(ctx, root, "the top level"))
         return;
     lv_conf_map_bind(ctx, top_keys, root, conf, "");
+    take_files(ctx, conf);
     check_inputs(ctx, conf);
     check_outputs(ctx, conf);
     check_budget(ctx, root, conf);
@@ -912,9 +973,37 @@ const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf)
     return NULL;
 }
 
+void lv_conf_wipe_keys(struct lv_conf *conf)
+{
+    struct lv_redact_conf *r = &conf->redact;
+    if (r->hmac_key)
+        explicit_bzero(r->hmac_key, r->hmac_key_len);
+    free(r->hmac_key);
+    r->hmac_key = NULL;
+    r->hmac_key_len = 0;
+    /* The pseudonym keys and the audit key: the redactor and the audit
+     * trail keep copies of their own. */
+    for (size_t i = 0; i < r->nhmac_keys; i++) {
+        struct lv_hmac_key *k = &r->hmac_keys[i];
+        if (k->key)
+            explicit_bzero(k->key, k->key_len);
+        free(k->key);
+        k->key = NULL;
+        k->key_len = 0;
+    }
+    if (conf->audit.key)
+        explicit_bzero(conf->audit.key, conf->audit.key_len);
+    free(conf->audit.key);
+    conf->audit.key = NULL;
+    conf->audit.key_len = 0;
+}
+
 void lv_conf_free(struct lv_conf *conf)
 {
     lv_conf_map_release(top_keys, conf);
+    for (size_t i = 0; i < conf->nsecret_files; i++)
+        free(conf->secret_files[i]);
+    free(conf->secret_files);
     free(conf->path);
     memset(conf, 0, sizeof *conf);
 }

@@ -197,6 +197,8 @@ const char *lv_conf_map_join(char *out, const char *where, const char *name)
 }
 
 /* "a map", "a sequence", "nothing" or the quoted value, for type errors. */
+#define MAX_ECHO 16 /* characters of a value that messages quote */
+
 static const char *describe(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, char *buf,
                             size_t size)
 {
@@ -208,7 +210,12 @@ static const char *describe(struct lv_conf_map_ctx *ctx, const yaml_node_t *node
         return "nothing";
     const char *s = lv_conf_map_text(ctx, node);
     s = s ? s : "";
-    snprintf(buf, size, "\"%.60s%s\"", s, strlen(s) > 60 ? "..." : "");
+    /* A long value in the wrong place may be a secret put there by
+     * mistake: its length is said, not its text. */
+    if (strlen(s) > MAX_ECHO)
+        snprintf(buf, size, "a string of %zu characters", strlen(s));
+    else
+        snprintf(buf, size, "\"%s\"", s);
     return buf;
 }
 
@@ -261,10 +268,18 @@ static int expand_var(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, cons
     const char *close = strchr(name, '}');
     size_t n = strcspn(name, ":}");
     if (!close || (name[n] == ':' && name[n + 1] != '-') || !is_var_name(name, n)) {
-        lv_conf_map_error(ctx, node, "",
-                          "bad variable reference \"%.40s\", expected ${NAME} or "
-                          "${NAME:-default}; write $$ for a literal $",
-                          *sp);
+        /* The value may be a secret with a "${" in it: quoted only when the
+         * reference is short and closed. */
+        size_t len = close ? (size_t)(close - *sp) + 1 : SIZE_MAX;
+        if (len <= MAX_ECHO)
+            lv_conf_map_error(ctx, node, "",
+                              "bad variable reference \"%.*s\", expected ${NAME} or "
+                              "${NAME:-default}; write $$ for a literal $",
+                              (int)len, *sp);
+        else
+            lv_conf_map_error(ctx, node, "",
+                              "bad variable reference, expected ${NAME} or ${NAME:-default}; "
+                              "write $$ for a literal $");
         return -EINVAL;
     }
     char *var = lv_xstrndup(name, n);
@@ -321,6 +336,8 @@ static char *expand_value(struct lv_conf_map_ctx *ctx, const yaml_node_t *node)
     if (rc == -ENOBUFS)
         lv_conf_map_error(ctx, node, "", "the value is longer than 1 MiB once expanded");
     char *out = rc == 0 ? lv_xstrdup(b.data) : NULL;
+    if (b.data) /* ${VAR} may have brought a secret in */
+        explicit_bzero(b.data, b.cap);
     lv_buf_free(&b);
     return out;
 }
@@ -449,17 +466,37 @@ int lv_conf_map_open(struct lv_conf_map_ctx *ctx, const char *path)
     return rc;
 }
 
+static void free_wiped(char *s)
+{
+    if (s)
+        explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+/* The file may hold secrets inline (hmac_key: ...), in its text, in the
+ * document's scalars and in their expanded values: all are wiped before
+ * they are freed. */
 void lv_conf_map_close(struct lv_conf_map_ctx *ctx)
 {
     size_t n = ctx->loaded ? (size_t)(ctx->doc.nodes.top - ctx->doc.nodes.start) : 0;
     for (size_t i = 0; ctx->values && i <= n; i++)
-        free(ctx->values[i]);
+        free_wiped(ctx->values[i]);
     free(ctx->values);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *node = &ctx->doc.nodes.start[i];
+        if (node->type == YAML_SCALAR_NODE && node->data.scalar.value)
+            explicit_bzero(node->data.scalar.value, node->data.scalar.length);
+    }
     if (ctx->loaded)
         yaml_document_delete(&ctx->doc);
+    if (ctx->text)
+        explicit_bzero(ctx->text, ctx->len);
     for (size_t i = 0; i < ctx->nerrs; i++)
         free(ctx->errs[i].msg);
     free(ctx->errs);
+    for (size_t i = 0; i < ctx->nfiles; i++)
+        free(ctx->files[i].path);
+    free(ctx->files);
     free(ctx->text);
     memset(ctx, 0, sizeof *ctx);
 }
@@ -543,6 +580,23 @@ static void check_keys(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key
 static void bind_secret_file(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *k,
                              const yaml_node_t *node, void *base, const char *where);
 
+static bool ends_with_file(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && strcmp(name + n - 5, "_file") == 0;
+}
+
+/* Remembers a file a NAME_file key names, so that no input reads it. */
+static void note_file(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, bool secret)
+{
+    const char *path = node->type == YAML_SCALAR_NODE ? lv_conf_map_text(ctx, node) : NULL;
+    if (!path || !*path || lv_conf_map_is_null(ctx, node))
+        return;
+    ctx->files = lv_xrealloc(ctx->files, (ctx->nfiles + 1) * sizeof *ctx->files);
+    ctx->files[ctx->nfiles++] =
+        (struct lv_conf_map_file){lv_xstrdup(path), lv_conf_map_line(node), secret};
+}
+
 static void bind_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *k,
                      const yaml_node_t *map, void *base, const char *where)
 {
@@ -551,6 +605,10 @@ static void bind_key(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *
     const yaml_node_t *v = lv_conf_map_get(ctx, map, k->name);
     const yaml_node_t *vf =
         (k->flags & LV_CONF_MAP_FILE) ? lv_conf_map_get(ctx, map, file_key) : NULL;
+    if (v && (ends_with_file(k->name) || (k->flags & LV_CONF_MAP_SECRET_PATH)))
+        note_file(ctx, v, (k->flags & LV_CONF_MAP_SECRET_PATH) != 0);
+    if (vf)
+        note_file(ctx, vf, true);
     if (v && vf)
         lv_conf_map_error(ctx, vf, where, "give %s or %s, not both", k->name, file_key);
     else if (v)

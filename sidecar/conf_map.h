@@ -31,6 +31,14 @@
 
 struct lv_conf_map_err;
 
+/* A file a NAME_file key named: a secret read by the binder, or a string
+ * key such as labels_file. */
+struct lv_conf_map_file {
+    char *path;
+    int line;
+    bool secret; /* read as a secret (LV_CONF_MAP_FILE) */
+};
+
 struct lv_conf_map_ctx {
     const char *path;
     char *text;
@@ -40,6 +48,8 @@ struct lv_conf_map_ctx {
     char **values; /* by node index: expanded scalar text; NULL when expansion failed */
     struct lv_conf_map_err *errs;
     size_t nerrs;
+    struct lv_conf_map_file *files; /* every NAME_file key bound, in binding order */
+    size_t nfiles;
 };
 
 struct lv_conf_map_key;
@@ -103,6 +113,8 @@ enum {
     LV_CONF_MAP_REQUIRED = 1 << 0, /* a missing key is an error */
     LV_CONF_MAP_NONEMPTY = 1 << 1, /* strings: not null, not ""; arrays: one element at least */
     LV_CONF_MAP_FILE = 1 << 2,     /* secrets: may be given as NAME_file instead */
+    LV_CONF_MAP_SECRET_PATH = 1 << 3, /* strings: names a file holding a secret (a TLS
+                                         key): listed like NAME_file secrets */
 };
 
 /* One key of a table; a table ends with an entry whose name is NULL. */

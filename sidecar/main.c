@@ -101,8 +101,7 @@ static int load(const char *path, const char *env, struct lv_conf *conf)
 
 /* `reload_path`: the file SIGHUP (and, with `watch`, a change of it)
  * reloads; NULL for none. */
-static int run_pipeline(const struct lv_conf *conf, bool stats, const char *reload_path,
-                        bool watch)
+static int run_pipeline(struct lv_conf *conf, bool stats, const char *reload_path, bool watch)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     char err[512] = "";
@@ -111,6 +110,7 @@ static int run_pipeline(const struct lv_conf *conf, bool stats, const char *relo
         lv_error("%s", err);
         return 1;
     }
+    lv_conf_wipe_keys(conf); /* the redactor has its own copy */
     struct lv_reload *reload = reload_path ? lv_reload_new(p, reload_path, watch) : NULL;
     int rc = lv_pipeline_run(p);
     lv_reload_stop(reload);
@@ -139,8 +139,11 @@ static void as_filter(struct lv_conf *conf, int format)
             free(ic->paths[k]);
         for (size_t k = 0; k < ic->nexclude; k++)
             free(ic->exclude[k]);
+        for (size_t k = 0; k < ic->nallowed_roots; k++)
+            free(ic->allowed_roots[k]);
         free(ic->paths);
         free(ic->exclude);
+        free(ic->allowed_roots);
         free(ic->checkpoint);
         if (i > 0)
             free(ic->multiline.pattern);
@@ -158,7 +161,8 @@ static void as_filter(struct lv_conf *conf, int format)
     conf->outputs = lv_xrealloc(conf->outputs, sizeof *conf->outputs);
     conf->outputs[0] = (struct lv_output_conf){.kind = LV_OUTPUT_STDOUT};
     free(conf->admin.listen);
-    conf->admin.listen = NULL;
+    free(conf->admin.probe_listen);
+    conf->admin.listen = conf->admin.probe_listen = NULL;
 }
 
 static int parse_format(const char *s)

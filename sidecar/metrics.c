@@ -249,6 +249,9 @@ static const struct {
     {"logveil_audit_state_errors_total", "counter",
      "Writes of the audit chain's state file that failed.",
      offsetof(struct lv_metrics, audit_state_errors)},
+    {"logveil_admin_connections_timed_out_total", "counter",
+     "Admin connections closed because their request head came too slowly.",
+     offsetof(struct lv_metrics, admin_timed_out)},
 };
 
 static const struct {
@@ -352,6 +355,22 @@ static void render_latency(struct writer *w, const struct lv_metrics *m)
         sample(w, "logveil_output_request_duration_seconds_count", LABELS("output", c->name),
                c->latency_count);
     }
+}
+
+const char *lv_file_skip_name(enum lv_file_skip r)
+{
+    static const char *const names[LV_SKIP_COUNT] = {"outside_roots", "secret_file",
+                                                     "not_regular", "symlink_loop"};
+    return (unsigned)r < LV_SKIP_COUNT ? names[r] : "unknown";
+}
+
+static void render_skips(struct writer *w, const struct lv_metrics *m)
+{
+    const char *skipped = "logveil_files_skipped_total";
+    family(w, skipped, "counter",
+           "Files the tail globs named that were refused, never read, by reason.");
+    for (unsigned r = 0; r < LV_SKIP_COUNT; r++)
+        sample(w, skipped, LABELS("reason", lv_file_skip_name(r)), m->files_skipped[r]);
 }
 
 static void render_named(struct writer *w, const struct lv_metrics *m)
@@ -459,6 +478,7 @@ int lv_metrics_render(struct lv_buf *out)
     size_t start = out->len;
     render_scalars(&w, &lv_metrics);
     render_levels(&w, &lv_metrics);
+    render_skips(&w, &lv_metrics);
     render_named(&w, &lv_metrics);
     render_latency(&w, &lv_metrics);
     render_build(&w, &lv_metrics);

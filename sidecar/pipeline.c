@@ -180,7 +180,8 @@ struct lv_pipeline *lv_pipeline_new(struct ev_loop *loop, const struct lv_conf *
         lv_queue_open_spool(p, err, errlen) < 0)
         goto err;
     if (conf->admin.listen) {
-        p->admin = lv_admin_start(loop, conf->admin.listen, err, errlen);
+        p->admin =
+            lv_admin_start(loop, conf->admin.listen, conf->admin.probe_listen, err, errlen);
         if (!p->admin)
             goto err;
     }

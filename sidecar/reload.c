@@ -195,6 +195,7 @@ int lv_reload_now(struct lv_reload *r)
         free(conf);
         return reject(why);
     }
+    lv_conf_wipe_keys(conf); /* the new redactor has its own copy */
     lv_chain_free(lv_pipeline_swap_chain(r->p, chain));
     if (r->conf) {
         lv_conf_free(r->conf);

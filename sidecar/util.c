@@ -87,14 +87,22 @@ int lv_buf_grow(struct lv_buf *b, size_t extra)
     return 0;
 }
 
+/* The file may hold a secret (a NAME_file key, or a configuration with
+ * one inline), so the buffer is sized from fstat() to need no growth, which
+ * would leave a copy behind in freed memory, and is wiped before it is
+ * freed. */
 int lv_read_file(const char *path, size_t max, char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     int rc = 0;
+    struct stat st;
+    size_t initial = 256;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0)
+        initial = (uint64_t)st.st_size < max ? (size_t)st.st_size + 1 : max + 1;
     struct lv_buf b;
-    lv_buf_init(&b, 256, max + 1);
+    lv_buf_init(&b, initial, max + 1);
     for (;;) {
         if (lv_buf_reserve(&b, 1) < 0) {
             rc = -EFBIG;
@@ -114,14 +122,14 @@ int lv_read_file(const char *path, size_t max, char **out, size_t *len)
     close(fd);
     if (rc == 0 && b.len > max)
         rc = -EFBIG;
-    if (rc < 0) {
-        lv_buf_free(&b);
-        return rc;
+    if (rc == 0) {
+        *out = lv_xstrndup(b.data ? b.data : "", b.len);
+        *len = b.len;
     }
-    *out = lv_xstrndup(b.data ? b.data : "", b.len);
-    *len = b.len;
+    if (b.data)
+        explicit_bzero(b.data, b.cap);
     lv_buf_free(&b);
-    return 0;
+    return rc;
 }
 
 static int64_t clock_ns(clockid_t id)

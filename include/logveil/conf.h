@@ -160,6 +160,10 @@ struct lv_input_conf {
     size_t npaths;
     char **exclude;   /* tail: globs (matched on the path) to leave out */
     size_t nexclude;
+    char **allowed_roots; /* tail: directories a file's resolved path must lie under;
+                             none given: the globs' directories plus the defaults
+                             (sidecar/input/tail_guard.h) */
+    size_t nallowed_roots;
     char *checkpoint; /* tail: checkpoint file; default <state_dir>/tail-<n>.ckpt */
     int max_open_files;  /* tail: files held open at once (default 64) */
     double scan_interval; /* tail: seconds between stat/glob reconciliations (2) */
@@ -188,6 +192,8 @@ struct lv_output_conf {
 
 struct lv_admin_conf {
     char *listen;     /* "127.0.0.1:2020"; NULL: no admin server */
+    char *probe_listen; /* "0.0.0.0:2021": /livez, /healthz, /readyz only, for the
+                           kubelet; NULL: none (needs listen) */
 };
 
 struct lv_conf {
@@ -210,6 +216,12 @@ struct lv_conf {
     uint64_t spool_max_bytes;
     char *state_dir;          /* checkpoints; "/var/lib/logveil" */
     double shutdown_timeout;  /* seconds to drain at SIGTERM (25: under Kubernetes' 30 s grace) */
+    /* The files given by a NAME_file key (secrets, labels), as written: no
+     * input ever reads them (sidecar/input/tail_guard.h). */
+    char **secret_files;
+    size_t nsecret_files;
+    /* A secret file group- or world-readable is an error, not a warning. */
+    bool strict_secret_files;
 };
 
 /* Collected load errors, each already formatted "file:line: message". */
@@ -234,6 +246,11 @@ int lv_conf_load(const char *path, struct lv_conf *conf, struct lv_conf_errors *
 
 /* The profile for conf->environment, or NULL when there is none. */
 const struct lv_sample_profile *lv_conf_profile(const struct lv_conf *conf);
+
+/* Wipes and frees the key material the filters keep their own copies of
+ * (redact.hmac_key, hmac_keys, audit.key), once the pipeline is built: the sidecar then holds
+ * each key once. */
+void lv_conf_wipe_keys(struct lv_conf *conf);
 
 void lv_conf_free(struct lv_conf *conf);
 

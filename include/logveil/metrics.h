@@ -32,6 +32,17 @@ enum lv_drop_reason {
 
 const char *lv_drop_reason_name(enum lv_drop_reason r);
 
+/* Why the tail input refused a file its globs named (input/tail_guard.h). */
+enum lv_file_skip {
+    LV_SKIP_OUTSIDE_ROOTS, /* its resolved path is under none of the allowed roots */
+    LV_SKIP_SECRET_FILE,   /* one of the sidecar's own secret files */
+    LV_SKIP_NOT_REGULAR,   /* a FIFO, device, socket or directory */
+    LV_SKIP_SYMLINK_LOOP,  /* too many levels of symlinks */
+    LV_SKIP_COUNT
+};
+
+const char *lv_file_skip_name(enum lv_file_skip r);
+
 #define LV_METRICS_MAX_RULES 128
 #define LV_METRICS_MAX_OUTPUTS 16
 #define LV_LATENCY_NBUCKETS 13 /* the bounds below and +Inf */
@@ -82,6 +93,7 @@ struct lv_metrics {
     uint64_t inotify_overflows;   /* tail: inotify queue overflows (events lost) */
     uint64_t file_truncations;    /* tail: files found shorter than the offset read */
     uint64_t files_read_compressed; /* tail: gone files resumed from their rotated .gz */
+    uint64_t files_skipped[LV_SKIP_COUNT]; /* tail: files refused, by reason */
     uint64_t files_open;          /* tail: gauge, files held open */
     uint64_t checkpoint_lag_bytes; /* tail: gauge, bytes read but not yet acknowledged */
     uint64_t spool_corrupt;       /* spool: batches skipped, damaged on disk */
@@ -93,6 +105,7 @@ struct lv_metrics {
     uint64_t config_last_reload_ok; /* gauge: 1 when the last reload (if any) was applied */
     uint64_t audit_last_seq;      /* gauge: seq of the last audit record chained */
     uint64_t audit_state_errors;  /* audit state file writes that failed */
+    uint64_t admin_timed_out;     /* admin: connections closed for a late request head */
 };
 
 extern struct lv_metrics lv_metrics;

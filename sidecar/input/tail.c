@@ -57,6 +57,7 @@
 #include "logveil/log.h"
 #include "logveil/stage.h"
 #include "tail_file.h"
+#include "tail_guard.h"
 #include "tail_scan.h"
 
 #define CHUNK (256 * 1024)
@@ -79,6 +80,7 @@ struct tail_ctx {
     struct lv_input *in;
     char name[32];
     char *ckpt_path;
+    struct lv_tail_guard *guard; /* what may be read: every open goes through it */
     struct lv_tail_file **files; /* in discovery order */
     size_t nfiles, cap, nopen;
     char *buf; /* one read buffer for every file */
@@ -131,7 +133,7 @@ static struct lv_tail_file *add_file(struct tail_ctx *t, const char *path, uint6
         t->cap = t->cap ? t->cap * 2 : 16;
         t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
     }
-    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, path, dev, ino);
+    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, t->guard, path, dev, ino);
     t->files[t->nfiles++] = f;
     return f;
 }
@@ -275,7 +277,7 @@ static void add_done(struct tail_ctx *t, struct lv_tail_file *f)
  * read. */
 static void adopt(struct tail_ctx *t, const struct lv_tail_found *g)
 {
-    struct lv_tail_file *f = lv_tail_file_generation(t->in, t->name, g->path, &g->st);
+    struct lv_tail_file *f = lv_tail_file_generation(t->in, t->name, t->guard, g->path, &g->st);
     if (f && lv_tail_file_seal(f))
         add_done(t, f);
     else
@@ -331,7 +333,7 @@ static bool find_continuation(struct tail_ctx *t, struct lv_tail_file *f)
         return false;
     struct lv_tail_scan gens;
     bool found = false, gz;
-    lv_tail_scan_generations(f->path, &gens);
+    lv_tail_scan_generations(f->path, t->guard, &gens);
     for (size_t i = 0; i < gens.n && !found; i++) {
         const struct lv_tail_found *g = &gens.items[i];
         if (known_identity(t, g) || !lv_tail_file_holds(f, g->path, &g->st, &gz))
@@ -418,7 +420,7 @@ static bool holds_known(struct tail_ctx *t, const struct lv_tail_found *g, const
 /* An unknown generation: read from 0 like any rotated file. */
 static void read_generation(struct tail_ctx *t, const struct lv_tail_found *g)
 {
-    struct lv_tail_file *f = lv_tail_file_generation(t->in, t->name, g->path, &g->st);
+    struct lv_tail_file *f = lv_tail_file_generation(t->in, t->name, t->guard, g->path, &g->st);
     if (!f)
         return;
     lv_info("input %s: %s was rotated while nothing looked; reading it%s", t->name, g->path,
@@ -439,7 +441,7 @@ static void reconcile(struct tail_ctx *t, const char *base, enum gen_mode mode)
 {
     struct lv_tail_scan gens;
     char *real = realpath(base, NULL);
-    lv_tail_scan_generations(base, &gens);
+    lv_tail_scan_generations(base, t->guard, &gens);
     for (size_t i = 0; i < t->ndone; i++)
         t->done[i]->matched = false;
     for (size_t i = 0; i < gens.n; i++) {
@@ -583,7 +585,7 @@ static void lost_content(struct tail_ctx *t, const struct lv_tail_file *was, con
     /* Nothing read and nothing known unread, or nothing known at all. */
     if (!was->fp_known || (was->offset == 0 && !was->had_unread))
         return;
-    struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, path, 0, 0);
+    struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, t->guard, path, 0, 0);
     g->fp = was->fp;
     g->fp_len = was->fp_len;
     g->fp_known = true;
@@ -759,7 +761,8 @@ static void scan(struct tail_ctx *t)
 {
     struct lv_tail_scan s;
     lv_tail_watch_globs(t->watch, t->in->conf); /* a directory may have come (back) */
-    lv_tail_scan_run(t->in->conf, t->name, &s);
+    lv_tail_guard_refresh(t->guard);
+    lv_tail_scan_run(t->in->conf, t->name, t->guard, &s);
     t->gen++;
     t->ahead_budget = COUNT_BUDGET;
     for (size_t i = 0; i < s.n; i++)
@@ -852,7 +855,7 @@ static void write_checkpoint(struct tail_ctx *t)
 
 static struct lv_tail_file *file_of(struct tail_ctx *t, const struct lv_checkpoint_entry *e)
 {
-    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, e->path, e->dev, e->ino);
+    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, t->guard, e->path, e->dev, e->ino);
     f->fp = e->fp;
     f->fp_len = e->fp_len;
     f->fp_known = true;
@@ -1007,6 +1010,7 @@ static int tail_init(struct lv_input *in)
     size_t index = (size_t)(in->conf - conf->inputs);
     t->in = in;
     snprintf(t->name, sizeof t->name, "tail-%zu", index);
+    t->guard = lv_tail_guard_new(conf, in->conf, t->name);
     t->ckpt_path =
         in->conf->checkpoint ? lv_xstrdup(in->conf->checkpoint) : default_checkpoint(conf, index);
     lv_buf_init(&t->ckpt_last, 0, CHECKPOINT_MAX);
@@ -1120,6 +1124,7 @@ static void tail_destroy(struct lv_input *in)
     free(t->done);
     free(t->bases);
     lv_tail_watch_free(t->watch);
+    lv_tail_guard_free(t->guard);
     lv_buf_free(&t->ckpt_last);
     free(t->buf);
     free(t->ckpt_path);

@@ -22,12 +22,14 @@
 /* A compressed file's decompressed size is known once read to its end. */
 #define GZ_SIZE_UNKNOWN UINT64_MAX
 
-struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name, const char *path,
-                                      uint64_t dev, uint64_t ino)
+struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name,
+                                      struct lv_tail_guard *guard, const char *path, uint64_t dev,
+                                      uint64_t ino)
 {
     struct lv_tail_file *f = lv_xcalloc(1, sizeof *f);
     f->in = in;
     f->input_name = input_name;
+    f->guard = guard;
     f->path = lv_xstrdup(path);
     f->dev = dev;
     f->ino = ino;
@@ -154,18 +156,21 @@ static bool holds(const struct lv_tail_file *f, int fd, bool gz)
     return n == (ssize_t)f->tail_len && lv_checkpoint_fingerprint(buf, f->tail_len) == f->tail_fp;
 }
 
-/* Opens the path and checks it is still the file the scan saw. */
+/* Opens the path, as the guard allows it, and checks it is still the file
+ * the scan saw. A refusal was logged by the guard; it is also what a name
+ * swapped for another file since the scan gets. */
 static int open_checked(struct lv_tail_file *f, struct stat *st)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    int fd = lv_tail_guard_open(f->guard, f->path, st);
     if (fd < 0) {
-        int err = errno;
-        if (err != ENOENT && !f->error_logged)
+        int err = -fd;
+        bool quiet = err == ENOENT || err == ESTALE || err == EPERM;
+        if (!quiet && !f->error_logged)
             lv_warn("input %s: cannot open %s: %s", f->input_name, f->path, strerror(err));
-        f->error_logged = err != ENOENT;
+        f->error_logged = !quiet;
         return -err;
     }
-    if (fstat(fd, st) < 0 || (uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino) {
+    if ((uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino) {
         close(fd); /* replaced since the scan: the next scan sorts it out */
         return -ESTALE;
     }
@@ -284,7 +289,7 @@ static bool find_sibling(struct lv_tail_file *f, const char *path)
 {
     struct lv_tail_scan sib;
     bool found = false;
-    lv_tail_scan_siblings(path, &sib);
+    lv_tail_scan_siblings(path, f->guard, &sib);
     for (size_t i = 0; i < sib.n && !found; i++) {
         const struct lv_tail_found *it = &sib.items[i];
         if ((uint64_t)it->st.st_dev != f->dev || (uint64_t)it->st.st_ino != f->ino)
@@ -308,12 +313,13 @@ bool lv_tail_file_locate(struct lv_tail_file *f)
     return found;
 }
 
-/* Opens `path` if it is still the file `st` describes. */
-static int open_as(const char *path, const struct stat *st)
+/* Opens `path`, as the guard allows it, if it is still the file `st`
+ * describes. */
+static int open_as(struct lv_tail_guard *guard, const char *path, const struct stat *st)
 {
     struct stat now;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino)) {
+    int fd = lv_tail_guard_open(guard, path, &now);
+    if (fd >= 0 && (now.st_dev != st->st_dev || now.st_ino != st->st_ino)) {
         close(fd);
         fd = -1;
     }
@@ -339,7 +345,7 @@ static bool compressed_by_name(const struct lv_tail_file *f, const char *path, i
 bool lv_tail_file_holds(const struct lv_tail_file *f, const char *path, const struct stat *st,
                         bool *gz)
 {
-    int fd = open_as(path, st);
+    int fd = open_as(f->guard, path, st);
     if (fd < 0)
         return false;
     *gz = lv_tail_gz_is_gzip(fd);
@@ -359,7 +365,7 @@ void lv_tail_file_continue_in(struct lv_tail_file *f, const char *path, const st
     f->size = gz ? GZ_SIZE_UNKNOWN : (uint64_t)st->st_size;
     f->read_to = f->offset;
     if (gz && !f->gz) {
-        int fd = open_as(path, st);
+        int fd = open_as(f->guard, path, st);
         f->gz = true;
         forget_tail(f);
         if (fd >= 0) {
@@ -372,13 +378,14 @@ void lv_tail_file_continue_in(struct lv_tail_file *f, const char *path, const st
 /* ---- generations ----------------------------------------------------------------- */
 
 struct lv_tail_file *lv_tail_file_generation(struct lv_input *in, const char *input_name,
-                                             const char *path, const struct stat *st)
+                                             struct lv_tail_guard *guard, const char *path,
+                                             const struct stat *st)
 {
-    int fd = open_as(path, st);
+    int fd = open_as(guard, path, st);
     if (fd < 0)
         return NULL;
-    struct lv_tail_file *f =
-        lv_tail_file_new(in, input_name, path, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+    struct lv_tail_file *f = lv_tail_file_new(in, input_name, guard, path, (uint64_t)st->st_dev,
+                                              (uint64_t)st->st_ino);
     f->gz = lv_tail_gz_is_gzip(fd) && ends_with_gz(path);
     if (f->gz)
         fingerprint_trailer(f, fd);
@@ -522,7 +529,7 @@ static struct lv_tail_file *before_truncation(const struct lv_tail_file *f)
      * still tells a copy of this content from other files. */
     if (f->gz || !f->fp_known || f->fp_len == 0 || (f->tail_len == 0 && f->fp_len < FP_MAX))
         return NULL;
-    struct lv_tail_file *was = lv_tail_file_new(f->in, f->input_name, f->path, 0, 0);
+    struct lv_tail_file *was = lv_tail_file_new(f->in, f->input_name, f->guard, f->path, 0, 0);
     was->fp = f->fp;
     was->fp_len = f->fp_len;
     was->fp_known = true;

@@ -42,10 +42,12 @@
 #include <sys/stat.h>
 
 #include "logveil/stage.h"
+#include "tail_guard.h"
 
 struct lv_tail_file {
     struct lv_input *in;
     const char *input_name; /* for log messages; the input's, outlives the file */
+    struct lv_tail_guard *guard; /* the input's (NULL in tests): every open goes through it */
     char *path;
     uint64_t dev, ino;
     uint64_t fp;
@@ -109,8 +111,9 @@ enum lv_tail_read {
     LV_TAIL_READ_FAILED,    /* an error (logged once); try again later */
 };
 
-struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name, const char *path,
-                                      uint64_t dev, uint64_t ino);
+struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name,
+                                      struct lv_tail_guard *guard, const char *path, uint64_t dev,
+                                      uint64_t ino);
 /* Closes without flushing, and frees; accepts NULL. */
 void lv_tail_file_free(struct lv_tail_file *f);
 
@@ -138,7 +141,8 @@ void lv_tail_file_note_tail(struct lv_tail_file *f);
  * decompressed), at offset 0; NULL when it cannot be opened or is not the
  * file `st` describes. */
 struct lv_tail_file *lv_tail_file_generation(struct lv_input *in, const char *input_name,
-                                             const char *path, const struct stat *st);
+                                             struct lv_tail_guard *guard, const char *path,
+                                             const struct stat *st);
 /* Marks a closed file as read to its end: `offset` is its size, and the
  * tail fingerprint covers its last bytes (for a generation known to be
  * done with). False when it cannot be read. */

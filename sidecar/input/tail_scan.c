@@ -60,8 +60,9 @@ static void add_found(struct lv_tail_scan *out, const char *path, const struct s
     out->items[out->n++] = (struct lv_tail_found){lv_xstrdup(path), *st};
 }
 
-/* Adds the regular files `pattern` names; `keep` filters by path. */
-static void expand(const char *pattern, struct lv_tail_scan *out,
+/* Adds the files `pattern` names that `guard` allows; `keep` filters by
+ * path first. */
+static void expand(const char *pattern, struct lv_tail_guard *guard, struct lv_tail_scan *out,
                    bool (*keep)(const void *arg, const char *path), const void *arg)
 {
     glob_t g;
@@ -75,7 +76,7 @@ static void expand(const char *pattern, struct lv_tail_scan *out,
         const char *path = g.gl_pathv[i];
         /* ENOENT: gone since, or a dangling symlink. Other errors leave the
          * file out too; a file the input has open is kept by its identity. */
-        if (keep(arg, path) && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        if (keep(arg, path) && lv_tail_guard_check(guard, path, &st))
             add_found(out, path, &st);
     }
     if (rc == 0)
@@ -87,11 +88,12 @@ static bool not_excluded(const void *arg, const char *path)
     return !excluded(arg, path);
 }
 
-void lv_tail_scan_run(const struct lv_input_conf *conf, const char *name, struct lv_tail_scan *out)
+void lv_tail_scan_run(const struct lv_input_conf *conf, const char *name, struct lv_tail_guard *guard,
+                      struct lv_tail_scan *out)
 {
     *out = (struct lv_tail_scan){.complete = true};
     for (size_t i = 0; i < conf->npaths; i++)
-        expand(conf->paths[i], out, not_excluded, conf);
+        expand(conf->paths[i], guard, out, not_excluded, conf);
     if (out->nfailed || !out->complete)
         lv_debug("input %s: scan incomplete: %s could not be read", name,
                  out->nfailed ? out->failed[0] : "a directory");
@@ -122,8 +124,8 @@ static bool uncompressed(const void *arg, const char *path)
 }
 
 /* Adds the files named `<path><suffix>`, `suffix` a glob pattern. */
-static void siblings(const char *path, const char *suffix, struct lv_tail_scan *out,
-                     bool (*keep)(const void *arg, const char *path))
+static void siblings(const char *path, const char *suffix, struct lv_tail_guard *guard,
+                     struct lv_tail_scan *out, bool (*keep)(const void *arg, const char *path))
 {
     /* The path is literal: escape what glob would read as a pattern. */
     char *pattern = lv_xmalloc(strlen(path) * 2 + strlen(suffix) + 1);
@@ -134,24 +136,25 @@ static void siblings(const char *path, const char *suffix, struct lv_tail_scan *
         *p++ = *s;
     }
     memcpy(p, suffix, strlen(suffix) + 1);
-    expand(pattern, out, keep, NULL);
+    expand(pattern, guard, out, keep, NULL);
     free(pattern);
 }
 
 /* Rotated names: `<path>.<anything>` (the kubelet's `.<timestamp>`,
  * logrotate's `.1`, and their `.gz`) and logrotate's dateext,
  * `<path>-<digits...>` (`app.log-20251206`, `.gz` too). */
-static void rotated_siblings(const char *path, struct lv_tail_scan *out,
+static void rotated_siblings(const char *path, struct lv_tail_guard *guard,
+                             struct lv_tail_scan *out,
                              bool (*keep)(const void *arg, const char *path))
 {
-    siblings(path, ".*", out, keep);
-    siblings(path, "-[0-9]*", out, keep);
+    siblings(path, ".*", guard, out, keep);
+    siblings(path, "-[0-9]*", guard, out, keep);
 }
 
-void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out)
+void lv_tail_scan_siblings(const char *path, struct lv_tail_guard *guard, struct lv_tail_scan *out)
 {
     *out = (struct lv_tail_scan){.complete = true};
-    rotated_siblings(path, out, uncompressed);
+    rotated_siblings(path, guard, out, uncompressed);
 }
 
 static bool not_temporary(const void *arg, const char *path)
@@ -179,14 +182,15 @@ static bool listed(const struct lv_tail_scan *s, const struct stat *st)
     return false;
 }
 
-void lv_tail_scan_generations(const char *path, struct lv_tail_scan *out)
+void lv_tail_scan_generations(const char *path, struct lv_tail_guard *guard,
+                              struct lv_tail_scan *out)
 {
     *out = (struct lv_tail_scan){.complete = true};
-    rotated_siblings(path, out, not_temporary);
+    rotated_siblings(path, guard, out, not_temporary);
     char *real = realpath(path, NULL);
     if (real && strcmp(real, path) != 0) {
         struct lv_tail_scan more = {.complete = true};
-        rotated_siblings(real, &more, not_temporary);
+        rotated_siblings(real, guard, &more, not_temporary);
         for (size_t i = 0; i < more.n; i++)
             if (!listed(out, &more.items[i].st))
                 add_found(out, more.items[i].path, &more.items[i].st);

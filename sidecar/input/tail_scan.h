@@ -3,8 +3,9 @@
  * hints that something changed.
  *
  * lv_tail_scan_run() is the source of truth: it expands every glob, leaves out
- * excluded paths, follows symlinks (stat, not lstat: the files in /var/log/containers
- * are symlinks) and keeps regular files only. inotify only says "look again
+ * excluded paths, follows symlinks (the files in /var/log/containers are
+ * symlinks) and keeps the files the input's guard allows (tail_guard.h:
+ * regular files under its roots, none of the sidecar's secrets). inotify only says "look again
  * soon" or "read now"; its queue can overflow, so the tail input scans on a
  * timer anyway.
  *
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "logveil/conf.h"
+#include "tail_guard.h"
 
 struct lv_tail_found {
     char *path;
@@ -40,7 +42,8 @@ struct lv_tail_scan {
  * globs, or by two paths (a symlink and its target), is listed under each:
  * the caller tells files apart by identity. `name` names the input in log
  * messages. */
-void lv_tail_scan_run(const struct lv_input_conf *conf, const char *name, struct lv_tail_scan *out);
+void lv_tail_scan_run(const struct lv_input_conf *conf, const char *name, struct lv_tail_guard *guard,
+                      struct lv_tail_scan *out);
 /* Whether the scan read the directory `path` would be in: only then does its
  * absence from `items` mean that the file is gone. */
 bool lv_tail_scan_covers(const struct lv_tail_scan *s, const char *path);
@@ -48,13 +51,15 @@ bool lv_tail_scan_covers(const struct lv_tail_scan *s, const char *path);
  * `0.log.20251121-101010`, logrotate's `app.log.1`; and logrotate's dateext
  * `<path>-<digit>...`, `app.log-20251121`), compressed and temporary ones
  * left out. */
-void lv_tail_scan_siblings(const char *path, struct lv_tail_scan *out);
+void lv_tail_scan_siblings(const char *path, struct lv_tail_guard *guard, struct lv_tail_scan *out);
 /* Every rotated generation of `path`: its siblings `<path>.<suffix>` and
  * `<path>-<digit>...`, compressed or not (temporary `.tmp` files left out), and those of its
  * symlink's target; each file once, in the order of their names with a
  * `.gz` suffix set aside (the kubelet's timestamps sort in rotation order).
- * Exclusions do not apply: these continue files the globs named. */
-void lv_tail_scan_generations(const char *path, struct lv_tail_scan *out);
+ * Exclusions do not apply: these continue files the globs named; the
+ * guard does (a NULL guard: regular files only). */
+void lv_tail_scan_generations(const char *path, struct lv_tail_guard *guard,
+                              struct lv_tail_scan *out);
 void lv_tail_scan_free(struct lv_tail_scan *s);
 
 /* What the inotify events read asked for. */

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Builds fuzz_redact with clang and libFuzzer in build-fuzz/ and runs it for
-# SECONDS (default 60) on a copy of the seed corpus, then fuzz_verify_audit
-# for AUDIT_FUZZ_SECONDS (default 15) on a copy of seeds-audit/, so no new corpus file is
-# ever written into the repository. Exits non-zero when the fuzzer finds a
-# crash, a sanitizer error or an oracle failure; the input that failed is kept
-# in build-fuzz/artifacts/.
+# Builds the libFuzzer targets with clang in build-fuzz/ and runs each named
+# TARGET (default: all) for SECONDS (default 60) on a copy of its seed
+# corpus, so no new corpus file is ever written into the repository. Exits
+# non-zero when a fuzzer finds a crash, a sanitizer error, a leak or an
+# oracle failure; the input that failed is kept in build-fuzz/artifacts/.
 #
-#   tests/fuzz/run.sh [SECONDS]
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]
+#
+# Targets and their seeds:
+#   redact      parse + redact + enrich (fuzz_redact.c)     seeds/
+#   conf        the YAML configuration binder               configs/*.yaml
+#   checkpoint  the tail checkpoint reader                  seeds-checkpoint/
+#   spool       the spool segment reader                    seeds-spool/
+#   frame       CRI/Docker/JSON framing + multiline joining seeds-frame/
+#   verify_audit  verify-audit's export reader              seeds-audit/
 #
 # Environment: FUZZ_ARGS adds libFuzzer options (e.g. "-jobs=4 -workers=4");
 # LOGVEIL_FUZZ_SKIP steps past known issues (see fuzz_redact.c); undefined
@@ -15,8 +22,11 @@ set -euo pipefail
 
 seconds=${1:-60}
 case $seconds in
-''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
+''|*[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(redact conf checkpoint spool frame verify_audit)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -24,27 +34,38 @@ build=$root/build-fuzz
 
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DLOGVEIL_FUZZ=ON \
     -DLOGVEIL_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target fuzz_redact fuzz_verify_audit -j "$(nproc)" >/dev/null
+for t in "${targets[@]}"; do
+    cmake --build "$build" --target "fuzz_$t" -j "$(nproc)" >/dev/null
+done
 
-corpus=$(mktemp -d "${TMPDIR:-/tmp}/logveil-fuzz.XXXXXX")
-trap 'rm -rf "$corpus"' EXIT
-cp "$here"/seeds/* "$corpus"/
+work=$(mktemp -d "${TMPDIR:-/tmp}/logveil-fuzz.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 mkdir -p "$build/artifacts"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+# The targets write their files under TMPDIR, removed with the corpus.
+export TMPDIR=$work
 
-# -timeout: an input that takes seconds is a finding too (a regex that
-# backtracks is a denial of service on the sidecar).
-# shellcheck disable=SC2086
-"$build/tests/fuzz_redact" "$corpus" \
-    -max_total_time="$seconds" -dict="$here/redact.dict" -max_len=4096 -timeout=25 \
-    -artifact_prefix="$build/artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-}
-
-# verify-audit's reader on malformed exports (issue 11): a shorter run.
-audit_seconds=${AUDIT_FUZZ_SECONDS:-15}
-audit_corpus=$(mktemp -d "${TMPDIR:-/tmp}/logveil-fuzz-audit.XXXXXX")
-trap 'rm -rf "$corpus" "$audit_corpus"' EXIT
-cp "$here"/seeds-audit/* "$audit_corpus"/
-# shellcheck disable=SC2086
-"$build/tests/fuzz_verify_audit" "$audit_corpus" \
-    -max_total_time="$audit_seconds" -max_len=8192 -timeout=25 \
-    -artifact_prefix="$build/artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-}
+for t in "${targets[@]}"; do
+    corpus=$work/corpus-$t
+    mkdir -p "$corpus"
+    opts=()
+    case $t in
+    redact)
+        cp "$here"/seeds/* "$corpus"/
+        # -timeout: an input that takes seconds is a finding too (a regex
+        # that backtracks is a denial of service on the sidecar).
+        opts=(-dict="$here/redact.dict" -max_len=4096 -timeout=25) ;;
+    conf)
+        cp "$root"/configs/*.yaml "$corpus"/
+        opts=(-dict="$here/conf.dict" -max_len=8192 -timeout=10) ;;
+    checkpoint) cp "$here"/seeds-checkpoint/* "$corpus"/; opts=(-max_len=8192 -timeout=10) ;;
+    spool) cp "$here"/seeds-spool/* "$corpus"/; opts=(-max_len=16384 -timeout=10) ;;
+    frame) cp "$here"/seeds-frame/* "$corpus"/; opts=(-max_len=16384 -timeout=10) ;;
+    verify_audit) cp "$here"/seeds-audit/* "$corpus"/; opts=(-max_len=8192 -timeout=25) ;;
+    *) echo "$0: no fuzz target named $t" >&2; exit 2 ;;
+    esac
+    echo "=== fuzz_$t for $seconds s"
+    # shellcheck disable=SC2086
+    "$build/tests/fuzz_$t" "$corpus" -max_total_time="$seconds" "${opts[@]}" \
+        -artifact_prefix="$build/artifacts/$t-" -print_final_stats=1 ${FUZZ_ARGS:-} </dev/null
+done

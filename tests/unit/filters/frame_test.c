@@ -689,6 +689,24 @@ static void non_docker_line_is_passed_through_as_it_is(void **state)
     collector_clear(&c);
 }
 
+/* The lone-surrogate repair is for decoding a Docker entry; a line that is
+ * not one is the application's text and goes on as written, whether it
+ * came in one read or several (found by fuzz_frame: the line assembled
+ * from chunks came out repaired, the same line read at once did not). */
+static void non_docker_line_with_a_lone_surrogate_escape_is_passed_through_as_written(void **state)
+{
+    const char *text = "{\"msg\":\"a \\udc00 b\"}\nnot json \\ud800x\n";
+    (void)state;
+    for (size_t split = 0; split <= strlen(text); split++) {
+        struct collector c = {0};
+        feed_split(LV_FORMAT_DOCKER, 0, text, strlen(text), split, &c);
+        assert_int_equal(c.n, 2);
+        assert_line(&c, 0, "{\"msg\":\"a \\udc00 b\"}", 21);
+        assert_line(&c, 1, "not json \\ud800x", 38);
+        collector_clear(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +741,7 @@ int main(void)
         cmocka_unit_test(docker_partial_at_end_of_input_is_flushed_by_finish),
         cmocka_unit_test(docker_joined_line_longer_than_max_line_is_truncated_and_flagged),
         cmocka_unit_test(non_docker_line_is_passed_through_as_it_is),
+        cmocka_unit_test(non_docker_line_with_a_lone_surrogate_escape_is_passed_through_as_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

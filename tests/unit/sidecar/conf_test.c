@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -542,6 +543,89 @@ static void inline_hmac_key_is_refused(void **state)
                      "hmac_keys");
 }
 
+/* Every NAME_file key is listed, so that no tail input ever reads it. */
+static void every_file_key_is_listed_as_a_secret_file(void **state)
+{
+    char key[64] = "/tmp/lv_conf_key_XXXXXX";
+    char yaml[512];
+    struct lv_conf c;
+    (void)state;
+    write_bytes(key, "", "k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y-\n", 33); /* 32 bytes and a newline */
+    snprintf(yaml, sizeof yaml,
+             "redact:\n"
+             "  hmac_key_file: %s\n"
+             "enrich:\n"
+             "  labels_file: /etc/podinfo/labels\n",
+             key);
+    assert_loads(yaml, &c);
+    unlink(key);
+    assert_int_equal(c.nsecret_files, 2);
+    bool has_key = false, has_labels = false;
+    for (size_t i = 0; i < c.nsecret_files; i++) {
+        has_key |= !strcmp(c.secret_files[i], key);
+        has_labels |= !strcmp(c.secret_files[i], "/etc/podinfo/labels");
+    }
+    assert_true(has_key && has_labels);
+    lv_conf_free(&c);
+}
+
+/* A secret file others can read: loads (with a warning on stderr), or with
+ * strict_secret_files fails at the key's line. */
+static void readable_secret_file_is_an_error_only_when_strict(void **state)
+{
+    char key[64] = "/tmp/lv_conf_key_XXXXXX";
+    char yaml[512], msg[512];
+    struct lv_conf c;
+    (void)state;
+    write_bytes(key, "", "k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y-\n", 33); /* 32 bytes and a newline */
+    assert_int_equal(chmod(key, 0640), 0);
+    snprintf(yaml, sizeof yaml, "redact:\n  hmac_key_file: %s\n", key);
+    assert_loads(yaml, &c);
+    assert_int_equal(c.redact.hmac_key_len, 32);
+    lv_conf_free(&c);
+    snprintf(yaml, sizeof yaml, "strict_secret_files: true\nredact:\n  hmac_key_file: %s\n", key);
+    snprintf(msg, sizeof msg,
+             "secret file %s is readable by its group (mode 0640), expected a file only its "
+             "owner can read (chmod 600; defaultMode: 0400 in a Kubernetes secret volume)",
+             key);
+    assert_one_error(yaml, 3, msg);
+    assert_int_equal(chmod(key, 0604), 0);
+    snprintf(msg, sizeof msg,
+             "secret file %s is readable by every user (mode 0604), expected a file only its "
+             "owner can read (chmod 600; defaultMode: 0400 in a Kubernetes secret volume)",
+             key);
+    assert_one_error(yaml, 3, msg);
+    assert_int_equal(chmod(key, 0600), 0);
+    assert_loads(yaml, &c);
+    lv_conf_free(&c);
+    unlink(key);
+}
+
+static void allowed_roots_must_be_absolute_and_for_tail_inputs(void **state)
+{
+    struct lv_conf c;
+    (void)state;
+    assert_loads("inputs:\n"
+                 "  - type: tail\n"
+                 "    paths: [/shared/*.log]\n"
+                 "    allowed_roots: [/shared, /var/log/pods]\n",
+                 &c);
+    assert_int_equal(c.inputs[0].nallowed_roots, 2);
+    assert_string_equal(c.inputs[0].allowed_roots[1], "/var/log/pods");
+    lv_conf_free(&c);
+    assert_one_error("inputs:\n"
+                     "  - type: tail\n"
+                     "    paths: [/shared/*.log]\n"
+                     "    allowed_roots: [/shared, logs]\n",
+                     4,
+                     "inputs[0].allowed_roots: \"logs\" is not an absolute path, expected "
+                     "directories such as /var/log/pods");
+    assert_one_error("inputs:\n"
+                     "  - type: stdin\n"
+                     "    allowed_roots: [/shared]\n",
+                     2, "inputs[0]: paths, exclude and allowed_roots apply only to tail inputs");
+}
+
 static void unreadable_hmac_key_file_is_reported_with_the_errno_text(void **state)
 {
     (void)state;
@@ -611,7 +695,7 @@ static void unknown_key_is_reported_with_its_line_and_the_expected_keys(void **s
     assert_one_error("log_level: info\nsampl: {}\n", 2,
                      "unknown key \"sampl\", expected one of: environment, log_level, inputs, "
                      "redact, sampling, enrich, limits, buffer, admin, audit, state_dir, "
-                     "shutdown_timeout, outputs");
+                     "shutdown_timeout, strict_secret_files, outputs");
 }
 
 static void unknown_key_in_redact_lists_the_file_variant_of_secrets(void **state)
@@ -1119,6 +1203,20 @@ static void admin_listen_must_be_an_ipv4_host_and_port(void **state)
                      "such as 127.0.0.1:2020, got \"[::1]:2020\"");
 }
 
+static void probe_listen_is_checked_like_listen_and_needs_it(void **state)
+{
+    struct lv_conf c;
+    (void)state;
+    assert_loads("admin:\n  listen: 127.0.0.1:2020\n  probe_listen: 0.0.0.0:2021\n", &c);
+    assert_string_equal(c.admin.probe_listen, "0.0.0.0:2021");
+    lv_conf_free(&c);
+    assert_one_error("admin:\n  listen: 127.0.0.1:2020\n  probe_listen: \"host:2021\"\n", 3,
+                     "admin.probe_listen: expected HOST:PORT with HOST an IPv4 address or "
+                     "localhost, such as 0.0.0.0:2021, got \"host:2021\"");
+    assert_one_error("admin:\n  probe_listen: 0.0.0.0:2021\n", 2,
+                     "admin.probe_listen: a probe listener needs admin.listen as well");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1178,6 +1276,10 @@ int main(void)
         cmocka_unit_test(multiline_is_off_unless_the_input_has_a_multiline_map),
         cmocka_unit_test(bad_multiline_settings_are_reported_with_their_line),
         cmocka_unit_test(admin_listen_must_be_an_ipv4_host_and_port),
+        cmocka_unit_test(probe_listen_is_checked_like_listen_and_needs_it),
+        cmocka_unit_test(every_file_key_is_listed_as_a_secret_file),
+        cmocka_unit_test(readable_secret_file_is_an_error_only_when_strict),
+        cmocka_unit_test(allowed_roots_must_be_absolute_and_for_tail_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -428,7 +428,7 @@ static int admin_setup(void **state)
     f->loop = ev_loop_new(EVFLAG_AUTO);
     assert_non_null(f->loop);
     char err[256] = "";
-    f->admin = lv_admin_start(f->loop, "127.0.0.1:0", err, sizeof err);
+    f->admin = lv_admin_start(f->loop, "127.0.0.1:0", NULL, err, sizeof err);
     if (!f->admin)
         fail_msg("lv_admin_start: %s", err);
     assert_true(lv_admin_port(f->admin) > 0);
@@ -665,7 +665,7 @@ static void admin_start_rejects_malformed_listen(void **state)
     };
     for (size_t i = 0; i < LV_ARRAY_LEN(bad); i++) {
         char err[256] = "";
-        struct lv_admin *a = lv_admin_start(loop, bad[i], err, sizeof err);
+        struct lv_admin *a = lv_admin_start(loop, bad[i], NULL, err, sizeof err);
         if (a)
             fail_msg("accepted \"%s\"", bad[i]);
         assert_non_null(strstr(err, "admin.listen"));
@@ -686,7 +686,7 @@ static void admin_start_reports_a_port_in_use(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     char listen_at[64], err[256] = "";
     snprintf(listen_at, sizeof listen_at, "localhost:%d", ntohs(sa.sin_port));
-    assert_null(lv_admin_start(loop, listen_at, err, sizeof err));
+    assert_null(lv_admin_start(loop, listen_at, NULL, err, sizeof err));
     assert_non_null(strstr(err, listen_at));
     ev_loop_destroy(loop);
     close(fd);

@@ -105,7 +105,7 @@ static struct stat stat_of(const char *path)
 static struct lv_tail_file *checkpointed(const char *path, const char *text, uint64_t at)
 {
     struct stat st = stat_of(path);
-    struct lv_tail_file *f = lv_tail_file_new(NULL, "test", path, (uint64_t)st.st_dev,
+    struct lv_tail_file *f = lv_tail_file_new(NULL, "test", NULL, path, (uint64_t)st.st_dev,
                                               (uint64_t)st.st_ino);
     size_t head = strlen(text) < LV_CHECKPOINT_FP_MAX ? strlen(text) : LV_CHECKPOINT_FP_MAX;
     size_t tail = at < LV_CHECKPOINT_TAIL_MAX ? (size_t)at : LV_CHECKPOINT_TAIL_MAX;
@@ -270,7 +270,7 @@ static void a_sealed_generation_is_known_by_its_end(void **state)
     size_t n = strlen(a);
     put(fx->path, a);
     struct stat st = stat_of(fx->path);
-    struct lv_tail_file *f = lv_tail_file_generation(NULL, "test", fx->path, &st);
+    struct lv_tail_file *f = lv_tail_file_generation(NULL, "test", NULL, fx->path, &st);
     assert_non_null(f);
     assert_false(f->gz);
     assert_true(f->offset == 0);
@@ -298,7 +298,7 @@ static void a_generation_read_to_its_end_is_known_in_its_gz(void **state)
     snprintf(other, sizeof other, "%s.20250101-000001.gz", fx->path);
     put(gen, a);
     struct stat st = stat_of(gen);
-    struct lv_tail_file *f = lv_tail_file_generation(NULL, "test", gen, &st);
+    struct lv_tail_file *f = lv_tail_file_generation(NULL, "test", NULL, gen, &st);
     assert_non_null(f);
     assert_true(lv_tail_file_seal(f));
     put_gz(gz, a);
@@ -324,7 +324,7 @@ static void a_compressed_generation_is_read_decompressed(void **state)
     snprintf(gz, sizeof gz, "%s.20250101-000000.gz", fx->path);
     put_gz(gz, a);
     struct stat st = stat_of(gz);
-    struct lv_tail_file *f = lv_tail_file_generation(NULL, "test", gz, &st);
+    struct lv_tail_file *f = lv_tail_file_generation(NULL, "test", NULL, gz, &st);
     assert_non_null(f);
     assert_true(f->gz);
     assert_true(f->fp == lv_checkpoint_fingerprint(a, LV_CHECKPOINT_FP_MAX));
@@ -369,7 +369,7 @@ static void unread_lines_are_counted_up_to_the_size(void **state)
     put(fx->path, "a\nb\nc\nd\ne\npartial");
     struct stat st = stat_of(fx->path);
     struct lv_tail_file *f =
-        lv_tail_file_new(NULL, "test", fx->path, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+        lv_tail_file_new(NULL, "test", NULL, fx->path, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
     f->offset = f->read_to = 4; /* "a\nb\n" read */
     f->size = (uint64_t)st.st_size;
     assert_true(lv_tail_file_count_unread(f, 3) == 3); /* a budget: "c\nd" */
@@ -390,7 +390,7 @@ static void uncounted_bytes_are_one_record_at_least(void **state)
 {
     struct fixture *fx = *state;
     uint64_t bytes;
-    struct lv_tail_file *f = lv_tail_file_new(NULL, "test", fx->path, 1, 2);
+    struct lv_tail_file *f = lv_tail_file_new(NULL, "test", NULL, fx->path, 1, 2);
     f->offset = f->read_to = 10;
     f->size = 5000;
     assert_true(lv_tail_file_lost(f, &bytes) == 1);
@@ -418,7 +418,7 @@ static void generations_are_listed_in_rotation_order(void **state)
     snprintf(path, sizeof path, "%s/app.log.20240101-000000", fx->dir);
     put(path, "the link's own");
     struct lv_tail_scan s;
-    lv_tail_scan_generations(link, &s);
+    lv_tail_scan_generations(link, NULL, &s);
     const char *want[] = {"0.log.20250101-000000.gz", "0.log.20250101-000001.gz",
                           "0.log.20250101-000002.gz", "0.log.20250101-000003",
                           "app.log.20240101-000000"};
