@@ -196,11 +196,13 @@ def check_container(c, name, values, spec, lv, containers, volumes):
     c.check(f"{name}: the application container {app} is in the pod", app in containers)
     ports = {p["name"]: p["containerPort"] for p in lv["ports"]}
     c.check(f"{name}: admin port", ports.get("logveil-admin") == values["admin"]["port"], str(ports))
+    c.check(f"{name}: probe port", ports.get("logveil-probe") == values["admin"]["probePort"],
+            str(ports))
     for probe, path in (("startupProbe", "/livez"), ("livenessProbe", "/livez"),
                         ("readinessProbe", "/readyz")):
         get = lv.get(probe, {}).get("httpGet", {})
-        c.check(f"{name}: {probe} GET {path} on the admin port",
-                get.get("path") == path and get.get("port") in ("logveil-admin", ports.get("logveil-admin")),
+        c.check(f"{name}: {probe} GET {path} on the probe listener",
+                get.get("path") == path and get.get("port") in ("logveil-probe", ports.get("logveil-probe")),
                 str(lv.get(probe)))
     sc = lv.get("securityContext", {})
     want = {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
@@ -448,10 +450,16 @@ def check_network_policy(c, name, values, manifests):
         return
     np_ = nps[0]["spec"]
     ingress = np_["ingress"]
-    c.check(f"{name}: ingress only to the admin port from the monitoring namespace",
-            len(ingress) == 1 and ingress[0]["ports"] == [{"port": "logveil-admin", "protocol": "TCP"}]
+    cidrs = values["networkPolicy"].get("kubeletCIDRs") or []
+    probe_rule = {"ports": [{"port": "logveil-probe", "protocol": "TCP"}]}
+    if cidrs:
+        probe_rule["from"] = [{"ipBlock": {"cidr": x}} for x in cidrs]
+    c.check(f"{name}: ingress only to the admin port from the monitoring namespace, and to the "
+            "probe port",
+            len(ingress) == 2 and ingress[0]["ports"] == [{"port": "logveil-admin", "protocol": "TCP"}]
             and ingress[0]["from"] == [{"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": values["networkPolicy"]["monitoringNamespace"]}}}],
+                "kubernetes.io/metadata.name": values["networkPolicy"]["monitoringNamespace"]}}}]
+            and ingress[1] == probe_rule,
             json.dumps(ingress))
     urls = list(values["outputs"]["elasticsearch"]["urls"]) if values["outputs"]["elasticsearch"]["enabled"] else []
     if values["outputs"]["loki"]["enabled"]:

@@ -87,7 +87,7 @@ merges the values) */ -}}
 {{- $_ := set $buffer "spool_max_bytes" (printf "%dMiB" (int $v.buffer.spool.maxMiB)) -}}
 {{- end -}}
 {{- $_ := set $conf "buffer" $buffer -}}
-{{- $_ := set $conf "admin" (dict "listen" (printf "0.0.0.0:%d" (int $v.admin.port))) -}}
+{{- $_ := set $conf "admin" (dict "listen" (printf "0.0.0.0:%d" (int $v.admin.port)) "probe_listen" (printf "0.0.0.0:%d" (int $v.admin.probePort))) -}}
 
 {{- /* outputs */ -}}
 {{- $outs := list -}}

@@ -125,14 +125,17 @@ mounted at <secrets>/<name>/<key>. */}}
     - name: logveil-admin
       containerPort: {{ $v.admin.port }}
       protocol: TCP
+    - name: logveil-probe
+      containerPort: {{ $v.admin.probePort }}
+      protocol: TCP
   startupProbe:
-    httpGet: {path: /livez, port: logveil-admin}
+    httpGet: {path: /livez, port: logveil-probe}
     {{- toYaml $v.probes.startup | nindent 4 }}
   livenessProbe:
-    httpGet: {path: /livez, port: logveil-admin}
+    httpGet: {path: /livez, port: logveil-probe}
     {{- toYaml $v.probes.liveness | nindent 4 }}
   readinessProbe:
-    httpGet: {path: /readyz, port: logveil-admin}
+    httpGet: {path: /readyz, port: logveil-probe}
     {{- toYaml $v.probes.readiness | nindent 4 }}
   resources:
     {{- toYaml $v.resources | nindent 4 }}
