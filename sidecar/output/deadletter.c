@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf_map.h"
 #include "deadletter.h"
 #include "enrich.h"
 #include "json_write.h"
@@ -100,4 +101,18 @@ void lv_deadletter_close(struct lv_deadletter *d)
     free(d->path);
     free(d->output);
     free(d);
+}
+
+/* The directory a dead-letter file goes in must exist and be writable. */
+void lv_deadletter_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node,
+                              const char *path, const char *where)
+{
+    char dir[4096], at[LV_CONF_MAP_WHERE];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
+             slash ? path : ".");
+    if (access(dir, W_OK) < 0)
+        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "dead_letter"),
+                          lv_conf_map_join(at, where, "dead_letter"),
+                          "cannot write in the directory %s: %s", dir, strerror(errno));
 }

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <yaml.h>
 
 struct lv_deadletter;
 
@@ -34,5 +35,11 @@ int lv_deadletter_write(struct lv_deadletter *d, const char *record, size_t len,
 /* Records written so far. */
 uint64_t lv_deadletter_count(const struct lv_deadletter *d);
 void lv_deadletter_close(struct lv_deadletter *d);
+
+/* check-config: the directory `path` (an output's dead_letter key, in the
+ * map `node` at `where`) goes in must exist and be writable. */
+struct lv_conf_map_ctx;
+void lv_deadletter_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, const char *path,
+                         const char *where);
 
 #endif

@@ -791,20 +791,6 @@ static const char *index_problem(const char *s)
     return strlen(s) > 200 ? "it is longer than 200 bytes" : NULL;
 }
 
-/* The directory a dead-letter file goes in must exist and be writable. */
-static void check_dead_letter(struct lv_conf_map_ctx *ctx, const yaml_node_t *node,
-                              const char *path, const char *where)
-{
-    char dir[4096], at[LV_CONF_MAP_WHERE];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
-             slash ? path : ".");
-    if (access(dir, W_OK) < 0)
-        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "dead_letter"),
-                          lv_conf_map_join(at, where, "dead_letter"),
-                          "cannot write in the directory %s: %s", dir, strerror(errno));
-}
-
 static void es_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void *opts,
                      const char *where)
 {
@@ -826,7 +812,7 @@ static void es_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, void 
     if (!o->index && !o->data_stream)
         o->index = lv_xstrdup("logveil-%Y.%m.%d");
     if (o->dead_letter)
-        check_dead_letter(ctx, node, o->dead_letter, where);
+        lv_deadletter_check(ctx, node, o->dead_letter, where);
 }
 
 static const struct lv_conf_spec es_spec = {

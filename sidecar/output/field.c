@@ -176,6 +176,18 @@ size_t lv_field_unescape(const struct lv_field *f, char *dst, size_t cap)
         dst[o++] = ch == 'n' ? '\n' : ch == 't' ? '\t' : ch == 'r' ? '\r' : ch == 'b' ? '\b'
                    : ch == 'f' ? '\f' : ch;
     }
-    /* a multi-byte character never ends cut: o + 4 <= cap held before each */
+    /* An escape's character is never cut (o + 4 <= cap held before it), but
+     * the text's own multi-byte characters are copied byte by byte: the
+     * stop may fall inside one, which is dropped (Loki refuses a push with a
+     * label that is not UTF-8, and every record in it). */
+    size_t k = o;
+    while (k > 0 && o - k < 3 && ((unsigned char)dst[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k > 0) {
+        unsigned char lead = (unsigned char)dst[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (k - 1 + need > o)
+            o = k - 1;
+    }
     return o;
 }

@@ -1044,20 +1044,6 @@ static void kafka_opts_init(void *opts)
     o->missing_topic = MISSING_HOLD;
 }
 
-/* The directory a dead-letter file goes in must exist and be writable. */
-static void check_dead_letter(struct lv_conf_map_ctx *ctx, const yaml_node_t *node,
-                              const char *path, const char *where)
-{
-    char dir[4096], at[LV_CONF_MAP_WHERE];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
-             slash ? path : ".");
-    if (access(dir, W_OK) < 0)
-        lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "dead_letter"),
-                          lv_conf_map_join(at, where, "dead_letter"),
-                          "cannot write in the directory %s: %s", dir, strerror(errno));
-}
-
 static const char *const reserved_props[] = {
     "bootstrap.servers", "metadata.broker.list", "log.queue", "dr_msg_cb", "dr_cb",
     "error_cb", "log_cb", "opaque", "background_event_cb", NULL,
@@ -1081,7 +1067,7 @@ static void kafka_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, vo
         o->key = NULL;
     }
     if (o->dead_letter)
-        check_dead_letter(ctx, node, o->dead_letter, where);
+        lv_deadletter_check(ctx, node, o->dead_letter, where);
     if (load_rdkafka(err, sizeof err) < 0) {
         lv_conf_map_error(ctx, node, where, "%s", err);
         return;

@@ -36,6 +36,7 @@
 #include <ev.h>
 
 #include "deadletter.h"
+#include "field.h"
 #include "http.h"
 #include "json_write.h"
 #include "logveil/log.h"
@@ -58,16 +59,9 @@ struct loki_opts {
     char *dead_letter;
 };
 
-#define MAX_FIELDS 32
+#define MAX_FIELDS LV_FIELD_MAX
 #define VALUE_MAX 1024
 #define PUSH_PATH "/loki/api/v1/push"
-
-/* A field read from a record: [p, p + len) of its text, escaped as JSON. */
-struct field {
-    const char *p;
-    size_t len;
-    bool string;
-};
 
 /* One distinct-value counter: an open-addressing set of 64-bit hashes. */
 struct hset {
@@ -126,6 +120,7 @@ struct loki_ctx {
     struct lv_deadletter *dl;
     struct lv_gz *gz;
     struct label *fields;      /* labels, then structured metadata (never demoted) */
+    struct lv_field_path paths[MAX_FIELDS]; /* the fields' paths, for lv_field_read() */
     size_t nlabels, nfields;
     struct hset streams_seen;
     /* waiting batches, oldest first */
@@ -174,148 +169,6 @@ static int load_snappy(char *err, size_t errlen)
         return -ENOENT;
     }
     return 0;
-}
-
-/* ---- reading fields from a record ---------------------------------------------------------- */
-
-static size_t ws(const char *s, size_t i, size_t n)
-{
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-        i++;
-    return i;
-}
-
-static size_t str_end(const char *s, size_t i, size_t n)
-{
-    for (i++; i < n; i++) {
-        const char *q = memchr(s + i, '"', n - i);
-        if (!q)
-            return n;
-        i = (size_t)(q - s);
-        size_t bs = 0;
-        while (bs < i && s[i - 1 - bs] == '\\')
-            bs++;
-        if (bs % 2 == 0)
-            return i + 1;
-    }
-    return n;
-}
-
-/* The bytes value_end() stops at; everything else is skipped in a tight loop. */
-static const unsigned char structural[256] = {
-    ['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, [','] = 1,
-};
-
-static size_t value_end(const char *s, size_t i, size_t n)
-{
-    int depth = 0;
-    while (i < n) {
-        while (i < n && !structural[(unsigned char)s[i]])
-            i++;
-        if (i == n)
-            break;
-        char ch = s[i];
-        if (ch == '"') {
-            i = str_end(s, i, n);
-            if (depth == 0)
-                return i;
-            continue;
-        }
-        if (ch == '{' || ch == '[') {
-            depth++;
-        } else if (ch == '}' || ch == ']') {
-            if (depth == 0)
-                return i;
-            if (--depth == 0)
-                return i + 1;
-        } else if (depth == 0 && ch == ',') {
-            return i;
-        }
-        i++;
-    }
-    return n;
-}
-
-/* Whether key `k` (its text between the quotes) names the rest of a path,
- * `path` of `plen` bytes: all of it (1) or a leading segment of it (2); 0
- * otherwise. Lengths first: most keys fail there. */
-static int key_match(const char *k, size_t klen, const char *path, size_t plen)
-{
-    if (klen > plen || (klen < plen && path[klen] != '.') || memcmp(k, path, klen))
-        return 0;
-    return klen == plen ? 1 : 2;
-}
-
-/* Fills `out[i]` for every path of `fields` found in the object at s[i]
- * ('{'); `prefix` is how much of each path the enclosing keys matched. */
-static void walk(const char *s, size_t i, size_t n, const struct label *fields, size_t nfields,
-                 const size_t *prefix, struct field *out, int depth)
-{
-    size_t sub[MAX_FIELDS];
-    for (i = ws(s, i + 1, n); i < n && s[i] == '"';) {
-        size_t k0 = i + 1, k1 = str_end(s, i, n) - 1;
-        i = ws(s, k1 + 1, n);
-        i = ws(s, i < n && s[i] == ':' ? i + 1 : i, n);
-        size_t v0 = i, v1 = value_end(s, i, n);
-        bool descend = false;
-        for (size_t f = 0; f < nfields; f++) {
-            if (prefix[f] == SIZE_MAX) {
-                sub[f] = SIZE_MAX;
-                continue;
-            }
-            int m = key_match(s + k0, k1 - k0, fields[f].path + prefix[f],
-                              fields[f].plen - prefix[f]);
-            sub[f] = m == 2 ? prefix[f] + (k1 - k0) + 1 : SIZE_MAX;
-            if (m == 1 && !out[f].p && v0 < n && s[v0] != '{' && s[v0] != '[') {
-                out[f].string = s[v0] == '"';
-                out[f].p = s + v0 + out[f].string;
-                out[f].len = v1 - v0 - 2 * out[f].string;
-            }
-            descend |= m == 2;
-        }
-        if (descend && v0 < n && s[v0] == '{' && depth < 8)
-            walk(s, v0, v1, fields, nfields, sub, out, depth + 1);
-        i = ws(s, v1, n);
-        if (i < n && s[i] == ',')
-            i = ws(s, i + 1, n);
-    }
-}
-
-/* A JSON string's text decoded (the common escapes; \u as UTF-8), cut at
- * VALUE_MAX. Returns the length written to `dst`. */
-static size_t unescape(const struct field *f, char *dst)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < f->len && o + 4 < VALUE_MAX; i++) {
-        char ch = f->p[i];
-        if (!f->string || ch != '\\' || i + 1 == f->len) {
-            dst[o++] = ch;
-            continue;
-        }
-        ch = f->p[++i];
-        if (ch == 'u' && i + 4 < f->len) {
-            unsigned long cp = strtoul((char[5]){f->p[i + 1], f->p[i + 2], f->p[i + 3],
-                                                 f->p[i + 4], 0},
-                                       NULL, 16);
-            o += lv_utf8_put(cp >= 0xD800 && cp < 0xE000 ? 0xFFFD : cp, dst + o);
-            i += 4;
-            continue;
-        }
-        dst[o++] = ch == 'n' ? '\n' : ch == 't' ? '\t' : ch == 'r' ? '\r' : ch == 'b' ? '\b'
-                   : ch == 'f' ? '\f' : ch;
-    }
-    /* The cut may fall inside a UTF-8 sequence: Loki refuses a push with a
-     * label that is not UTF-8, and every record of it with the label. */
-    size_t k = o;
-    while (k > 0 && o - k < 3 && ((unsigned char)dst[k - 1] & 0xC0) == 0x80)
-        k--;
-    if (k > 0) {
-        unsigned char lead = (unsigned char)dst[k - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (k - 1 + need > o)
-            o = k - 1;
-    }
-    return o;
 }
 
 /* ---- the cardinality guard -------------------------------------------------------------------- */
@@ -388,10 +241,10 @@ static void *grow(void *v, size_t *cap, size_t n, size_t size)
 }
 
 /* `{name="value", ...}` with the value escaped as Prometheus label text. */
-static void put_label(struct lv_buf *b, const struct label *l, const struct field *f, bool first)
+static void put_label(struct lv_buf *b, const struct label *l, const struct lv_field *f, bool first)
 {
     char v[VALUE_MAX];
-    size_t n = unescape(f, v);
+    size_t n = lv_field_unescape(f, v, sizeof v);
     lv_buf_append(b, first ? "" : ", ", first ? 0 : 2);
     lv_buf_append(b, l->name, strlen(l->name));
     lv_buf_puts(b, "=\"");
@@ -406,7 +259,7 @@ static void put_label(struct lv_buf *b, const struct label *l, const struct fiel
     lv_buf_putc(b, '"');
 }
 
-static uint32_t stream_of(struct loki_ctx *c, const struct field *fv, bool may_demote)
+static uint32_t stream_of(struct loki_ctx *c, const struct lv_field *fv, bool may_demote)
 {
     struct lv_buf *b = &c->raw;
     b->len = 0;
@@ -435,7 +288,7 @@ static uint32_t stream_of(struct loki_ctx *c, const struct field *fv, bool may_d
     return (uint32_t)c->nstreams++;
 }
 
-static void add_meta(struct loki_ctx *c, size_t field, const struct field *f)
+static void add_meta(struct loki_ctx *c, size_t field, const struct lv_field *f)
 {
     c->metas = grow(c->metas, &c->capmetas, c->nmetas, sizeof *c->metas);
     c->metas[c->nmetas++] = (struct meta){(uint16_t)field, f->p, (uint32_t)f->len, f->string};
@@ -445,9 +298,8 @@ static void add_entry(struct loki_ctx *c, const struct lv_batch *b, size_t r)
 {
     const struct lv_record *rec = &b->recs[r];
     const char *text = b->data.data + rec->off;
-    struct field fv[MAX_FIELDS] = {{0}};
-    size_t prefix[MAX_FIELDS] = {0};
-    walk(text, 0, rec->len, c->fields, c->nfields, prefix, fv, 0);
+    struct lv_field fv[MAX_FIELDS];
+    lv_field_read(text, rec->len, c->paths, c->nfields, fv);
     for (size_t i = 0; i < c->nlabels; i++)
         if (fv[i].p && !c->fields[i].demoted)
             hset_add(&c->fields[i].values, lv_sample_hash(fv[i].p, fv[i].len),
@@ -543,8 +395,8 @@ static size_t ts_size(int64_t ns)
 /* Structured metadata values are decoded into `v` (VALUE_MAX). */
 static size_t pair_size(const struct loki_ctx *c, const struct meta *m, size_t *vlen, char *v)
 {
-    struct field f = {m->p, m->len, m->string};
-    *vlen = unescape(&f, v);
+    struct lv_field f = {m->p, m->len, m->string};
+    *vlen = lv_field_unescape(&f, v, VALUE_MAX);
     return ld(strlen(c->fields[m->name].name)) + ld(*vlen);
 }
 
@@ -691,8 +543,8 @@ static int json_entry(struct loki_ctx *c, struct lv_buf *out, const struct entry
         rc |= json_put(c, out, ",{", 2);
         for (uint32_t k = 0; k < e->meta_n; k++) {
             const struct meta *m = &c->metas[e->meta_off + k];
-            struct field f = {m->p, m->len, m->string};
-            size_t vlen = unescape(&f, v);
+            struct lv_field f = {m->p, m->len, m->string};
+            size_t vlen = lv_field_unescape(&f, v, sizeof v);
             const char *name = c->fields[m->name].name;
             rc |= json_put(c, out, k ? "," : "", k ? 1 : 0);
             rc |= json_string(c, out, name, strlen(name));
@@ -969,6 +821,7 @@ static int loki_init(struct lv_output *out)
         c->fields[i].path = lv_xstrdup(path);
         c->fields[i].plen = strlen(path);
         c->fields[i].name = label_name(path);
+        c->paths[i] = (struct lv_field_path){c->fields[i].path, c->fields[i].plen};
     }
     lv_buf_init(&c->raw, 64 * 1024, 0);
     if (o->format == LOKI_PROTOBUF && load_snappy(err, sizeof err) < 0) {
@@ -1084,16 +937,8 @@ static void loki_check(struct lv_conf_map_ctx *ctx, const yaml_node_t *node, voi
         lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "labels"),
                           lv_conf_map_join(at, where, "labels"),
                           "%zu labels, Loki allows 15 per stream by default", o->nlabels);
-    if (o->dead_letter && access(".", F_OK) == 0) {
-        char dir[4096];
-        const char *slash = strrchr(o->dead_letter, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->dead_letter) + (slash ==
-                 o->dead_letter) : 1, slash ? o->dead_letter : ".");
-        if (access(dir, W_OK) < 0)
-            lv_conf_map_error(ctx, lv_conf_map_get(ctx, node, "dead_letter"),
-                              lv_conf_map_join(at, where, "dead_letter"),
-                              "cannot write in the directory %s: %s", dir, strerror(errno));
-    }
+    if (o->dead_letter)
+        lv_deadletter_check(ctx, node, o->dead_letter, where);
 }
 
 static const struct lv_conf_spec loki_spec = {
