@@ -252,21 +252,32 @@ def line_seq(line, fmt):
 
 def read_checkpoint(path):
     """The followed entries of a checkpoint (format 1 or 2) as
-    (dev, ino, offset, path); entries of generations known as done are
-    left out: they are not reading positions."""
+    (dev, ino, offset, path, tail_fp, tail_len); entries of generations
+    known as done are left out: they are not reading positions. Format 1
+    has no tail fingerprint (tail_len 0)."""
     with open(path) as f:
         lines = f.read().splitlines()
     version = int(lines[0].split()[1])
     out = []
     for line in lines[1:-1]:
+        tail_fp, tail_len = 0, 0
         if version == 1:
             dev, ino, _, _, off, name = line.split(" ", 5)
         else:
-            dev, ino, _, _, off, _, _, flags, name = line.split(" ", 8)
+            dev, ino, _, _, off, tail_fp, tail_len, flags, name = line.split(" ", 8)
             if "d" in flags:
                 continue
-        out.append((int(dev), int(ino), int(off), name))
+        out.append((int(dev), int(ino), int(off), name, int(tail_fp, 16), int(tail_len)))
     return out
+
+
+def fnv1a64(data):
+    """The checkpoint's fingerprint (FNV-1a, 64 bits), computed here on its
+    own from the published constants."""
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 def file_bytes(path):
@@ -278,24 +289,35 @@ def file_bytes(path):
 def check_checkpoint_behind(c, name, sc, delivered):
     """Every record below a checkpointed offset was delivered (the file is
     looked up by the path and inode the entry names)."""
-    ahead, checked = [], 0
-    for dev, ino, off, path in read_checkpoint(sc.ckpt):
+    ahead, checked, earlier = [], 0, 0
+    for dev, ino, off, path, tail_fp, tail_len in read_checkpoint(sc.ckpt):
         try:
             st = os.stat(path)
         except FileNotFoundError:
             continue
         if (st.st_dev, st.st_ino) != (dev, ino) or off == 0:
             continue
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
         try:
-            text = file_bytes(path)[:off].decode(errors="replace")
+            data = file_bytes(path)
         except (EOFError, zlib.error, gzip.BadGzipFile):
             continue  # a damaged compressed file (a scenario made it so)
+        if len(data) < off or (tail_len and not gz and
+                               fnv1a64(data[off - tail_len:off]) != tail_fp):
+            # The entry names an earlier generation of this inode (written
+            # before a truncation): its content is no longer at this path,
+            # and a restart would see the truncation, not resume here.
+            earlier += 1
+            continue
+        text = data[:off].decode(errors="replace")
         for line in text[:text.rfind("\n") + 1].splitlines():
             s = line_seq(line, sc.fmt)
             checked += s is not None
             if s is not None and not delivered.get(s):
                 ahead.append(s)
-    c.check(f"{name}: checkpoint not ahead of delivery ({checked} records below it)",
+    c.check(f"{name}: checkpoint not ahead of delivery ({checked} records below it"
+            f"{f', {earlier} entries of an earlier generation' if earlier else ''})",
             not ahead, f"{len(ahead)} undelivered below the checkpoint: {ahead[:10]}")
 
 
