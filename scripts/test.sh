@@ -2,8 +2,9 @@
 # Builds and runs every test: the unit and integration suites in a normal
 # build with -Werror, the same suites under AddressSanitizer + UBSan, and the
 # libFuzzer target over parse+redact for FUZZ_SECONDS (default 60), and the
-# file-format targets (config, checkpoint, spool, framing, verify-audit's
-# reader) for FUZZ_FORMAT_SECONDS each (default 10).
+# file- and wire-format targets (config, checkpoint, spool, framing,
+# verify-audit's reader, the Elasticsearch _bulk answer) for
+# FUZZ_FORMAT_SECONDS each (default 10).
 #
 # Each build is configured explicitly (tests on, its own build type), so a
 # build/ left by demo.sh (Release, tests off) is never reused as it is, and
@@ -60,6 +61,6 @@ if [[ $stages == *" fuzz "* ]]; then
   echo "=== fuzz parse+redact for ${FUZZ_SECONDS:-60} s"
   tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" redact
   echo "=== fuzz the file formats for ${FUZZ_FORMAT_SECONDS:-10} s each"
-  tests/fuzz/run.sh "${FUZZ_FORMAT_SECONDS:-10}" conf checkpoint spool frame verify_audit
+  tests/fuzz/run.sh "${FUZZ_FORMAT_SECONDS:-10}" conf checkpoint spool frame verify_audit es_bulk
 fi
 echo "=== test.sh: all stages passed in $((SECONDS - start)) s"

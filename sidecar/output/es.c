@@ -22,16 +22,16 @@
  * of one batch and the start of the next; a batch is reported once every
  * request holding its records has answered, with one outcome per record.
  *
- * Answers. The whole _bulk response is parsed as it arrives, with yajl's
- * streaming parser, whatever its size; `items` is in the order of the
- * actions sent. Per item: 2xx and 409 are delivered; 429 and 5xx are
- * retried (the pipeline resends just those records, sidecar/ack.h); any
- * other status is a permanent rejection: the record goes to the dead-letter
- * file with the status and Elasticsearch's error type and reason, and is
- * counted (reason rejected), never retried. A request that fails as a whole
- * (no connection, a timeout, 429, 5xx, 401/403 of a misconfigured
- * credential) is retried whole, without limit; 413 halves the request size
- * first; 400 (a body Elasticsearch could not read, which would be our bug)
+ * Answers. The whole _bulk response is parsed as it arrives, whatever its
+ * size (es_bulk.h); `items` is in the order of the actions sent. Per
+ * item: 2xx and 409 are delivered; 429 and 5xx are retried (the pipeline
+ * resends just those records, sidecar/ack.h); any other status is a
+ * permanent rejection: the record goes to the dead-letter file with the
+ * status and Elasticsearch's error type and reason, and is counted (reason
+ * rejected), never retried. A request that fails as a whole (no
+ * connection, a timeout, 429, 5xx, 401/403 of a misconfigured credential)
+ * is retried whole, without limit; 413 halves the request size first; 400
+ * (a body Elasticsearch could not read, which would be our bug)
  * dead-letters its records with the reason, since sending it again would
  * fail again.
  */
@@ -43,9 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
-#include <yajl/yajl_parse.h>
 
 #include "deadletter.h"
+#include "es_bulk.h"
 #include "http.h"
 #include "logveil/log.h"
 #include "logveil/stage.h"
@@ -65,7 +65,6 @@ struct es_opts {
     bool document_id;       /* send the computed _id (idempotent resends) */
 };
 
-#define TEXT_CAP 1024
 #define MIN_REQUEST_BYTES (64 * 1024)
 #define BULK_PATH "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
 
@@ -83,8 +82,6 @@ struct es_slice {
     size_t from, to;
 };
 
-enum es_key { K_NONE, K_ERRORS, K_ITEMS, K_STATUS, K_ERROR, K_TYPE, K_REASON };
-
 struct es_req {
     struct lv_http_req http; /* first: the done callback gets this */
     struct es_ctx *c;
@@ -92,18 +89,8 @@ struct es_req {
     struct es_slice *slices;
     size_t nslices, capslices, nrecs;
     /* the response, parsed as it comes */
-    yajl_handle y;
-    bool parse_failed;
-    bool all_ok;        /* "errors":false came before the items: every item succeeded */
-    int depth;
-    bool in_items;
-    enum es_key key;
-    bool in_error;
-    size_t items;       /* items classified */
+    struct lv_es_bulk *answer;
     size_t slice_at, rec_at; /* the record the next item is about */
-    long item_status;
-    char type[TEXT_CAP], reason[TEXT_CAP];
-    size_t type_len, reason_len;
     char head[512];     /* the start of the body, for messages */
     size_t head_len;
 };
@@ -287,154 +274,22 @@ static void dead_letter(struct es_ctx *c, const struct lv_batch *b, size_t rec, 
                             reason, rlen);
 }
 
-static void item_done(struct es_req *q)
+/* One item of the answer: the outcome of the record it is about. */
+static bool on_item(void *arg, const struct lv_es_item *it)
 {
+    struct es_req *q = arg;
     size_t rec;
     const struct es_slice *s = item_slice(q, &rec);
-    if (!s) {
-        q->parse_failed = true; /* more items than records sent */
-        return;
-    }
-    enum lv_outcome o = item_outcome(q->item_status);
+    if (!s)
+        return false; /* more items than records sent */
+    enum lv_outcome o = item_outcome(it->status);
     s->e->outcomes[rec] = (uint8_t)o;
     if (o == LV_REJECTED)
-        dead_letter(q->c, s->e->b, rec, q->item_status, q->type, q->type_len, q->reason,
-                    q->reason_len);
+        dead_letter(q->c, s->e->b, rec, it->status, it->type, it->type_len, it->reason,
+                    it->reason_len);
     q->rec_at++;
-    q->items++;
+    return true;
 }
-
-static int y_start_map(void *ctx)
-{
-    struct es_req *q = ctx;
-    q->depth++;
-    if (q->in_items && q->depth == 4) {
-        q->item_status = 0;
-        q->type_len = q->reason_len = 0;
-    }
-    if (q->in_items && q->depth == 5 && q->key == K_ERROR)
-        q->in_error = true;
-    q->key = K_NONE;
-    return 1;
-}
-
-static int y_end_map(void *ctx)
-{
-    struct es_req *q = ctx;
-    if (q->in_items && q->depth == 4)
-        item_done(q);
-    if (q->depth == 5)
-        q->in_error = false;
-    q->depth--;
-    q->key = K_NONE;
-    return 1;
-}
-
-static int y_start_array(void *ctx)
-{
-    struct es_req *q = ctx;
-    q->depth++;
-    if (q->depth == 2 && q->key == K_ITEMS)
-        q->in_items = true;
-    q->key = K_NONE;
-    return 1;
-}
-
-static int y_end_array(void *ctx)
-{
-    struct es_req *q = ctx;
-    if (q->depth == 2)
-        q->in_items = false;
-    q->depth--;
-    q->key = K_NONE;
-    return 1;
-}
-
-static bool is(const unsigned char *k, size_t len, const char *name)
-{
-    return len == strlen(name) && memcmp(k, name, len) == 0;
-}
-
-static int y_key(void *ctx, const unsigned char *k, size_t len)
-{
-    struct es_req *q = ctx;
-    q->key = K_NONE;
-    if (q->depth == 1 && is(k, len, "items"))
-        q->key = K_ITEMS;
-    else if (q->depth == 1 && is(k, len, "errors"))
-        q->key = K_ERRORS;
-    else if (q->in_items && q->depth == 4 && is(k, len, "status"))
-        q->key = K_STATUS;
-    else if (q->in_items && q->depth == 4 && is(k, len, "error"))
-        q->key = K_ERROR;
-    else if (q->in_error && q->depth == 5 && is(k, len, "type"))
-        q->key = K_TYPE;
-    else if (q->in_error && q->depth == 5 && is(k, len, "reason"))
-        q->key = K_REASON;
-    return 1;
-}
-
-static int y_number(void *ctx, const char *s, size_t len)
-{
-    struct es_req *q = ctx;
-    if (q->key == K_STATUS && len < 8) {
-        char num[8];
-        memcpy(num, s, len);
-        num[len] = '\0';
-        q->item_status = strtol(num, NULL, 10);
-    }
-    q->key = K_NONE;
-    return 1;
-}
-
-static void keep_text(char *dst, size_t *dlen, const unsigned char *s, size_t len)
-{
-    *dlen = len < TEXT_CAP ? len : TEXT_CAP;
-    memcpy(dst, s, *dlen);
-}
-
-static int y_string(void *ctx, const unsigned char *s, size_t len)
-{
-    struct es_req *q = ctx;
-    if (q->key == K_TYPE)
-        keep_text(q->type, &q->type_len, s, len);
-    else if (q->key == K_REASON)
-        keep_text(q->reason, &q->reason_len, s, len);
-    q->key = K_NONE;
-    return 1;
-}
-
-static int y_scalar(void *ctx)
-{
-    struct es_req *q = ctx;
-    q->key = K_NONE;
-    return 1;
-}
-
-/* "errors": false before "items" (Elasticsearch writes took, errors, items
- * in that order) says every item succeeded: the rest of the answer need
- * not be read, item by item, at all. */
-static int y_bool(void *ctx, int b)
-{
-    struct es_req *q = ctx;
-    if (q->key == K_ERRORS && !b && q->items == 0 && !q->in_items) {
-        q->all_ok = true;
-        return 0; /* stops the parse */
-    }
-    return y_scalar(ctx);
-}
-
-static const yajl_callbacks response_callbacks = {
-    .yajl_null = y_scalar,
-    .yajl_boolean = y_bool,
-    .yajl_number = y_number,
-    .yajl_string = y_string,
-    .yajl_start_map = y_start_map,
-    .yajl_map_key = y_key,
-    .yajl_end_map = y_end_map,
-    .yajl_start_array = y_start_array,
-    .yajl_end_array = y_end_array,
-};
 
 static bool on_data(struct lv_http_req *r, const char *data, size_t len)
 {
@@ -444,9 +299,7 @@ static bool on_data(struct lv_http_req *r, const char *data, size_t len)
         memcpy(q->head + q->head_len, data, n);
         q->head_len += n;
     }
-    if (!q->parse_failed && !q->all_ok &&
-        yajl_parse(q->y, (const unsigned char *)data, len) != yajl_status_ok && !q->all_ok)
-        q->parse_failed = true;
+    lv_es_bulk_feed(q->answer, data, len);
     return true;
 }
 
@@ -496,8 +349,7 @@ static void entry_settle(struct es_ctx *c, struct es_entry *e)
 
 static void req_free(struct es_req *q)
 {
-    if (q->y)
-        yajl_free(q->y);
+    lv_es_bulk_free(q->answer);
     lv_buf_free(&q->body);
     free(q->slices);
     free(q);
@@ -544,26 +396,28 @@ static void on_done(struct lv_http_req *r, long status, const char *error)
 {
     struct es_req *q = (struct es_req *)r;
     struct es_ctx *c = q->c;
-    if (!error && status == 200 && !q->all_ok && yajl_complete_parse(q->y) != yajl_status_ok)
-        q->parse_failed = true;
+    enum lv_es_bulk_result answer = !error && status == 200 ? lv_es_bulk_finish(q->answer)
+                                                             : LV_ES_BULK_BAD;
+    size_t items = lv_es_bulk_items(q->answer);
     if (r->cancelled) {
         rest_are(q, LV_RETRY, 0); /* the shutdown deadline: handed back */
     } else if (error || status != 200) {
         request_failed(c, q, status, error);
-    } else if (q->all_ok) {
+    } else if (answer == LV_ES_BULK_ALL_OK) {
         if (c->failing)
             lv_info("output %s: _bulk requests succeed again", c->name);
         c->failing = false;
         rest_are(q, LV_SENT, 200);
         c->out->counter->bytes += q->http.body_len;
     } else {
-        if (q->parse_failed || q->items < q->nrecs)
+        bool short_answer = answer == LV_ES_BULK_BAD || items < q->nrecs;
+        if (short_answer)
             lv_warn("output %s: a _bulk answer gave %zu item outcomes for %zu records; the "
                     "others are sent again",
-                    c->name, q->items, q->nrecs);
+                    c->name, items, q->nrecs);
         else if (c->failing)
             lv_info("output %s: _bulk requests succeed again", c->name);
-        c->failing = c->failing && (q->parse_failed || q->items < q->nrecs);
+        c->failing = c->failing && short_answer;
         rest_are(q, LV_RETRY, 0);
         c->out->counter->bytes += q->http.body_len;
     }
@@ -588,7 +442,7 @@ static struct es_req *req_new(struct es_ctx *c)
     size_t full = c->max_bytes + c->max_bytes / 8;
     want = want < full ? want : full;
     lv_buf_init(&q->body, c->o->http.gzip ? want / 4 : want, 0);
-    q->y = yajl_alloc(&response_callbacks, NULL, q);
+    q->answer = lv_es_bulk_new(on_item, q);
     q->http.path = BULK_PATH;
     q->http.content_type = "application/x-ndjson";
     q->http.body_gzip = c->o->http.gzip;

@@ -14,6 +14,7 @@
 #   spool       the spool segment reader                    seeds-spool/
 #   frame       CRI/Docker/JSON framing + multiline joining seeds-frame/
 #   verify_audit  verify-audit's export reader              seeds-audit/
+#   es_bulk     the Elasticsearch _bulk answer reader       seeds-es-bulk/
 #
 # Environment: FUZZ_ARGS adds libFuzzer options (e.g. "-jobs=4 -workers=4");
 # LOGVEIL_FUZZ_SKIP steps past known issues (see fuzz_redact.c); undefined
@@ -26,7 +27,7 @@ case $seconds in
 esac
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(redact conf checkpoint spool frame verify_audit)
+[ ${#targets[@]} -gt 0 ] || targets=(redact conf checkpoint spool frame verify_audit es_bulk)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -62,6 +63,7 @@ for t in "${targets[@]}"; do
     spool) cp "$here"/seeds-spool/* "$corpus"/; opts=(-max_len=16384 -timeout=10) ;;
     frame) cp "$here"/seeds-frame/* "$corpus"/; opts=(-max_len=16384 -timeout=10) ;;
     verify_audit) cp "$here"/seeds-audit/* "$corpus"/; opts=(-max_len=8192 -timeout=25) ;;
+    es_bulk) cp "$here"/seeds-es-bulk/* "$corpus"/; opts=(-max_len=16384 -timeout=10) ;;
     *) echo "$0: no fuzz target named $t" >&2; exit 2 ;;
     esac
     echo "=== fuzz_$t for $seconds s"
