@@ -85,6 +85,7 @@ struct entry {
     const char *line;
     uint32_t len;
     uint32_t meta_off, meta_n; /* its structured metadata, in the request's meta array */
+    size_t size;       /* its EntryAdapter's encoded size */
 };
 
 struct meta {
@@ -99,6 +100,9 @@ struct stream {
     size_t len;
     uint64_t hash;
     size_t nentries;
+    uint64_t raw_hash; /* of the label fields as read (raw_key()), 0: none kept */
+    size_t raw;        /* where they are in the push's sraw array */
+    size_t next;       /* where its next entry goes, while ordering them */
 };
 
 struct loki_req {
@@ -135,6 +139,15 @@ struct loki_ctx {
     size_t nmetas, capmetas;
     struct stream *streams;
     size_t nstreams, capstreams;
+    /* The label fields of each stream's first record, as read (escaped,
+     * pointing into the batches of the push): a record whose fields are
+     * the same bytes belongs to that stream without its label text being
+     * made again. nlabels per stream. */
+    struct lv_field *sraw;
+    size_t nsraw, capsraw;
+    uint32_t last_stream;      /* the stream of the previous record */
+    struct entry *sorted;      /* the entries by stream, then time */
+    size_t capsorted;
     struct lv_buf raw;         /* the protobuf before compression / label text */
     /* Bodies of finished pushes kept for the next ones (at most
      * `concurrency`): their pages stay mapped instead of being faulted in
@@ -284,7 +297,7 @@ static uint32_t stream_of(struct loki_ctx *c, const struct lv_field *fv, bool ma
             !memcmp(c->streams[s].labels, b->data, b->len))
             return (uint32_t)s;
     c->streams = grow(c->streams, &c->capstreams, c->nstreams, sizeof *c->streams);
-    c->streams[c->nstreams] = (struct stream){lv_xstrndup(b->data, b->len), b->len, h, 0};
+    c->streams[c->nstreams] = (struct stream){.labels = lv_xstrndup(b->data, b->len), .len = b->len, .hash = h};
     return (uint32_t)c->nstreams++;
 }
 
@@ -294,21 +307,77 @@ static void add_meta(struct loki_ctx *c, size_t field, const struct lv_field *f)
     c->metas[c->nmetas++] = (struct meta){(uint16_t)field, f->p, (uint32_t)f->len, f->string};
 }
 
+/* The label fields as read, a demoted label as absent: a hash, 0 kept
+ * for "none". */
+static uint64_t raw_key(const struct loki_ctx *c, const struct lv_field *fv)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < c->nlabels; i++) {
+        uint64_t v = fv[i].p && !c->fields[i].demoted
+                         ? lv_sample_hash(fv[i].p, fv[i].len) ^ (fv[i].string ? 0 : 0x5bd1e995u)
+                         : 0;
+        h = (h ^ v) * 0x100000001b3ull + i;
+    }
+    return h | 1;
+}
+
+static bool raw_same(const struct loki_ctx *c, const struct stream *st, uint64_t h,
+                     const struct lv_field *fv)
+{
+    if (st->raw_hash != h)
+        return false;
+    for (size_t i = 0; i < c->nlabels; i++) {
+        const struct lv_field *k = &c->sraw[st->raw + i];
+        bool on = fv[i].p && !c->fields[i].demoted;
+        if (on != (k->p != NULL) ||
+            (on && (k->len != fv[i].len || k->string != fv[i].string ||
+                    memcmp(k->p, fv[i].p, fv[i].len))))
+            return false;
+    }
+    return true;
+}
+
+/* The stream of a record whose label fields are `fv`. One the push already
+ * has, found by the fields' bytes (the previous record's first); else by
+ * its label text, made and counted by the cardinality guard (which a
+ * record of a stream already in the push adds nothing to). */
+static uint32_t stream_for(struct loki_ctx *c, const struct lv_field *fv)
+{
+    uint64_t h = raw_key(c, fv);
+    if (c->last_stream < c->nstreams && raw_same(c, &c->streams[c->last_stream], h, fv))
+        return c->last_stream;
+    for (size_t s = 0; s < c->nstreams; s++)
+        if (raw_same(c, &c->streams[s], h, fv))
+            return c->last_stream = (uint32_t)s;
+    for (size_t i = 0; i < c->nlabels; i++)
+        if (fv[i].p && !c->fields[i].demoted)
+            hset_add(&c->fields[i].values, lv_sample_hash(fv[i].p, fv[i].len),
+                     (size_t)c->o->max_streams * 4);
+    size_t before = c->nstreams;
+    uint32_t s = stream_of(c, fv, true);
+    if (c->nstreams > before) { /* a new stream: its fields are kept */
+        h = raw_key(c, fv);      /* (a demotion may have changed them) */
+        while (c->nsraw + c->nlabels > c->capsraw)
+            c->sraw = grow(c->sraw, &c->capsraw, c->capsraw, sizeof *c->sraw);
+        c->streams[s].raw_hash = h;
+        c->streams[s].raw = c->nsraw;
+        for (size_t i = 0; i < c->nlabels; i++)
+            c->sraw[c->nsraw++] = fv[i].p && !c->fields[i].demoted ? fv[i] : (struct lv_field){0};
+    }
+    return c->last_stream = s;
+}
+
 static void add_entry(struct loki_ctx *c, const struct lv_batch *b, size_t r)
 {
     const struct lv_record *rec = &b->recs[r];
     const char *text = b->data.data + rec->off;
     struct lv_field fv[MAX_FIELDS];
     lv_field_read(text, rec->len, c->paths, c->nfields, fv);
-    for (size_t i = 0; i < c->nlabels; i++)
-        if (fv[i].p && !c->fields[i].demoted)
-            hset_add(&c->fields[i].values, lv_sample_hash(fv[i].p, fv[i].len),
-                     (size_t)c->o->max_streams * 4);
-    uint32_t s = stream_of(c, fv, true);
+    uint32_t s = stream_for(c, fv);
     c->entries = grow(c->entries, &c->capentries, c->nentries, sizeof *c->entries);
     struct entry *e = &c->entries[c->nentries];
     *e = (struct entry){s, (uint32_t)c->nentries, rec->time_ns, text, rec->len,
-                        (uint32_t)c->nmetas, 0};
+                        (uint32_t)c->nmetas, 0, 0};
     c->nentries++;
     c->streams[s].nentries++;
     for (size_t i = 0; i < c->nfields; i++)
@@ -317,14 +386,48 @@ static void add_entry(struct loki_ctx *c, const struct lv_batch *b, size_t r)
     e->meta_n = (uint32_t)(c->nmetas - e->meta_off);
 }
 
-static int by_stream_time(const void *a, const void *b)
+static int by_time(const void *a, const void *b)
 {
     const struct entry *x = a, *y = b;
-    if (x->stream != y->stream)
-        return x->stream < y->stream ? -1 : 1;
     if (x->time_ns != y->time_ns)
         return x->time_ns < y->time_ns ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The entries grouped by stream (in the order streams were made), each
+ * stream's by time, ties in order of arrival: placed by stream in one pass,
+ * and a stream's entries sorted only when they did not come in order. */
+static void order_entries(struct loki_ctx *c)
+{
+    if (c->capsorted < c->nentries) {
+        free(c->sorted);
+        c->capsorted = c->capentries;
+        c->sorted = lv_xmalloc(c->capsorted * sizeof *c->sorted);
+    }
+    size_t at = 0;
+    for (size_t s = 0; s < c->nstreams; s++) {
+        c->streams[s].next = at;
+        at += c->streams[s].nentries;
+    }
+    for (size_t e = 0; e < c->nentries; e++)
+        c->sorted[c->streams[c->entries[e].stream].next++] = c->entries[e];
+    at = 0;
+    for (size_t s = 0; s < c->nstreams; s++) {
+        struct entry *first = c->sorted + at;
+        size_t n = c->streams[s].nentries;
+        for (size_t k = 1; k < n; k++)
+            if (first[k].time_ns < first[k - 1].time_ns) {
+                qsort(first, n, sizeof *first, by_time);
+                break;
+            }
+        at += n;
+    }
+    struct entry *t = c->entries;
+    size_t cap = c->capentries;
+    c->entries = c->sorted;
+    c->capentries = c->capsorted;
+    c->sorted = t;
+    c->capsorted = cap;
 }
 
 /* ---- protobuf ----------------------------------------------------------------------------------
@@ -445,7 +548,7 @@ static int encode_protobuf(struct loki_ctx *c, struct lv_buf *out)
     for (size_t s = 0; s < c->nstreams; s++) {
         ssize[s] = ld(c->streams[s].len);
         for (size_t k = 0; k < c->streams[s].nentries; k++, e++)
-            ssize[s] += ld(entry_size(c, &c->entries[e]));
+            ssize[s] += ld(c->entries[e].size = entry_size(c, &c->entries[e]));
         total += ld(ssize[s]);
     }
     struct lv_buf *raw = &c->raw;
@@ -463,7 +566,7 @@ static int encode_protobuf(struct loki_ctx *c, struct lv_buf *out)
         p = put_head(p, 1, ssize[s]);
         p = put_ld(p, 1, c->streams[s].labels, c->streams[s].len);
         for (size_t k = 0; k < c->streams[s].nentries; k++, e++)
-            p = put_entry(c, p, &c->entries[e], entry_size(c, &c->entries[e]));
+            p = put_entry(c, p, &c->entries[e], c->entries[e].size);
     }
     free(ssize);
     if (rc < 0)
@@ -584,7 +687,8 @@ static void reset_push(struct loki_ctx *c)
 {
     for (size_t s = 0; s < c->nstreams; s++)
         free(c->streams[s].labels);
-    c->nstreams = c->nentries = c->nmetas = 0;
+    c->nstreams = c->nentries = c->nmetas = c->nsraw = 0;
+    c->last_stream = 0;
 }
 
 static void dead_letter(struct loki_ctx *c, const struct lv_batch *b, size_t r, int status,
@@ -622,7 +726,7 @@ static int build(struct loki_ctx *c, struct loki_req *q)
             if (!q->outcomes[i] || q->outcomes[i][r] != LV_REJECTED)
                 add_entry(c, b, r);
     }
-    qsort(c->entries, c->nentries, sizeof *c->entries, by_stream_time);
+    order_entries(c);
     int rc = c->o->format == LOKI_JSON ? encode_json(c, &q->body) : encode_protobuf(c, &q->body);
     reset_push(c);
     return rc;
@@ -882,6 +986,8 @@ static void loki_destroy(struct lv_output *out)
     free(c->entries);
     free(c->metas);
     free(c->streams);
+    free(c->sraw);
+    free(c->sorted);
     free(c->wait);
     lv_buf_free(&c->raw);
     for (size_t i = 0; i < c->nspare; i++)

@@ -334,7 +334,10 @@ def scenario_hostile(c, a, loki, es, tmp):
     recs = []
     for i in range(2200):
         app = HOSTILE[i // 100 % len(HOSTILE)] if i % 100 == 0 else "shop"
-        recs.append(json.dumps({"level": "info", "seq": i, "tag": "hostile", "app": app}))
+        rec = json.dumps({"level": "info", "seq": i, "tag": "hostile", "app": app})
+        if i % 100 == 50:  # the same value escaped: the same stream as "shop"
+            rec = rec.replace('"app": "shop"', '"app": "s\\u0068o\\u0070"')
+        recs.append(rec)
     data = ("\n".join(recs) + "\n").encode("utf-8", "surrogatepass")
     before = len(loki.stats()["violations"])
     out = f"""  - type: loki
