@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LV_FIELD_MAX 8
+#define LV_FIELD_MAX 32
 
 struct lv_field_path {
     const char *path;

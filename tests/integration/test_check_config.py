@@ -265,6 +265,22 @@ def check_outputs(c, args, tmp):
     r = check_config(args.binary, good, clean_env())
     c.check("outputs: a valid Elasticsearch + Loki + file config passes", r.returncode == 0,
             r.stderr)
+    # Loki: up to 15 labels, and 32 label and structured_metadata fields in all.
+    for nmeta, ok in ((17, True), (18, False)):
+        labels = ", ".join(f"l{i}" for i in range(15))
+        meta = ", ".join(f"m{i}" for i in range(nmeta))
+        path = write(tmp, f"loki{nmeta}.yaml", f"""outputs:
+  - type: loki
+    url: http://127.0.0.1:3100
+    labels: [{labels}]
+    structured_metadata: [{meta}]
+""")
+        r = check_config(args.binary, path, clean_env())
+        want = f"{path}:2: outputs[0]: {15 + nmeta} labels and structured_metadata fields, " \
+            "expected at most 32"
+        c.check(f"outputs: Loki with {15 + nmeta} fields " + ("passes" if ok else "is refused"),
+                r.returncode == 0 if ok else (r.returncode == 2 and want in r.stderr),
+                r.stderr)
 
 
 def main():
