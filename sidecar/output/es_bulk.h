@@ -29,7 +29,8 @@
 
 struct lv_es_item {
     long status;
-    const char *type, *reason; /* decoded UTF-8, cut at a character boundary */
+    const char *type, *reason; /* decoded, valid UTF-8 (a lone surrogate's
+                                  bytes as U+FFFD), cut at a character */
     size_t type_len, reason_len;
 };
 

@@ -2,7 +2,8 @@
  * libFuzzer target over the Elasticsearch _bulk answer reader (es_bulk.h),
  * which reads what a network peer sends.
  *
- * The first byte picks the mode and the chunking. Raw (low bit clear): the
+ * The first byte picks the mode and the chunking (the second, a limit on
+ * the items the caller accepts). Raw (low bit clear): the
  * rest is the answer as it is. Built (low bit set): the rest drives a
  * writer of _bulk answers, written here from Elasticsearch's documented
  * format: items with fuzz-chosen statuses, errors whose type and reason mix
@@ -362,7 +363,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     struct in in = {data + 2, size - 2};
-    size_t chunk = (data[0] >> 1) + 1;
+    /* Chunks of 1 to 64 bytes (tokens cut everywhere) or of 256 bytes and up. */
+    size_t c = data[0] >> 1;
+    size_t chunk = c < 64 ? c + 1 : (c - 63) * 256;
     static struct seen whole, chunked;
     whole.n = chunked.n = 0;
     whole.limit = chunked.limit = data[1] < 0xF0 ? MAX_SEEN : data[1] & 0x0F;

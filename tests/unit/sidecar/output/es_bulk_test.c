@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -177,6 +178,49 @@ static void long_texts_are_cut_on_a_character(void **state)
     assert_int_equal(g.reason_len[0], 1023);
 }
 
+static void a_lone_surrogate_becomes_a_replacement_character(void **state)
+{
+    (void)state;
+    struct got g;
+    assert_int_equal(read_answer("{\"errors\":true,\"items\":[{\"create\":{\"status\":400,"
+                                 "\"error\":{\"type\":\"t\\udc00\",\"reason\":\"a\\ude00b\"}}}]}",
+                                 9, &g),
+                     LV_ES_BULK_ITEMS);
+    /* Each byte of the surrogate's encoding, as the JSON writer repairs text. */
+    assert_string_equal(g.type[0], "t\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(g.reason[0], "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "b");
+}
+
+/* A token of `n` bytes (a string's content, or a number) fed in `chunk`-byte
+ * pieces. */
+static enum lv_es_bulk_result long_token(size_t n, bool number, size_t chunk, struct got *g)
+{
+    char *answer = malloc(n + 200);
+    assert_non_null(answer);
+    size_t len = (size_t)sprintf(answer, "{\"errors\":true,\"items\":[{\"create\":{\"status\":400,"
+                                         "\"error\":{\"reason\":%s", number ? "" : "\"");
+    memset(answer + len, number ? '7' : 'a', n);
+    len += n;
+    strcpy(answer + len, number ? "}}}]}" : "\"}}}]}");
+    enum lv_es_bulk_result r = read_answer(answer, chunk, g);
+    free(answer);
+    return r;
+}
+
+/* yajl reads a token spanning chunks again at every chunk: a long token fed
+ * in small pieces must neither take quadratic time nor be accepted past 1 MiB. */
+static void long_tokens_are_bounded(void **state)
+{
+    (void)state;
+    struct got g;
+    assert_int_equal(long_token(1024 * 1024, false, 1, &g), LV_ES_BULK_ITEMS);
+    assert_int_equal(g.reason_len[0], LV_ES_BULK_TEXT);
+    assert_int_equal(long_token(1024 * 1024 + 1, false, 1460, &g), LV_ES_BULK_BAD);
+    assert_int_equal(long_token(50 * 1024 * 1024, false, 1460, &g), LV_ES_BULK_BAD);
+    assert_int_equal(long_token(1024 * 1024 + 1, true, 100, &g), LV_ES_BULK_BAD);
+    assert_int_equal(g.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +231,8 @@ int main(void)
         cmocka_unit_test(more_items_than_records_is_bad),
         cmocka_unit_test(a_status_is_an_integer_or_zero),
         cmocka_unit_test(long_texts_are_cut_on_a_character),
+        cmocka_unit_test(a_lone_surrogate_becomes_a_replacement_character),
+        cmocka_unit_test(long_tokens_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
