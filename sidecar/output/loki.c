@@ -241,6 +241,10 @@ static void demote(struct loki_ctx *c)
             "logveil_output_labels_demoted_total",
             c->name, c->o->max_streams, worst->name, worst->values.n);
     hset_clear(&c->streams_seen);
+    /* The push's streams are found by their label text again, and counted
+     * anew, as every record after a demotion is. */
+    for (size_t s = 0; s < c->nstreams; s++)
+        c->streams[s].raw_hash = 0;
 }
 
 /* ---- building a push --------------------------------------------------------------------------- */
@@ -297,7 +301,8 @@ static uint32_t stream_of(struct loki_ctx *c, const struct lv_field *fv, bool ma
             !memcmp(c->streams[s].labels, b->data, b->len))
             return (uint32_t)s;
     c->streams = grow(c->streams, &c->capstreams, c->nstreams, sizeof *c->streams);
-    c->streams[c->nstreams] = (struct stream){.labels = lv_xstrndup(b->data, b->len), .len = b->len, .hash = h};
+    c->streams[c->nstreams] =
+        (struct stream){.labels = lv_xstrndup(b->data, b->len), .len = b->len, .hash = h};
     return (uint32_t)c->nstreams++;
 }
 
