@@ -108,7 +108,12 @@ def one_run(binary, path, records, sink, url, run):
     try:
         logdir = os.path.join(tmp, "logs")
         os.mkdir(logdir)
-        os.symlink(path, os.path.join(logdir, "0.log"))
+        # A hard link (or a copy): tail confinement refuses a symlink whose
+        # target is outside the input's roots, as bench/corpus's is.
+        if os.stat(path).st_dev == os.stat(tmp).st_dev:
+            os.link(path, os.path.join(logdir, "0.log"))
+        else:
+            shutil.copy(path, os.path.join(logdir, "0.log"))
         port = free_port()
         cfg = os.path.join(tmp, "bench.yaml")
         with open(cfg, "w") as f:
