@@ -7,6 +7,7 @@ from /proc, and bounded waits.
 import argparse
 import http.client
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -195,6 +196,20 @@ def check_rss(c, binary, name, ok, detail=""):
         print(f"skip {name} (ASan build: RSS is the sanitizer's) {detail}".rstrip(), flush=True)
         return True
     return c.check(name, ok, detail)
+
+
+def terminate(proc, timeout):
+    """SIGTERM, then the exit status; None when it had to be killed (or
+    never started)."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else None
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def wait_for(pred, timeout, interval=0.05):

@@ -33,7 +33,6 @@ import gzip
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -107,15 +106,7 @@ class Sidecar:
 
     def stop(self):
         """SIGTERM and the exit status (None when it had to be killed)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STEP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return harness.terminate(self.proc, STEP_TIMEOUT)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -32,7 +32,6 @@ Prints one line per check and ends with "N passed, M failed".
 import collections
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -118,15 +117,7 @@ class Sidecar:
         harness.poll(lambda: (os.path.exists(self.ckpt), None), self.proc, STEP_TIMEOUT)
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STEP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return harness.terminate(self.proc, STEP_TIMEOUT)
 
     def poll(self, fn, timeout=STEP_TIMEOUT):
         return harness.poll(fn, self.proc, timeout)
