@@ -17,6 +17,7 @@
 
 #include "cmd_compliance.h"
 #include "logveil/conf.h"
+#include "logveil/util.h"
 #include "pseudonym.h"
 
 static int print_one(struct lv_pseudonym *ps, const char *value, size_t len)
@@ -45,10 +46,7 @@ static int from_stdin(struct lv_pseudonym *ps)
     ssize_t n;
     int rc = 0;
     while (rc == 0 && (n = getline(&line, &cap, stdin)) >= 0) {
-        size_t len = (size_t)n;
-        len -= len && line[len - 1] == '\n';
-        len -= len && line[len - 1] == '\r';
-        rc = print_one(ps, line, len);
+        rc = print_one(ps, line, lv_secret_file_len(line, (size_t)n)); /* less LF or CRLF */
     }
     if (line)
         explicit_bzero(line, cap);

@@ -18,8 +18,8 @@
 /* A line longer than this is not an exported log record. */
 #define MAX_EXPORT_LINE (64u << 20)
 
-/* "ID=PATH" or "PATH"; the key is the file less one trailing newline, as
- * the configuration reads it. */
+/* "ID=PATH" or "PATH"; the key is the file less one line ending, as the
+ * configuration reads it. */
 static int add_key_file(struct lv_verify *v, const char *arg)
 {
     const char *eq = strchr(arg, '=');
@@ -32,10 +32,7 @@ static int add_key_file(struct lv_verify *v, const char *arg)
         fprintf(stderr, "logveil: verify-audit: cannot read the key file \"%s\": %s\n", path,
                 strerror(-rc));
     } else {
-        size_t n = len;
-        n -= n && data[n - 1] == '\n';
-        n -= n && data[n - 1] == '\r';
-        lv_verify_add_key(v, id, data, n);
+        lv_verify_add_key(v, id, data, lv_secret_file_len(data, len));
         explicit_bzero(data, len);
     }
     free(data);

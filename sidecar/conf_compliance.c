@@ -1,7 +1,7 @@
 /*
  * Binding of pseudonym and audit keys. A key type reads the file its value
- * names, keeps its bytes less one trailing newline (as hmac_key_file always
- * did), and wipes them when released.
+ * names, keeps its bytes less one trailing line ending, LF or CRLF (as
+ * hmac_key_file always did), and wipes them when released.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,13 +46,11 @@ static void bind_key_file(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_
                           rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
         return;
     }
-    size_t n = len;
-    n -= n && data[n - 1] == '\n';
-    n -= n && data[n - 1] == '\r';
+    size_t n = lv_secret_file_len(data, len);
     if (n < LV_PSEUDONYM_MIN_KEY)
         lv_conf_map_error(ctx, node, where,
                           "%s holds %zu bytes, expected a key of at least %d bytes (for "
-                          "example: head -c 32 /dev/urandom > %s)",
+                          "example: head -c 32 /dev/urandom | base64 > %s)",
                           path, n, LV_PSEUDONYM_MIN_KEY, path);
     else {
         release_key(k, base);
@@ -113,7 +111,7 @@ static void adopt_single_key(struct lv_conf_map_ctx *ctx, const yaml_node_t *fil
     if (r->hmac_key_len < LV_PSEUDONYM_MIN_KEY) {
         lv_conf_map_error(ctx, file, where,
                           "the key holds %zu bytes, expected a key of at least %d bytes (for "
-                          "example: head -c 32 /dev/urandom > FILE)",
+                          "example: head -c 32 /dev/urandom | base64 > FILE)",
                           r->hmac_key_len, LV_PSEUDONYM_MIN_KEY);
         return;
     }

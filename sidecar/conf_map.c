@@ -713,8 +713,8 @@ static void bind_secret(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_ke
         set_secret(k, base, s, strlen(s));
 }
 
-/* The secret is the whole file less one trailing newline, which editors add
- * and `echo` writes; any other byte, NULs included, is part of it. */
+/* The secret is the whole file less one line ending (LF or CRLF); any other
+ * byte, NULs included, is part of it. */
 static void bind_secret_file(struct lv_conf_map_ctx *ctx, const struct lv_conf_map_key *k,
                              const yaml_node_t *node, void *base, const char *where)
 {
@@ -730,9 +730,7 @@ static void bind_secret_file(struct lv_conf_map_ctx *ctx, const struct lv_conf_m
         lv_conf_map_error(ctx, node, where, "cannot read \"%s\": %s", path, strerror(-rc));
     if (rc < 0)
         return;
-    size_t n = len;
-    n -= n && data[n - 1] == '\n';
-    n -= n && data[n - 1] == '\r';
+    size_t n = lv_secret_file_len(data, len);
     if (n == 0)
         lv_conf_map_error(ctx, node, where, "%s is empty", path);
     else

@@ -68,6 +68,16 @@ static inline int lv_buf_putc(struct lv_buf *b, char c)
 /* Reads a whole small file (secrets, label files). Caller frees *out. */
 int lv_read_file(const char *path, size_t max, char **out, size_t *len);
 
+/* The length of the secret or key a file holds: its bytes less one line
+ * ending (LF or CRLF), which editors add and `echo` writes. Any other byte is
+ * part of it: a raw key whose last byte is CR keeps it. */
+static inline size_t lv_secret_file_len(const char *data, size_t len)
+{
+    if (len && data[len - 1] == '\n')
+        len -= 1 + (len > 1 && data[len - 2] == '\r');
+    return len;
+}
+
 /* Monotonic and wall clocks in nanoseconds. */
 int64_t lv_now_ns(void);
 int64_t lv_mono_ns(void);

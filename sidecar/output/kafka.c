@@ -72,6 +72,7 @@
 #include "field.h"
 #include "logveil/log.h"
 #include "logveil/stage.h"
+#include "logveil/util.h"
 
 /* ---- librdkafka, loaded on first use ---------------------------------------------------------- */
 
@@ -948,7 +949,7 @@ static bool ends_with(const char *s, const char *tail)
     return n > m && memcmp(s + n - m, tail, m) == 0;
 }
 
-/* A value from NAME_file: the file less one trailing newline. */
+/* A value from NAME_file: the file less one line ending. */
 static char *read_value_file(struct lv_conf_map_ctx *ctx, const yaml_node_t *node,
                              const char *path, const char *where, size_t *len)
 {
@@ -959,8 +960,7 @@ static char *read_value_file(struct lv_conf_map_ctx *ctx, const yaml_node_t *nod
                           rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
         return NULL;
     }
-    *len -= *len && data[*len - 1] == '\n';
-    *len -= *len && data[*len - 1] == '\r';
+    *len = lv_secret_file_len(data, *len);
     data[*len] = '\0';
     if (memchr(data, '\0', *len) || *len == 0) {
         lv_conf_map_error(ctx, node, where, "%s is empty or holds a NUL byte", path);

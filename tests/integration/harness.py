@@ -79,6 +79,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def random_key(n=32):
+    """n random bytes for a key file, the last not a line feed: a key file's
+    key is its bytes less one line ending (LF or CRLF), so a raw key ending
+    in LF (1 in 256) would be one byte short, and refused below 32."""
+    return os.urandom(n - 1) + bytes([os.urandom(1)[0] & 0x7f | 0x20])
+
+
 def clean_env(**extra):
     """An environment with only PATH, plus `extra`."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}

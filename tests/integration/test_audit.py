@@ -115,7 +115,7 @@ class Sidecar:
         self.key = os.path.join(tmp, "audit.key")
         self.port = harness.free_port()
         with open(self.key, "wb") as f:
-            f.write(os.urandom(32))
+            f.write(harness.random_key())
         self.cfg = os.path.join(tmp, "logveil.yaml")
         with open(self.cfg, "w") as f:
             f.write("\n".join([
@@ -358,7 +358,7 @@ def check_tampering(args, c, sc, lines, last):
         t, expect=[rf"gap seq {k}\.\.{k}", rf"altered seq {k + 1} line"])
     other = os.path.join(sc.tmp, "other.key")
     with open(other, "wb") as f:
-        f.write(os.urandom(32))
+        f.write(harness.random_key())
     rc, out, _ = verify(args, other, lines, key_arg=other)
     s = summary(out)
     c.check("another key verifies nothing", rc == 1 and s is not None and s["verified"] == 0,
@@ -378,7 +378,7 @@ def key_rotation(args, c, tmp):
     for kid in ("a2025", "a2026"):
         keys[kid] = os.path.join(tmp, kid)
         with open(keys[kid], "wb") as f:
-            f.write(os.urandom(32))
+            f.write(harness.random_key())
     out = []
     for run_no, kid in enumerate(("a2025", "a2026")):
         cfg = os.path.join(tmp, f"{kid}.yaml")

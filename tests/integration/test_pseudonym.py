@@ -96,7 +96,9 @@ def filter_records(args, cfg, values):
 
 
 def rotation(args, c, tmp):
-    new_key, old_key = os.urandom(40), os.urandom(32)
+    # The new key's file has a newline after it, which is not part of the key
+    # (random_key never ends in CR or LF, which would make that ambiguous).
+    new_key, old_key = harness.random_key(40), harness.random_key(32)
     new = write(os.path.join(tmp, "k2026"), new_key + b"\n")  # one newline is not part of it
     old = write(os.path.join(tmp, "k2025"), old_key)
     only_old = config(tmp, "old.yaml", f"  hmac_keys: [{{id: k2025, file: {old}}}]\n")
@@ -132,7 +134,7 @@ def rotation(args, c, tmp):
 
 
 def legacy(args, c, tmp):
-    key = os.urandom(32)
+    key = harness.random_key()
     path = write(os.path.join(tmp, "legacy.key"), key)
     cfg = config(tmp, "legacy.yaml", f"  hmac_key_file: {path}\n")
     derived = hmac.new(key, b"logveil-key-id", hashlib.sha256).hexdigest()[:8]

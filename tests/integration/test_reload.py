@@ -279,7 +279,7 @@ def audit(a, c, tmp):
     port, out, base = setup(tmp)
     key = os.path.join(tmp, "audit.key")
     with open(key, "wb") as f:
-        f.write(os.urandom(32))
+        f.write(harness.random_key())
     os.chmod(key, 0o600)
     audit_conf = f"audit: {{key_file: {key}, key_id: a1, stream: reload-test}}\n"
     cfg = os.path.join(tmp, "logveil.yaml")

@@ -429,6 +429,48 @@ static void keys_are_not_substituted(void **state)
 
 /* ---- secrets ------------------------------------------------------------------ */
 
+/* One line ending is not part of a key: LF or CRLF. A raw key whose last byte
+ * happens to be CR (1 in 256 of `head -c 32 /dev/urandom`) keeps it. */
+static void key_file_drops_one_line_ending_only(void **state)
+{
+    static const struct {
+        const char *bytes;
+        size_t len, key_len;
+    } cases[] = {
+        {"0123456789abcdef0123456789abcde\r", 32, 32},     /* raw, ends in CR */
+        {"0123456789abcdef0123456789abcde\r\n", 33, 31},  /* CRLF: too short */
+        {"0123456789abcdef0123456789abcdef\r\n", 34, 32}, /* CRLF */
+        {"0123456789abcdef0123456789abcdef\n\n", 34, 33}, /* only one LF */
+        {"0123456789abcdef0123456789abcdef\r\r\n", 35, 33},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[64] = "/tmp/lv_conf_key_XXXXXX";
+        char yaml[256];
+        struct lv_conf c;
+        struct lv_conf_errors e;
+        write_bytes(key, "", cases[i].bytes, cases[i].len);
+        snprintf(yaml, sizeof yaml, "redact:\n  hmac_keys: [{id: k, file: %s}]\n", key);
+        int rc = load_yaml(yaml, &c, &e);
+        unlink(key);
+        if (cases[i].key_len < 32) {
+            assert_int_equal(rc, -EINVAL);
+            assert_int_equal(e.n, 1);
+            assert_non_null(strstr(e.msgs[0], "holds 31 bytes"));
+            lv_conf_errors_free(&e);
+            lv_conf_free(&c);
+            continue;
+        }
+        if (rc != 0)
+            print_errors(&e);
+        assert_int_equal(rc, 0);
+        lv_conf_errors_free(&e);
+        assert_int_equal(c.redact.hmac_keys[0].key_len, cases[i].key_len);
+        assert_memory_equal(c.redact.hmac_keys[0].key, cases[i].bytes, cases[i].key_len);
+        lv_conf_free(&c);
+    }
+}
+
 static void hmac_key_file_is_read_without_its_trailing_newline(void **state)
 {
     static const char bytes[] = "s3\0cret-0123456789abcdef-0123456789\n";
@@ -496,17 +538,17 @@ static void key_file_shorter_than_32_bytes_is_an_error_at_its_line(void **state)
              key);
     snprintf(msg, sizeof msg,
              "redact.hmac_keys[0].file: %s holds 31 bytes, expected a key of at least 32 bytes "
-             "(for example: head -c 32 /dev/urandom > %s)",
+             "(for example: head -c 32 /dev/urandom | base64 > %s)",
              key, key);
     assert_one_error(yaml, 5, msg);
     snprintf(yaml, sizeof yaml, "redact:\n  action: hash\n  hmac_key_file: %s\n", key);
     assert_one_error(yaml, 3,
                      "redact.hmac_key_file: the key holds 31 bytes, expected a key of at least "
-                     "32 bytes (for example: head -c 32 /dev/urandom > FILE)");
+                     "32 bytes (for example: head -c 32 /dev/urandom | base64 > FILE)");
     snprintf(yaml, sizeof yaml, "audit:\n  key_file: %s\n", key);
     snprintf(msg, sizeof msg,
              "audit.key_file: %s holds 31 bytes, expected a key of at least 32 bytes "
-             "(for example: head -c 32 /dev/urandom > %s)",
+             "(for example: head -c 32 /dev/urandom | base64 > %s)",
              key, key);
     assert_one_error(yaml, 2, msg);
     unlink(key);
@@ -1236,6 +1278,7 @@ int main(void)
         cmocka_unit_test(malformed_variable_reference_is_reported),
         cmocka_unit_test(keys_are_not_substituted),
         cmocka_unit_test(hmac_key_file_is_read_without_its_trailing_newline),
+        cmocka_unit_test(key_file_drops_one_line_ending_only),
         cmocka_unit_test(inline_hmac_key_is_refused),
         cmocka_unit_test(hmac_keys_keep_their_order_and_ids),
         cmocka_unit_test(key_file_shorter_than_32_bytes_is_an_error_at_its_line),
