@@ -172,10 +172,8 @@ static void open_file(struct tail_ctx *t, struct lv_tail_file *f)
     t->nopen++;
     f->active_at = now(t);
     watch_dirs(t, f->path);
-    if (rc == 1) { /* a checkpointed offset was reset to 0: persist that now */
-        count_truncated(t, f);
-        write_checkpoint(t);
-    }
+    if (rc == 1) /* truncated or rewritten while closed */
+        truncated(t, f);
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
@@ -351,8 +349,14 @@ static bool find_continuation(struct tail_ctx *t, struct lv_tail_file *f)
     return found;
 }
 
-/* A file truncated under us: what it held before may continue in a copy
- * (copytruncate copies, then truncates), from its acknowledged offset.
+/* A file truncated under us, or while it was closed: what it held before
+ * may continue in a copy (copytruncate copies, then truncates), from its
+ * acknowledged offset. Several copytruncates may have come and gone since
+ * the last read (the input paused, the file closed, or logveil down): the
+ * copies after the one that continues `was` hold lines nothing read, and
+ * are read as unknown generations. Without a copy of `was`, what it had
+ * unread is counted as lost; without `was` (nothing recognises it), its
+ * copy is read again as an unknown generation too: duplicates, not a loss.
  * The reset to 0 is checkpointed at once. */
 static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
 {
@@ -364,15 +368,11 @@ static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
             t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
         }
         t->files[t->nfiles++] = was;
-        /* Several copytruncates may have come and gone since the last read
-         * (the input paused, or logveil down): the copies after the one
-         * that continues `was` hold lines nothing read. (Without `was`,
-         * nothing tells the copy of what was read from the others.) */
-        want_generations(t, f->path);
     } else {
         lv_tail_file_free(was);
         count_truncated(t, f);
     }
+    want_generations(t, f->path);
     write_checkpoint(t);
 }
 
@@ -409,7 +409,10 @@ static bool holds_known(struct tail_ctx *t, const struct lv_tail_found *g, const
         lv_tail_file_note_tail(f);
         if (!anchored(f) || !lv_tail_file_holds(f, g->path, &g->st, &gz))
             continue;
-        if (!f->src && f->size > f->read_to) /* its unread end may be needed from there */
+        /* A copy holding more than was read here is left unknown: once
+         * this file is found truncated, its unread end continues there. */
+        uint64_t read = f->src ? lv_source_read_offset(f->src) : f->read_to;
+        if (gz ? !f->src && f->size > f->read_to : (uint64_t)g->st.st_size > read)
             return true;
         adopt(t, g);
         return true;
@@ -741,12 +744,16 @@ static void refresh(struct tail_ctx *t, struct lv_tail_file *f)
     struct lv_tail_file was = *f;                  /* the checkpoint's entry, before the probe */
     char *path = probe ? lv_xstrdup(f->path) : NULL; /* ... and its name, before a rename */
     follow_rename(t, f);
-    if (probe && lv_tail_file_probe_changed(f)) {
-        /* A new file on the checkpointed one's inode: the files rotated
-         * away from its path meanwhile went unseen too. */
-        lost_content(t, &was, path);
+    if (probe) {
+        /* A new file on the checkpointed one's inode: lost_content() looks
+         * for the rest of the old one. Either way, the files rotated away
+         * from its path while logveil was down went unseen: a checkpoint
+         * written just after a truncation may hold too few first bytes to
+         * tell the file rewritten since (copytruncate keeps the inode). */
+        if (lv_tail_file_probe_changed(f))
+            lost_content(t, &was, path);
         want_generations(t, f->path);
-    } else if (!probe && seen && f->src) {
+    } else if (seen && f->src) {
         if (lv_tail_file_check(f))
             truncated(t, f);
         else

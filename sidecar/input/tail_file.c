@@ -467,6 +467,28 @@ static int open_gz(struct lv_tail_file *f, int fd)
     return 0;
 }
 
+/* What a file truncated (under us, or while closed) had been, when it can
+ * be recognised: its first bytes and the bytes before its last tail
+ * fingerprint, closed at the acknowledged offset. A copy taken before the
+ * truncation (copytruncate) holds it. */
+static struct lv_tail_file *before_truncation(const struct lv_tail_file *f, uint64_t acked)
+{
+    /* Without the bytes before an offset (none noted yet: truncated within
+     * a second of being opened), a first-bytes fingerprint of full length
+     * still tells a copy of this content from other files. */
+    if (f->gz || !f->fp_known || f->fp_len == 0 || (f->tail_len == 0 && f->fp_len < FP_MAX))
+        return NULL;
+    struct lv_tail_file *was = lv_tail_file_new(f->in, f->input_name, f->guard, f->path, 0, 0);
+    was->fp = f->fp;
+    was->fp_len = f->fp_len;
+    was->fp_known = true;
+    was->tail_fp = f->tail_fp;
+    was->tail_len = f->tail_len;
+    was->tail_at = f->tail_at;
+    was->offset = was->read_to = was->size = acked;
+    return was;
+}
+
 int lv_tail_file_open(struct lv_tail_file *f)
 {
     struct stat st;
@@ -501,6 +523,10 @@ int lv_tail_file_open(struct lv_tail_file *f)
         f->lost_unknown = !f->opened;
         f->lost_records = f->opened ? lv_tail_file_lost(f, &f->lost_bytes) : 0;
         f->lost_bytes = f->opened ? f->lost_bytes : 0;
+        /* Truncated while it was closed (evicted, waiting, or logveil
+         * down): a copy may hold the rest, as for a truncation under us. */
+        lv_tail_file_free(f->before);
+        f->before = before_truncation(f, f->offset);
         forget_tail(f);
     }
     set_fp(f, head, (size_t)n);
@@ -518,35 +544,13 @@ int lv_tail_file_open(struct lv_tail_file *f)
 
 /* Truncated or rewritten under us: a new source from 0. The old one's
  * partial line is not flushed; those bytes are gone from the file. */
-/* What a file truncated under us had been, when it can be recognised: its
- * first bytes and the bytes before its last tail fingerprint, closed at the
- * acknowledged offset. A copy taken before the truncation (copytruncate)
- * holds it. */
-static struct lv_tail_file *before_truncation(const struct lv_tail_file *f)
-{
-    /* Without the bytes before an offset (none noted yet: truncated within
-     * a second of being opened), a first-bytes fingerprint of full length
-     * still tells a copy of this content from other files. */
-    if (f->gz || !f->fp_known || f->fp_len == 0 || (f->tail_len == 0 && f->fp_len < FP_MAX))
-        return NULL;
-    struct lv_tail_file *was = lv_tail_file_new(f->in, f->input_name, f->guard, f->path, 0, 0);
-    was->fp = f->fp;
-    was->fp_len = f->fp_len;
-    was->fp_known = true;
-    was->tail_fp = f->tail_fp;
-    was->tail_len = f->tail_len;
-    was->tail_at = f->tail_at;
-    was->offset = was->read_to = was->size = lv_source_acked(f->src);
-    return was;
-}
-
 static void restart(struct lv_tail_file *f, const char *what)
 {
     char head[FP_MAX];
     count_truncation(f, what);
     note_truncation_loss(f);
     lv_tail_file_free(f->before);
-    f->before = before_truncation(f);
+    f->before = before_truncation(f, lv_source_acked(f->src));
     lv_source_close(f->src);
     f->src = lv_source_open(f->in->pipeline, f->in, f->path, 0);
     f->eof = f->flushed = false;

@@ -76,7 +76,8 @@ struct lv_tail_file {
     uint64_t counted_to;   /* counted from `offset` up to here */
     uint64_t unread_lines; /* newlines found */
     uint64_t line_end;     /* just past the last of them (`offset` when none) */
-    struct lv_tail_file *before; /* after a truncation: what it was (lv_tail_file_read()) */
+    struct lv_tail_file *before; /* after a truncation: what it was (lv_tail_file_read(),
+                                  * or lv_tail_file_open() resetting the offset) */
     /* While open and behind (its size past the read offset): newlines
      * counted ahead of the reader, in [ahead_from, ahead_to), in case the
      * file is truncated before they are read. */
@@ -123,8 +124,9 @@ void lv_tail_file_free(struct lv_tail_file *f);
  * holds a plain file becomes that plain file. */
 bool lv_tail_file_probe_changed(struct lv_tail_file *f);
 /* Opens it for reading at `offset`: 0; 1 when the offset was reset to 0
- * (its content changed, or it is shorter than the offset: lost_records,
- * lost_bytes and lost_unknown say what was lost unless a copy holds it);
+ * (its content changed, or it is shorter than the offset: `before` is what
+ * it was, when that can be recognised, and lost_records, lost_bytes and
+ * lost_unknown say what was lost unless a copy holds it);
  * or -errno (ENOENT and ESTALE, "replaced since the scan", are not
  * logged). */
 int lv_tail_file_open(struct lv_tail_file *f);

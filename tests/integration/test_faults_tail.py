@@ -25,7 +25,9 @@ Families:
   run with SIGKILL while the generations it read are still held open: the
   periodic checkpoint must hold all that is needed.
 - copytruncate while logveil is behind (output stalled, buffer full): the
-  unread rest is only in the copy.
+  unread rest is only in the copy; twice while the file is closed (evicted
+  under max_open_files); while down after a checkpoint left at offset 0 of
+  an empty file by an earlier one.
 - constant banners: Docker json-file logs whose first line is the same long
   banner in every file; a deleted file's inode reused by another
   container's log; a copytruncate while down followed by regrowth past the
@@ -669,6 +671,79 @@ def copytruncate_no_copy(args, c, tmp):
         sc.close()
 
 
+def copytruncate_while_closed(args, c, tmp):
+    """max_open_files 1: a file read to its end is evicted for another,
+    then copytruncated twice while closed (two copies, the second holding
+    lines nothing read) and written to again. When it is opened again,
+    what it had unread continues in the first copy, from the acknowledged
+    offset, and the second copy is read whole: nothing is lost."""
+    name = "copytruncate twice while closed"
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    p, other = os.path.join(logs, "c.log"), os.path.join(logs, "e.log")
+    write_seqs(p, range(0, 1000))
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")], max_open_files=1, fifo=True)
+    try:
+        sc.reader.go.set()
+        sc.start()
+        sc.wait_delivered(range(1000))
+        settle(sc)
+        sc.reader.go.clear()  # e.log's records stay unacknowledged: it keeps the slot
+        write_seqs(other, range(20000, 25000))
+        c.check(f"{name}: c.log evicted for e.log", sc.wait_log(f"closing idle {p}"))
+        for k, first in enumerate((1000, 2000)):
+            write_seqs(p, range(first, first + 1000))
+            with open(p, "rb") as src, open(f"{p}.{k + 1}", "wb") as dst:
+                dst.write(src.read())
+            os.truncate(p, 0)
+        write_seqs(p, range(3000, 3100))
+        time.sleep(0.5)  # a few scans while it is closed
+        check_checkpoint_behind(c, name + " (output stalled)", sc, sc.delivered())
+        sc.reader.go.set()
+        account(c, name, sc, list(range(3100)) + list(range(20000, 25000)), dup_bound=100)
+        stop_and_check(c, name, sc)
+    finally:
+        sc.close()
+
+
+def copytruncate_down_after_reset(args, c, tmp):
+    """A copytruncate seen while running leaves the checkpoint at offset 0
+    of an empty file (nothing to fingerprint); logveil is killed, and while
+    it is down the file is written, copied and truncated again. At start the
+    file cannot be told from the checkpointed one by content, but the copy
+    rotated while down is still found and read."""
+    name = "copytruncate while down, after a reset to 0"
+    logs = os.path.join(tmp, "logs")
+    os.makedirs(logs)
+    p = os.path.join(logs, "c.log")
+    write_seqs(p, range(0, 1000))
+    sc = Sidecar(args, tmp, [os.path.join(logs, "*.log")])
+    try:
+        sc.start()
+        sc.wait_delivered(range(1000))
+        settle(sc)
+        with open(p, "rb") as src, open(p + ".1", "wb") as dst:
+            dst.write(src.read())
+        os.truncate(p, 0)
+        c.check(f"{name}: the truncation is seen", sc.wait_log("was truncated"))
+        settle(sc)
+        sc.proc.kill()
+        sc.proc.wait()
+        entries = [e for e in read_checkpoint(sc.ckpt) or [] if e[3] == p]
+        c.check(f"{name}: checkpointed at offset 0", len(entries) == 1 and entries[0][2] == 0,
+                str(entries))
+        write_seqs(p, range(1000, 2000))
+        with open(p, "rb") as src, open(p + ".2", "wb") as dst:
+            dst.write(src.read())
+        os.truncate(p, 0)
+        write_seqs(p, range(2000, 2100))
+        sc.start()
+        account(c, name, sc, range(2100))
+        stop_and_check(c, name, sc)
+    finally:
+        sc.close()
+
+
 def gone_while_down_body(args, c, tmp, name, logs, *, rotated, unread, reuse=False):
     """A followed file is gone when logveil starts again, with nothing
     holding its content. `rotated`: it had been renamed out of the globs
@@ -945,7 +1020,9 @@ def evicted_deleted(args, c, tmp):
 
 SCENARIOS = [rotations_down_plain, rotations_down_gz, rotations_down_plain_reuse,
              rotations_down_gz_reuse, banner_reused_inode, banner_copytruncate, copytruncate_behind,
-             copytruncate_dateext_down, copytruncate_dateext_down_gz, copytruncate_no_copy, gone_while_down_live, gone_while_down_rotated_read,
+             copytruncate_dateext_down, copytruncate_dateext_down_gz, copytruncate_no_copy,
+             copytruncate_while_closed, copytruncate_down_after_reset, gone_while_down_live,
+             gone_while_down_rotated_read,
              gone_while_down_rotated_unread, gone_while_down_reused_inode, corrupt_checkpoint,
              gz_corrupt,
              clock_step_back, waiting_deleted, evicted_deleted]

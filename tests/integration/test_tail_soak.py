@@ -512,7 +512,7 @@ def write_config(path, *, paths, checkpoint, output, port, state_dir, buffer_max
     q = json.dumps
     text = (
         "environment: development\n"
-        "log_level: info\n"
+        f"log_level: {os.environ.get('SOAK_LOG_LEVEL', 'info')}\n"
         "inputs:\n"
         "  - type: tail\n"
         "    format: cri\n"
