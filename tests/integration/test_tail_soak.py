@@ -53,6 +53,9 @@ input files; the big data files are removed unless --keep) and its path
 printed. --match-rotated adds dir/0.log* to the globs of the crash, slow and
 stall runs, which tells file discovery bugs from others.
 
+SOAK_LOG_LEVEL in the environment (debug, for one) sets logveil's log_level
+(default info); debug output slows logveil enough to change the timing.
+
 Usage: test_tail_soak.py --binary PATH --source REPO [--quick] [--only a,b] [--keep]
                          [--seed N] [--match-rotated]
 """
