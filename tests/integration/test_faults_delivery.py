@@ -472,8 +472,10 @@ def ring_spool_kill(args, c, tmp):
     w = SlowWriter(log, n)
     w.start()
     time.sleep(rnd.uniform(2.0, 4.0))
-    at = w.written
     sc.kill9()
+    # Read after the kill: every line logveil could have read (and spooled)
+    # before it died was written by then.
+    at = w.written
     ck = ckpt_offset(os.path.join(tmp, "state", "ckpt"), "0.log")
     sc = Sidecar(args, tmp, text)
     sc.ready()
