@@ -21,6 +21,8 @@ venv python, which has PyYAML.
 
 Usage: test_helm.py --binary PATH --source REPO
 """
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -264,9 +266,9 @@ class FakeRoot:
             os.makedirs(self.host(m["mountPath"]), exist_ok=True)
             vol = volumes[m["name"]]
             for src in vol.get("projected", {}).get("sources", []):
-                for item in src.get("secret", {}).get("items", []):
+                for item in src.get("secret", {}).get("items", []):  # one key per file
                     self.write(os.path.join(m["mountPath"], item["path"]),
-                               "s3cret-from-a-secret-32-bytes-or-more\n")
+                               f"s3cret-from-a-secret-32-bytes-or-more:{item['path']}\n")
             for item in vol.get("downwardAPI", {}).get("items", []):
                 self.write(os.path.join(m["mountPath"], item["path"]),
                            'app="shop"\npod-template-hash="7d9f"\n')
@@ -298,6 +300,10 @@ def config_paths(conf):
         out.append(("enrich.labels_file", conf["enrich"]["labels_file"], False))
     if conf.get("redact", {}).get("hmac_key_file"):
         out.append(("redact.hmac_key_file", conf["redact"]["hmac_key_file"], False))
+    for i, k in enumerate(conf.get("redact", {}).get("hmac_keys", [])):
+        out.append((f"redact.hmac_keys[{i}].file", k["file"], False))
+    if conf.get("audit"):
+        out.append(("audit.key_file", conf["audit"]["key_file"], False))
     for i, inp in enumerate(conf["inputs"]):
         out += [(f"inputs[{i}].paths", p, False) for p in inp["paths"]]
         out.append((f"inputs[{i}].checkpoint", inp["checkpoint"], True))
@@ -327,9 +333,12 @@ def relocate(c, name, conf, fake):
             "; ".join(bad))
     conf = json.loads(json.dumps(conf))
     conf["state_dir"] = move(conf["state_dir"])
-    for sect, key in (("buffer", "spool_dir"), ("enrich", "labels_file"), ("redact", "hmac_key_file")):
+    for sect, key in (("buffer", "spool_dir"), ("enrich", "labels_file"), ("redact", "hmac_key_file"),
+                      ("audit", "key_file")):
         if conf.get(sect, {}).get(key):
             conf[sect][key] = move(conf[sect][key])
+    for k in conf.get("redact", {}).get("hmac_keys", []):
+        k["file"] = move(k["file"])
     for inp in conf["inputs"]:
         inp["paths"] = [move(p) for p in inp["paths"]]
         inp["checkpoint"] = move(inp["checkpoint"])
@@ -805,6 +814,85 @@ def check_demo_app(c, args, r, tmp):
             shipped[:300] + f.stderr[:200])
 
 
+def check_compliance_keys(c, chart, args, tmp):
+    """Pseudonym keys with ids (a rotation: new key first, old kept) and the
+    audit trail's key, each from a Secret: the rendered config passes
+    check-config with the Secrets mounted where the pod mounts them, and
+    `logveil filter` under it writes pseudonyms under the new key's id and
+    chained audit records that verify-audit accepts, both checked against
+    HMAC-SHA256 computed here (Python's hmac) from the mounted files."""
+    name = "hmacKeys + audit"
+    keys = [{"id": "k2026", "secret": {"name": "logveil-hmac", "key": "k2026"}},
+            {"id": "k2025", "secret": {"name": "logveil-hmac", "key": "k2025"}}]
+    sets = ["--set-json", "redact.hmacKeys=" + json.dumps(keys),
+            "--set", "redact.hmacKeySecret.name=",  # production's values name one
+            "--set", "audit.enabled=true", "--set", "audit.keySecret.name=logveil-audit",
+            "--set", "audit.keyId=a2026", "--set", "audit.stream=shop/app"]
+    r = chart.run("template", RELEASE, chart.dir, "-f", chart.values_file("production"), *sets)
+    if not c.check(f"{name}: helm template", r.returncode == 0, r.stderr[-400:]):
+        return
+    manifests = docs(r.stdout)
+    check_validates(c, name, manifests)
+    _, _, lv, _, volumes = pod_parts(manifests)
+    conf, moved, fake = check_config(c, name, args.binary, manifests, lv, volumes, tmp)
+    c.check(f"{name}: hmac_keys in order, each a file in its Secret's mount",
+            conf["redact"].get("hmac_keys") == [
+                {"id": "k2026", "file": "/etc/logveil/secrets/logveil-hmac/k2026"},
+                {"id": "k2025", "file": "/etc/logveil/secrets/logveil-hmac/k2025"}] and
+            "hmac_key_file" not in conf["redact"], json.dumps(conf["redact"].get("hmac_keys")))
+    c.check(f"{name}: the audit section", conf.get("audit") == {
+        "key_file": "/etc/logveil/secrets/logveil-audit/audit.key", "key_id": "a2026",
+        "stream": "shop/app"}, json.dumps(conf.get("audit")))
+
+    def key(path):
+        with open(fake.host(path), "rb") as f:
+            return f.read()[:-1]  # less its newline
+    new = key("/etc/logveil/secrets/logveil-hmac/k2026")
+    audit_key = key("/etc/logveil/secrets/logveil-audit/audit.key")
+    cfg = os.path.join(tmp, "filter.yaml")
+    with open(cfg, "w") as f:
+        yaml.safe_dump({**{k: moved[k] for k in ("environment", "redact", "sampling", "audit")},
+                        "state_dir": os.path.join(tmp, "state")}, f)  # the audit seqs
+    lines = "".join(json.dumps({"level": "info", "log": {"type": "audit"}, "user_id": f"u{i}",
+                                "msg": "refund approved"}) + "\n" for i in range(20))
+    p = subprocess.run([args.binary, "filter", "--config", cfg], input=lines, capture_output=True,
+                       text=True, timeout=TIMEOUT, env=harness_env())
+    recs = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+    want = [f"hmac:k2026:{hmac.new(new, f'u{i}'.encode(), hashlib.sha256).hexdigest()[:16]}"
+            for i in range(20)]
+    c.check(f"{name}: filter writes pseudonyms under the new key's id (Python's hmac agrees)",
+            p.returncode == 0 and [x.get("user_id") for x in recs] == want,
+            p.stderr[-300:] + str([x.get("user_id") for x in recs[:2]]))
+    chain, ok = bytes(32), len(recs) == 20
+    for i, line in enumerate(x for x in p.stdout.splitlines() if x.strip()):
+        a = json.loads(line).get("audit", {})
+        digits = a.get("chain", "")
+        body = line.replace(f'"chain":"{digits}"', '"chain":""').encode()
+        chain = hmac.new(audit_key, chain + body, hashlib.sha256).digest()
+        ok = ok and a.get("stream") == "shop/app" and a.get("key") == "a2026" and \
+            a.get("seq") == i + 1 and digits == chain.hex()
+    c.check(f"{name}: audit records chained under the Secret's key (Python's hmac agrees)", ok,
+            p.stdout[:300])
+    export = os.path.join(tmp, "export.jsonl")
+    with open(export, "w") as f:
+        f.write(p.stdout)
+    with open(export) as f:
+        v = subprocess.run([args.binary, "verify-audit", "--key-file",
+                            "a2026=" + fake.host("/etc/logveil/secrets/logveil-audit/audit.key")],
+                           stdin=f, capture_output=True, text=True, timeout=TIMEOUT,
+                           env=harness_env())
+    c.check(f"{name}: verify-audit with the mounted key passes", v.returncode == 0,
+            v.stdout[-300:] + v.stderr[-300:])
+    r = chart.run("template", RELEASE, chart.dir, "--set-json", "redact.hmacKeys=" + json.dumps(keys),
+                  "--set", "redact.hmacKeySecret.name=logveil-hmac")
+    c.check(f"{name}: hmacKeys with hmacKeySecret is refused, saying why",
+            r.returncode != 0 and "give hmacKeys or hmacKeySecret, not both" in r.stderr,
+            r.stderr[-300:])
+    r = chart.template(None, ["audit.enabled=true"])
+    c.check(f"{name}: audit without a key Secret fails the schema",
+            r.returncode != 0 and "audit.keySecret.name" in r.stderr, r.stderr[-300:])
+
+
 def check_app_chart(c, chart, args, tmp):
     """An application chart with logveil as a dependency (tests/helm/app):
     its own Deployment includes logveil.sidecar; the ConfigMap comes from
@@ -890,6 +978,8 @@ def main():
         os.makedirs(os.path.join(tmp, "shared"))
         check_shared_volume(c, chart, args, os.path.join(tmp, "shared"))
         check_literal_dollar(c, chart, args, tmp)
+        os.makedirs(os.path.join(tmp, "compliance"))
+        check_compliance_keys(c, chart, args, os.path.join(tmp, "compliance"))
         check_app_chart(c, chart, args, tmp)
 
     harness.run_in_tmp(c, "lv-helm-", all_envs)

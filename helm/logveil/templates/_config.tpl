@@ -49,10 +49,29 @@ logveil would expand as ${VAR} go through logveil.literal.
 {{- end -}}
 {{- $_ := set $redact "patterns" $pats -}}
 {{- end -}}
-{{- if $r.hmacKeySecret.name -}}
+{{- if and $r.hmacKeys $r.hmacKeySecret.name -}}
+{{- fail "redact: give hmacKeys or hmacKeySecret, not both" -}}
+{{- end -}}
+{{- if $r.hmacKeys -}}
+{{- $keys := list -}}
+{{- range $r.hmacKeys -}}
+{{- $keys = append $keys (dict "id" .id "file" (include "logveil.secretPath" .secret)) -}}
+{{- end -}}
+{{- $_ := set $redact "hmac_keys" $keys -}}
+{{- else if $r.hmacKeySecret.name -}}
 {{- $_ := set $redact "hmac_key_file" (include "logveil.secretPath" $r.hmacKeySecret) -}}
 {{- end -}}
 {{- $_ := set $conf "redact" $redact -}}
+
+{{- /* the audit trail */ -}}
+{{- with $v.audit -}}
+{{- if .enabled -}}
+{{- $audit := dict "key_file" (include "logveil.secretPath" .keySecret) -}}
+{{- if .keyId }}{{ $_ := set $audit "key_id" .keyId }}{{ end -}}
+{{- if .stream }}{{ $_ := set $audit "stream" (include "logveil.literal" .stream) }}{{ end -}}
+{{- $_ := set $conf "audit" $audit -}}
+{{- end -}}
+{{- end -}}
 
 {{- /* sampling: the environment's profile, with the rates set here (a null
 rate is absent when logveil is a dependency: Helm drops nulls when it

@@ -66,8 +66,14 @@ mounted at <secrets>/<name>/<key>. */}}
 {{- define "logveil.secretRefs" -}}
 {{- $v := .values -}}
 {{- $refs := list -}}
+{{- range $v.redact.hmacKeys -}}
+{{- $refs = append $refs .secret -}}
+{{- end -}}
 {{- if $v.redact.hmacKeySecret.name -}}
 {{- $refs = append $refs $v.redact.hmacKeySecret -}}
+{{- end -}}
+{{- if $v.audit.enabled -}}
+{{- $refs = append $refs $v.audit.keySecret -}}
 {{- end -}}
 {{- $es := $v.outputs.elasticsearch -}}
 {{- if $es.enabled -}}
