@@ -189,16 +189,40 @@ static enum lv_level offset_level(const char *s, size_t len)
     return base > LV_LEVEL_TRACE ? (enum lv_level)(base - 1) : LV_LEVEL_TRACE;
 }
 
+/* OpenTelemetry's log data model: four numbers per level, TRACE (1-4) to
+ * FATAL (21-24). */
+static enum lv_level otel_level(long n)
+{
+    return n >= 1 && n <= 24 ? (enum lv_level)(LV_LEVEL_TRACE + (n - 1) / 4) : LV_LEVEL_UNKNOWN;
+}
+
+/* MongoDB's structured log ("s"): one letter, a debug verbosity after D.
+ * Only these: "s" is too short a name to read words from. */
+static enum lv_level mongo_level(const char *s, size_t len)
+{
+    static const char letters[] = "FEWID";
+    static const enum lv_level levels[] = {LV_LEVEL_FATAL, LV_LEVEL_ERROR, LV_LEVEL_WARN,
+                                           LV_LEVEL_INFO, LV_LEVEL_DEBUG};
+    const char *at = len ? memchr(letters, s[0], sizeof letters - 1) : NULL;
+    if (!at || (len > 1 && (s[0] != 'D' || len != 2 || s[1] < '1' || s[1] > '5')))
+        return LV_LEVEL_UNKNOWN;
+    return levels[at - letters];
+}
+
 enum lv_level lv_level_value(enum lv_level_kind kind, const char *s, size_t len)
 {
     if (kind == LV_LEVEL_PRESENT_INFO)
         return LV_LEVEL_INFO;
+    if (kind == LV_LEVEL_MONGO)
+        return mongo_level(s, len);
     enum lv_level l = lv_level_parse(s, len);
     if (l != LV_LEVEL_UNKNOWN || len == 0)
         return l;
     if (is_digit(s[0])) {
         long n = digits_value(s, len);
-        return kind == LV_LEVEL_SYSLOG ? syslog_level(n) : pino_level(n);
+        return kind == LV_LEVEL_SYSLOG ? syslog_level(n)
+               : kind == LV_LEVEL_OTEL ? otel_level(n)
+                                       : pino_level(n);
     }
     return offset_level(s, len);
 }
@@ -219,6 +243,11 @@ static const struct lv_level_field fields[] = {
     {"syslog.severity", LV_LEVEL_SYSLOG},
     {"@mt", LV_LEVEL_PRESENT_INFO},        /* Serilog compact JSON leaves @l out */
     {"@m", LV_LEVEL_PRESENT_INFO},         /*   for Information */
+    {"severity_number", LV_LEVEL_OTEL},    /* OpenTelemetry's log data model, as its */
+    {"severityNumber", LV_LEVEL_OTEL},     /*   SDKs' console exporters write it */
+    {"severity_text", LV_LEVEL_PINO},
+    {"severityText", LV_LEVEL_PINO},
+    {"s", LV_LEVEL_MONGO},                 /* MongoDB 4.4+ structured log */
 };
 
 const struct lv_level_field *lv_level_fields(size_t *n)

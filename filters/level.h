@@ -6,8 +6,9 @@
  * the configuration. Words are matched case-insensitively ("WARNING",
  * "Warning" and "warn" are WARN). One table of fields says which JSON fields
  * hold a level and how a number in each is read: a field whose name ends in
- * "severity" holds a syslog severity (0-7), any other a pino/bunyan level
- * (10-60). A text line is read by its head: a level word after a timestamp
+ * "severity" holds a syslog severity (0-7), OpenTelemetry's severity_number
+ * its SeverityNumber (1-24), any other a pino/bunyan level (10-60);
+ * MongoDB's "s" holds one of its letters and nothing else. A text line is read by its head: a level word after a timestamp
  * or a bracketed thread ("12:00:00.123 [main] ERROR"), a klog/glog or Ruby
  * Logger letter, or the first line of a crash (a Java exception, a Go panic,
  * a Python traceback, a Node or .NET unhandled exception, a Ruby uncaught
@@ -35,6 +36,9 @@ enum lv_level_kind {
     LV_LEVEL_PRESENT_INFO, /* the field's presence means INFO when no level
                               field says otherwise (Serilog's @mt and @m,
                               whose records leave @l out for Information) */
+    LV_LEVEL_OTEL,  /* OpenTelemetry SeverityNumber: 1-4 TRACE, 5-8 DEBUG, 9-12
+                       INFO, 13-16 WARN, 17-20 ERROR, 21-24 FATAL */
+    LV_LEVEL_MONGO, /* MongoDB's "s": F, E, W, I, D and D1-D5, and nothing else */
 };
 
 struct lv_level_field {

@@ -115,6 +115,44 @@ static void syslog_severities_are_read_in_severity_fields(void **state)
     assert_int_equal(value(LV_LEVEL_PINO, "3"), L(UNKNOWN));
 }
 
+/* OpenTelemetry's data model: SeverityNumber 1-24, four to a level. */
+static void otel_severity_numbers_are_read_by_fours(void **state)
+{
+    static const enum lv_level levels[] = {L(TRACE), L(DEBUG), L(INFO), L(WARN), L(ERROR), L(FATAL)};
+    char num[4];
+    (void)state;
+    for (int n = 1; n <= 24; n++) {
+        snprintf(num, sizeof num, "%d", n);
+        if (value(LV_LEVEL_OTEL, num) != levels[(n - 1) / 4])
+            fail_msg("severity number %d", n);
+    }
+    assert_int_equal(value(LV_LEVEL_OTEL, "0"), L(UNKNOWN)); /* UNSPECIFIED */
+    assert_int_equal(value(LV_LEVEL_OTEL, "25"), L(UNKNOWN));
+    assert_int_equal(value(LV_LEVEL_OTEL, "ERROR"), L(ERROR));
+    assert_int_equal(lv_level_kind_of("severity_number", 15), LV_LEVEL_OTEL);
+    assert_int_equal(lv_level_kind_of("SeverityNumber", 14), LV_LEVEL_OTEL);
+    assert_int_equal(lv_level_kind_of("severityText", 12), LV_LEVEL_PINO);
+}
+
+/* MongoDB's "s": exactly its letters; no words in so short a field. */
+static void mongodb_severity_letters_only(void **state)
+{
+    static const struct {
+        const char *text;
+        enum lv_level level;
+    } cases[] = {
+        {"F", L(FATAL)},   {"E", L(ERROR)},   {"W", L(WARN)},    {"I", L(INFO)},
+        {"D", L(DEBUG)},   {"D1", L(DEBUG)},  {"D5", L(DEBUG)},  {"D6", L(UNKNOWN)},
+        {"D0", L(UNKNOWN)}, {"e", L(UNKNOWN)}, {"EE", L(UNKNOWN)}, {"error", L(UNKNOWN)},
+        {"I1", L(UNKNOWN)}, {"", L(UNKNOWN)},  {"X", L(UNKNOWN)},
+    };
+    (void)state;
+    for (size_t i = 0; i < LV_ARRAY_LEN(cases); i++)
+        if (value(LV_LEVEL_MONGO, cases[i].text) != cases[i].level)
+            fail_msg("mongo %s", cases[i].text);
+    assert_int_equal(lv_level_kind_of("s", 1), LV_LEVEL_MONGO);
+}
+
 static void slog_offsets_name_the_level_below(void **state)
 {
     (void)state;
@@ -328,6 +366,8 @@ int main(void)
         cmocka_unit_test(only_whole_words_are_levels),
         cmocka_unit_test(pino_and_bunyan_numbers_are_read_by_tens),
         cmocka_unit_test(syslog_severities_are_read_in_severity_fields),
+        cmocka_unit_test(otel_severity_numbers_are_read_by_fours),
+        cmocka_unit_test(mongodb_severity_letters_only),
         cmocka_unit_test(slog_offsets_name_the_level_below),
         cmocka_unit_test(a_serilog_template_field_means_info_whatever_its_value),
         cmocka_unit_test(a_field_kind_comes_from_the_table_else_from_its_name),

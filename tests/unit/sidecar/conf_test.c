@@ -163,10 +163,12 @@ static void default_sampling_enrichment_and_limits_are_the_documented_ones(void 
     (void)state;
     lv_conf_defaults(&c, NULL);
     assert_string_equal(c.sample.key, "trace_id");
-    /* The fields issue 13 names, in that order, then Serilog's markers. */
-    static const char *const fields[] = {"level",    "log.level", "severity", "levelname",
-                                         "loglevel", "lvl",       "@l",       "syslog.severity",
-                                         "@mt",      "@m"};
+    /* The fields issue 13 names, in that order, then Serilog's markers,
+     * OpenTelemetry's and MongoDB's. */
+    static const char *const fields[] = {
+        "level", "log.level",       "severity",       "levelname",     "loglevel",
+        "lvl",   "@l",              "syslog.severity", "@mt",          "@m",
+        "severity_number", "severityNumber", "severity_text", "severityText", "s"};
     assert_int_equal(c.sample.nlevel_fields, LV_ARRAY_LEN(fields));
     for (size_t i = 0; i < LV_ARRAY_LEN(fields); i++)
         assert_string_equal(c.sample.level_fields[i], fields[i]);
