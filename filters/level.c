@@ -13,7 +13,9 @@
  * other token either says the level or ends the search. So
  * "2024/01/05 12:00:00 [error] 7#7: ..." (nginx) and "12:00:00.123 [main]
  * ERROR c.e.App - ..." (logback) are read, and "Error handling is ..." is
- * ERROR, while "user reported an error" is not. When the head says nothing,
+ * ERROR, while "user reported an error" is not. A name between two equal
+ * separators ("2024-01-05 12:00:00,123 - app.db - ERROR - ..", Python's
+ * logging cookbook) is passed over too. When the head says nothing,
  * logfmt keys from the field table are looked for ("level=warn").
  */
 #include <stdint.h>
@@ -465,9 +467,33 @@ static bool before_level(const char *s, size_t tok)
     return (tok == 1 && (s[0] == '|' || s[0] == ':')) || (tok == 3 && starts_with(s, 3, "UTC"));
 }
 
+static bool is_separator(const char *s, size_t tok)
+{
+    return tok == 1 && (s[0] == '-' || s[0] == '|');
+}
+
+/* A logger name: letters, digits and . _ : / $ - ("myapp", "app.db",
+ * "uvicorn.error", "main.py:42"). */
+static bool name_token(const char *s, size_t tok)
+{
+    for (size_t i = 0; i < tok; i++)
+        if (!is_letter((unsigned char)s[i]) && !is_digit(s[i]) && !strchr("._:/$-", s[i]))
+            return false;
+    return tok > 0;
+}
+
+/* Whether the token after [p, e) is the separator `sep`. */
+static bool separator_follows(const char *s, size_t e, size_t n, char sep)
+{
+    while (e < n && is_blank(s[e]))
+        e++;
+    return e + 1 < n && s[e] == sep && is_blank(s[e + 1]);
+}
+
 static enum lv_level head_level(const char *s, size_t n)
 {
     size_t p = 0, limit = n < HEAD_BYTES ? n : HEAD_BYTES;
+    char sep = 0; /* the previous token, when it was a separator */
     for (int t = 0; t < HEAD_TOKENS; t++) {
         while (p < limit && is_blank(s[p]))
             p++;
@@ -479,8 +505,15 @@ static enum lv_level head_level(const char *s, size_t n)
         enum lv_level l = p == 0 ? line_start_level(s, n, e) : LV_LEVEL_UNKNOWN;
         if (l == LV_LEVEL_UNKNOWN)
             l = token_level(s + p, e - p, n - p);
-        if (l != LV_LEVEL_UNKNOWN || e == end || !before_level(s + p, e - p))
+        if (l != LV_LEVEL_UNKNOWN || e == end)
             return l;
+        /* Python's logging cookbook puts the logger's name between two
+         * separators before the level: "%(asctime)s - %(name)s -
+         * %(levelname)s - %(message)s". */
+        bool named = sep && name_token(s + p, e - p) && separator_follows(s, e, n, sep);
+        if (!named && !before_level(s + p, e - p))
+            return l;
+        sep = is_separator(s + p, e - p) ? s[p] : 0;
         p = e;
     }
     return LV_LEVEL_UNKNOWN;

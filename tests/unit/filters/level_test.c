@@ -228,6 +228,14 @@ static void a_level_word_is_read_after_times_pids_and_bracketed_names(void **sta
         {"\x1b[31mERROR\x1b[0m boom", L(ERROR)},
         {"\x1b[90m12:00PM\x1b[0m \x1b[31mERR\x1b[0m boom", L(ERROR)},
         {"(node:7) Warning: Closing file descriptor 5 on garbage collection", L(WARN)},
+        /* Python's logging cookbook: the logger's name between separators. */
+        {"2024-01-05 12:00:00,123 - myapp - ERROR - payment failed", L(ERROR)},
+        {"2024-01-05 12:00:00,123 - uvicorn.error - WARNING - slow", L(WARN)},
+        {"12:00:00 | app.db | CRITICAL | gone", L(FATAL)},
+        {"2024-01-05 12:00:00,123 - myapp ERROR - no separator after the name", L(UNKNOWN)},
+        {"2024-01-05 12:00:00,123 - myapp | ERROR - two different separators", L(UNKNOWN)},
+        {"12:00 - user - reported an error", L(UNKNOWN)},
+        {"myapp - ERROR - no separator before the name", L(UNKNOWN)},
     };
     (void)state;
     assert_text_cases(cases, LV_ARRAY_LEN(cases));
@@ -246,7 +254,6 @@ static void prose_is_not_read_as_a_level(void **state)
         {"NoSuchElementException thrown by the iterator", L(UNKNOWN)},
         {"app.rb:3:in `m': boom", L(UNKNOWN)},
         {"E12 boom", L(UNKNOWN)},
-        {"2024-01-05 12:00:00 - app - ERROR - logger name before the level", L(UNKNOWN)},
     };
     (void)state;
     assert_text_cases(cases, LV_ARRAY_LEN(cases));
