@@ -126,15 +126,21 @@ static struct lv_tail_file *find_file(const struct tail_ctx *t, uint64_t dev, ui
     return NULL;
 }
 
-static struct lv_tail_file *add_file(struct tail_ctx *t, const char *path, uint64_t dev,
-                                     uint64_t ino)
+/* Appends `f` to the files followed. */
+static void follow(struct tail_ctx *t, struct lv_tail_file *f)
 {
     if (t->nfiles == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
         t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
     }
-    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, t->guard, path, dev, ino);
     t->files[t->nfiles++] = f;
+}
+
+static struct lv_tail_file *add_file(struct tail_ctx *t, const char *path, uint64_t dev,
+                                     uint64_t ino)
+{
+    struct lv_tail_file *f = lv_tail_file_new(t->in, t->name, t->guard, path, dev, ino);
+    follow(t, f);
     return f;
 }
 
@@ -363,11 +369,7 @@ static void truncated(struct tail_ctx *t, struct lv_tail_file *f)
     struct lv_tail_file *was = f->before;
     f->before = NULL;
     if (was && find_continuation(t, was)) {
-        if (t->nfiles == t->cap) {
-            t->cap = t->cap ? t->cap * 2 : 16;
-            t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
-        }
-        t->files[t->nfiles++] = was;
+        follow(t, was);
     } else {
         lv_tail_file_free(was);
         count_truncated(t, f);
@@ -428,11 +430,7 @@ static void read_generation(struct tail_ctx *t, const struct lv_tail_found *g)
         return;
     lv_info("input %s: %s was rotated while nothing looked; reading it%s", t->name, g->path,
             f->gz ? " (decompressed)" : "");
-    if (t->nfiles == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
-    }
-    t->files[t->nfiles++] = f;
+    follow(t, f);
     f->rotated = true;
     f->gone_at = now(t);
 }
@@ -588,25 +586,13 @@ static void lost_content(struct tail_ctx *t, const struct lv_tail_file *was, con
     /* Nothing read and nothing known unread, or nothing known at all. */
     if (!was->fp_known || (was->offset == 0 && !was->had_unread))
         return;
-    struct lv_tail_file *g = lv_tail_file_new(t->in, t->name, t->guard, path, 0, 0);
-    g->fp = was->fp;
-    g->fp_len = was->fp_len;
-    g->fp_known = true;
-    g->tail_fp = was->tail_fp;
-    g->tail_len = was->tail_len;
-    g->tail_at = was->tail_at;
-    g->gz = was->gz;
-    g->offset = g->read_to = g->size = was->offset;
+    struct lv_tail_file *g = lv_tail_file_content_of(was, path, was->offset);
     if (!find_continuation(t, g)) {
         count_gone(t, was, path);
         lv_tail_file_free(g);
         return;
     }
-    if (t->nfiles == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
-    }
-    t->files[t->nfiles++] = g;
+    follow(t, g);
 }
 
 /* A file the globs stopped naming: rotated (it keeps being read, under its
@@ -894,12 +880,7 @@ static void load_checkpoint(struct tail_ctx *t)
         if (e->flags & LV_CHECKPOINT_DONE) {
             add_done(t, file_of(t, e));
         } else if (!find_file(t, e->dev, e->ino)) {
-            struct lv_tail_file *f = file_of(t, e);
-            if (t->nfiles == t->cap) {
-                t->cap = t->cap ? t->cap * 2 : 16;
-                t->files = lv_xrealloc(t->files, t->cap * sizeof *t->files);
-            }
-            t->files[t->nfiles++] = f;
+            follow(t, file_of(t, e));
         }
     }
     /* A version 1 checkpoint lists no done generations: the previous run's

@@ -41,6 +41,21 @@ static void fingerprint_tail(struct lv_tail_file *f, int fd, uint64_t at);
 static void reset_count(struct lv_tail_file *f);
 static void note_truncation_loss(struct lv_tail_file *f);
 
+struct lv_tail_file *lv_tail_file_content_of(const struct lv_tail_file *f, const char *path,
+                                             uint64_t offset)
+{
+    struct lv_tail_file *g = lv_tail_file_new(f->in, f->input_name, f->guard, path, 0, 0);
+    g->fp = f->fp;
+    g->fp_len = f->fp_len;
+    g->fp_known = true;
+    g->tail_fp = f->tail_fp;
+    g->tail_len = f->tail_len;
+    g->tail_at = f->tail_at;
+    g->gz = f->gz;
+    g->offset = g->read_to = g->size = offset;
+    return g;
+}
+
 void lv_tail_file_close(struct lv_tail_file *f)
 {
     if (f->src) {
@@ -478,15 +493,7 @@ static struct lv_tail_file *before_truncation(const struct lv_tail_file *f, uint
      * still tells a copy of this content from other files. */
     if (f->gz || !f->fp_known || f->fp_len == 0 || (f->tail_len == 0 && f->fp_len < FP_MAX))
         return NULL;
-    struct lv_tail_file *was = lv_tail_file_new(f->in, f->input_name, f->guard, f->path, 0, 0);
-    was->fp = f->fp;
-    was->fp_len = f->fp_len;
-    was->fp_known = true;
-    was->tail_fp = f->tail_fp;
-    was->tail_len = f->tail_len;
-    was->tail_at = f->tail_at;
-    was->offset = was->read_to = was->size = acked;
-    return was;
+    return lv_tail_file_content_of(f, f->path, acked);
 }
 
 int lv_tail_file_open(struct lv_tail_file *f)

@@ -115,6 +115,11 @@ enum lv_tail_read {
 struct lv_tail_file *lv_tail_file_new(struct lv_input *in, const char *input_name,
                                       struct lv_tail_guard *guard, const char *path, uint64_t dev,
                                       uint64_t ino);
+/* A closed stand-in for what `f` held up to `offset`, named `path`: no
+ * identity, only f's fingerprints (its first bytes, the bytes before
+ * tail_at), so that the generation holding that content can be found. */
+struct lv_tail_file *lv_tail_file_content_of(const struct lv_tail_file *f, const char *path,
+                                             uint64_t offset);
 /* Closes without flushing, and frees; accepts NULL. */
 void lv_tail_file_free(struct lv_tail_file *f);
 

@@ -50,7 +50,6 @@ import collections
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -155,15 +154,7 @@ class Sidecar:
 
     def stop(self):
         """SIGTERM; the exit status (None when it had to be killed)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STEP)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return harness.terminate(self.proc, STEP)
 
     def close(self):
         self.stop()
@@ -575,9 +566,7 @@ def copytruncate_behind(args, c, tmp):
         sc.reader.go.clear()
         write_seqs(p, range(1000, 21000))
         time.sleep(1.0)  # logveil reads until its buffer is full, and pauses
-        with open(p, "rb") as src, open(p + ".1", "wb") as dst:
-            dst.write(src.read())
-        os.truncate(p, 0)
+        copytruncate(p, p + ".1")
         write_seqs(p, range(30000, 30100))
         c.check(f"{name}: the truncation is seen", sc.wait_log("was truncated"))
         check_checkpoint_behind(c, name + " (output stalled)", sc, sc.delivered())
@@ -609,9 +598,7 @@ def copytruncate_dateext_down(args, c, tmp, compress=False):
         sc.proc.wait()
         write_seqs(p, range(1000, 6000))
         copy = p + "-20261206"
-        with open(p, "rb") as src, open(copy, "wb") as dst:
-            dst.write(src.read())
-        os.truncate(p, 0)
+        copytruncate(p, copy)
         if compress:  # logrotate's compress: the copy gzipped, the plain copy removed
             with open(copy, "rb") as src, gzip.open(copy + ".gz", "wb") as dst:
                 dst.write(src.read())
@@ -693,9 +680,7 @@ def copytruncate_while_closed(args, c, tmp):
         c.check(f"{name}: c.log evicted for e.log", sc.wait_log(f"closing idle {p}"))
         for k, first in enumerate((1000, 2000)):
             write_seqs(p, range(first, first + 1000))
-            with open(p, "rb") as src, open(f"{p}.{k + 1}", "wb") as dst:
-                dst.write(src.read())
-            os.truncate(p, 0)
+            copytruncate(p, f"{p}.{k + 1}")
         write_seqs(p, range(3000, 3100))
         time.sleep(0.5)  # a few scans while it is closed
         check_checkpoint_behind(c, name + " (output stalled)", sc, sc.delivered())
@@ -722,9 +707,7 @@ def copytruncate_down_after_reset(args, c, tmp):
         sc.start()
         sc.wait_delivered(range(1000))
         settle(sc)
-        with open(p, "rb") as src, open(p + ".1", "wb") as dst:
-            dst.write(src.read())
-        os.truncate(p, 0)
+        copytruncate(p, p + ".1")
         c.check(f"{name}: the truncation is seen", sc.wait_log("was truncated"))
         settle(sc)
         sc.proc.kill()
@@ -733,9 +716,7 @@ def copytruncate_down_after_reset(args, c, tmp):
         c.check(f"{name}: checkpointed at offset 0", len(entries) == 1 and entries[0][2] == 0,
                 str(entries))
         write_seqs(p, range(1000, 2000))
-        with open(p, "rb") as src, open(p + ".2", "wb") as dst:
-            dst.write(src.read())
-        os.truncate(p, 0)
+        copytruncate(p, p + ".2")
         write_seqs(p, range(2000, 2100))
         sc.start()
         account(c, name, sc, range(2100))
@@ -951,6 +932,13 @@ def clock_step_back(args, c, tmp):
 def cri_line(seq):
     return (f'2024-05-01T10:00:00.1Z stdout F {{"seq":{seq},"level":"INFO",'
             f'"msg":"line {seq}"}}\n')
+
+
+def copytruncate(path, copy):
+    """logrotate's copytruncate: `path` copied to `copy`, then emptied."""
+    with open(path, "rb") as src, open(copy, "wb") as dst:
+        dst.write(src.read())
+    os.truncate(path, 0)
 
 
 def write_seqs(path, seqs, end="\n"):

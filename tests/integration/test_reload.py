@@ -92,14 +92,7 @@ def start(binary, cfg, tmp, *extra):
 
 
 def stop(p, timeout=30):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return None
+    return harness.terminate(p, timeout)
 
 
 def read_out(path):
